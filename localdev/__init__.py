@@ -1,0 +1,1 @@
+"""Stand-ins for Azure on a laptop and in CI. Never deployed."""

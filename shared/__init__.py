@@ -1,0 +1,1 @@
+"""Framework-free core of the Intune backup service: domain, services, ports, adapters."""
