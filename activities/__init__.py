@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from activities import capture, runs  # noqa: F401 - register the activities on the blueprint
 from activities._blueprint import bp
 
 __all__ = ["bp"]

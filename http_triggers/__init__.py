@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from http_triggers import health  # noqa: F401 - registers its routes on the blueprint
+# Importing a use-case module registers its routes on the blueprint.
+from http_triggers import (  # noqa: F401
+    health,
+    notifications,
+    policies,
+    progress,
+    runs,
+    snapshots,
+    tenants,
+)
 from http_triggers._blueprint import bp
 
 __all__ = ["bp"]

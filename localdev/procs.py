@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["free_port", "stop_process", "wait_for_port", "ROOT"]
+__all__ = ["ROOT", "free_port", "stop_process", "wait_for_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

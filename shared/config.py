@@ -100,4 +100,4 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Return the process-wide settings, read once from the environment."""
-    return Settings()  # type: ignore[call-arg]
+    return Settings()

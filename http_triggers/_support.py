@@ -1,0 +1,157 @@
+"""What every HTTP trigger shares: problem+json on errors, JSON bodies, size limits, absolute links."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from shared import container
+from shared.auth import authenticate
+from shared.domain import Principal
+from shared.errors import AppError, InvalidRequest, PayloadTooLarge
+from shared.http import PROBLEM_CONTENT_TYPE, problem_from_error, problem_from_validation
+
+__all__ = [
+    "api_base_url", "caller", "json_response", "problem_responses", "query_bool", "query_int", "read_json",
+    "reject_body",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+ROUTE_PREFIX = "api"
+ModelT = TypeVar("ModelT", bound=BaseModel)
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+
+
+def json_response(body: Any, *, status: int = 200,
+                  headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    """A JSON response."""
+    return func.HttpResponse(json.dumps(body, separators=(",", ":")), status_code=status,
+                             headers=dict(headers or {}), mimetype="application/json", charset="utf-8")
+
+
+def _problem_response(body: dict[str, Any], headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=int(body["status"]), headers=dict(headers or {}),
+                             mimetype=PROBLEM_CONTENT_TYPE, charset="utf-8")
+
+
+def _render_error(exc: Exception, instance: str | None) -> func.HttpResponse:
+    if isinstance(exc, AppError):
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else None
+        return _problem_response(problem_from_error(exc, instance=instance), headers)
+    if isinstance(exc, ValidationError):
+        return _problem_response(problem_from_validation(exc, instance=instance))
+    logger.exception("unhandled error route=%s", instance)
+    return _problem_response({"type": "about:blank", "title": "Internal error", "status": 500,
+                              "detail": "An unexpected error occurred.", "code": "internal-error",
+                              "instance": instance})
+
+
+def _instance(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    req = kwargs.get("req") or next((a for a in args if isinstance(a, func.HttpRequest)), None)
+    return urlsplit(req.url).path if req is not None else None
+
+
+def problem_responses(handler: HandlerT) -> HandlerT:
+    """Map errors raised by ``handler`` (sync or async) to RFC 9457 problem responses.
+
+    Application and validation errors keep their status and stable code; unexpected exceptions become a
+    generic 500 whose body says nothing about internals, while the details go to the (redacted) log.
+    """
+    if inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> func.HttpResponse:
+            try:
+                return cast(func.HttpResponse, await handler(*args, **kwargs))
+            except Exception as exc:  # noqa: BLE001 - every error becomes a problem response
+                return _render_error(exc, _instance(args, kwargs))
+
+        return cast(HandlerT, async_wrapper)
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> func.HttpResponse:
+        try:
+            return cast(func.HttpResponse, handler(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - every error becomes a problem response
+            return _render_error(exc, _instance(args, kwargs))
+
+    return cast(HandlerT, wrapper)
+
+
+def read_json(req: func.HttpRequest, model: type[ModelT], *, allow_empty: bool = False) -> ModelT:
+    """Parse the request body into ``model``.
+
+    Raises:
+        PayloadTooLarge: the body exceeds the limit.
+        InvalidRequest: the body is not JSON (or is missing).
+        ValidationError: the JSON does not fit the model (rendered as a 400 listing the errors).
+    """
+    body = req.get_body() or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    if not body.strip():
+        if allow_empty:
+            return model.model_validate({})
+        raise InvalidRequest("A JSON request body is required.", code="body-required")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidRequest("The request body is not valid JSON.", code="malformed-json") from None
+    return model.model_validate(data)
+
+
+def reject_body(req: func.HttpRequest) -> None:
+    """Routes that take no body still refuse oversized ones (nothing is read into memory twice)."""
+    if len(req.get_body() or b"") > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+
+
+def api_base_url(req: func.HttpRequest) -> str:
+    """Absolute base of our API (``scheme://host/api``) as the caller reached it."""
+    parts = urlsplit(req.url)
+    forwarded_host = req.headers.get("x-forwarded-host")
+    forwarded_proto = req.headers.get("x-forwarded-proto")
+    host = forwarded_host or parts.netloc
+    scheme = forwarded_proto or parts.scheme
+    return f"{scheme}://{host}/{ROUTE_PREFIX}"
+
+
+def caller(req: func.HttpRequest) -> Principal:
+    """Authenticate the request, failing closed (``Unauthenticated`` becomes a 401)."""
+    return authenticate(dict(req.headers.items()), container.settings())
+
+
+def query_int(req: func.HttpRequest, name: str, *, default: int, minimum: int = 1, maximum: int = 200) -> int:
+    """An integer query parameter within bounds.
+
+    Raises:
+        InvalidRequest: not an integer, or out of bounds.
+    """
+    raw = req.params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"Query parameter '{name}' must be an integer.") from None
+    if not minimum <= value <= maximum:
+        raise InvalidRequest(f"Query parameter '{name}' must be between {minimum} and {maximum}.")
+    return value
+
+
+def query_bool(req: func.HttpRequest, name: str) -> bool:
+    """A boolean query parameter (``true``/``false``)."""
+    raw = (req.params.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise InvalidRequest(f"Query parameter '{name}' must be true or false.")
+    return raw in ("true", "1")

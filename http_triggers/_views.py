@@ -1,0 +1,81 @@
+"""How domain records look on the wire (camelCase, links, no internal bookkeeping)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.domain import ItemOutcome, ManagedTenant, Notification, Page, Role, RunRecord
+from shared.services.runs import ProgressEntry
+
+__all__ = ["render_item_page", "render_notification_page", "render_progress", "render_run",
+           "render_run_page", "render_tenant", "run_links"]
+
+# Bookkeeping that stays server-side: the derived key, recovery timestamps and the planned item count.
+_INTERNAL_RUN_FIELDS = {"derivedKey", "launchAttemptedAt", "launchedAt", "expectedItems", "scope"}
+
+
+def run_links(api_base: str, run: RunRecord) -> dict[str, str]:
+    """Absolute links of a run."""
+    base = f"{api_base}/tenants/{run.tenant_id}/runs/{run.id}"
+    return {"self": base, "monitor": f"{base}/monitor", "items": f"{base}/items"}
+
+
+def render_run(run: RunRecord, api_base: str, *, reused: bool = False) -> dict[str, Any]:
+    """A run as the API returns it."""
+    body = {k: v for k, v in run.model_dump(mode="json", by_alias=True).items()
+            if k not in _INTERNAL_RUN_FIELDS}
+    body["reused"] = reused
+    body["links"] = run_links(api_base, run)
+    return body
+
+
+def _continuation(token: str | None) -> dict[str, Any]:
+    return {"continuation": token}
+
+
+def render_run_page(page: Page[RunRecord], api_base: str) -> dict[str, Any]:
+    """A page of runs."""
+    return {"items": [render_run(r, api_base) for r in page.items], **_continuation(page.continuation)}
+
+
+def render_item_page(page: Page[ItemOutcome]) -> dict[str, Any]:
+    """A page of per-item outcomes."""
+    return {"items": [i.model_dump(mode="json", by_alias=True) for i in page.items],
+            **_continuation(page.continuation)}
+
+
+def render_notification_page(page: Page[Notification], api_base: str) -> dict[str, Any]:
+    """A page of the caller's notifications."""
+    items = []
+    for note in page.items:
+        body = note.model_dump(mode="json", by_alias=True)
+        body.pop("principalId", None)
+        body["links"] = {"run": f"{api_base}/tenants/{note.tenant_id}/runs/{note.run_id}"}
+        items.append(body)
+    return {"items": items, **_continuation(page.continuation)}
+
+
+def render_progress(entries: list[ProgressEntry], api_base: str) -> dict[str, Any]:
+    """The global progress view."""
+    items = []
+    for entry in entries:
+        run = entry.run
+        items.append({
+            "tenantId": run.tenant_id, "runId": run.id, "kind": str(run.kind), "status": str(run.status),
+            "counts": run.counts.model_dump(mode="json", by_alias=True), "percent": entry.percent,
+            "createdAt": run.created_at.isoformat().replace("+00:00", "Z"),
+            "finishedAt": run.finished_at.isoformat().replace("+00:00", "Z") if run.finished_at else None,
+            "links": run_links(api_base, run),
+        })
+    return {"items": items}
+
+
+def render_tenant(tenant: ManagedTenant, role: Role | None = None) -> dict[str, Any]:
+    """A managed tenant, with the caller's role when known (the credential's name is not shown)."""
+    body: dict[str, Any] = {
+        "tenantId": tenant.tenant_id, "displayName": tenant.display_name,
+        "graph": {"clientId": tenant.graph.client_id, "credential": {"type": tenant.graph.credential.type}},
+    }
+    if role is not None:
+        body["role"] = str(role)
+    return body

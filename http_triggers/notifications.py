@@ -1,0 +1,36 @@
+"""The caller's notifications: ``GET /api/notifications`` and ``POST /api/notifications/{id}/read``."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from http_triggers._blueprint import bp
+from http_triggers._support import (
+    api_base_url,
+    caller,
+    json_response,
+    problem_responses,
+    query_bool,
+    query_int,
+)
+from http_triggers._views import render_notification_page
+from shared import container
+
+
+@bp.route(route="notifications", methods=["GET"])
+@problem_responses
+def list_notifications(req: func.HttpRequest) -> func.HttpResponse:
+    """The caller's notifications, newest first; ``unread=true`` leaves out those already read."""
+    page = container.notification_service().list(
+        principal=caller(req), unread_only=query_bool(req, "unread"),
+        top=query_int(req, "top", default=50), continuation=req.params.get("continuation") or None)
+    return json_response(render_notification_page(page, api_base_url(req)))
+
+
+@bp.route(route="notifications/{notificationId}/read", methods=["POST"])
+@problem_responses
+def mark_notification_read(req: func.HttpRequest) -> func.HttpResponse:
+    """Mark one of the caller's notifications read (idempotent)."""
+    note = container.notification_service().mark_read(principal=caller(req),
+                                                       notification_id=req.route_params["notificationId"])
+    return json_response({"id": note.id, "read": note.read})

@@ -1,0 +1,86 @@
+"""Observing runs: list, get, monitor (the async polling pattern) and per-item outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from http_triggers._blueprint import bp
+from http_triggers._launch import launcher_for
+from http_triggers._support import api_base_url, caller, json_response, problem_responses, query_int
+from http_triggers._views import render_item_page, render_run, render_run_page
+from http_triggers.snapshots import RETRY_AFTER_SECONDS
+from shared import container
+from shared.domain import Grant, Role, RunKind, RunStatus
+from shared.errors import InvalidRequest
+
+
+def _reader_grant(req: func.HttpRequest) -> Grant:
+    return container.access_service().require(caller(req), req.route_params["tenantId"], Role.READER)
+
+
+def _enum_param(req: func.HttpRequest, name: str, enum: type[RunKind] | type[RunStatus]) -> str | None:
+    raw: str | None = req.params.get(name)
+    if not raw:
+        return None
+    if raw not in {member.value for member in enum}:
+        raise InvalidRequest(f"Query parameter '{name}' must be one of {', '.join(m.value for m in enum)}.")
+    return raw
+
+
+@bp.route(route="tenants/{tenantId}/runs", methods=["GET"])
+@problem_responses
+def list_runs(req: func.HttpRequest) -> func.HttpResponse:
+    """Runs of a tenant, newest first, with a continuation token."""
+    grant = _reader_grant(req)
+    kind, status = _enum_param(req, "kind", RunKind), _enum_param(req, "status", RunStatus)
+    page = container.run_service().list(
+        tenant_id=grant.tenant_id, kind=RunKind(kind) if kind else None,
+        status=RunStatus(status) if status else None, top=query_int(req, "top", default=50),
+        continuation=req.params.get("continuation") or None)
+    return json_response(render_run_page(page, api_base_url(req)))
+
+
+@bp.route(route="tenants/{tenantId}/runs/{runId}", methods=["GET"])
+@problem_responses
+def get_run(req: func.HttpRequest) -> func.HttpResponse:
+    """One run, whatever its status."""
+    grant = _reader_grant(req)
+    run = container.run_service().get(tenant_id=grant.tenant_id, run_id=req.route_params["runId"])
+    return json_response(render_run(run, api_base_url(req)))
+
+
+@bp.route(route="tenants/{tenantId}/runs/{runId}/monitor", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def monitor_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """202 + Location + Retry-After while the run is active; 200 with the run once it is terminal.
+
+    A failed run is still a 200: Logic Apps retries 5xx answers, and the run's status says what happened.
+    The monitor also recovers a run whose orchestration start was lost (process died after the claim).
+    """
+    grant = await asyncio.to_thread(_reader_grant, req)
+    run = await container.run_service().relaunch_if_stalled(
+        tenant_id=grant.tenant_id, run_id=req.route_params["runId"], launch=launcher_for(client))
+    body = render_run(run, api_base_url(req))
+    if run.status.is_terminal:
+        return json_response(body)
+    return json_response(body, status=202,
+                         headers={"Location": body["links"]["monitor"], "Retry-After": RETRY_AFTER_SECONDS})
+
+
+@bp.route(route="tenants/{tenantId}/runs/{runId}/items", methods=["GET"])
+@problem_responses
+def list_run_items(req: func.HttpRequest) -> func.HttpResponse:
+    """Per-item outcomes of a run, optionally filtered by status."""
+    grant = _reader_grant(req)
+    status = req.params.get("status") or None
+    if status is not None and status not in ("succeeded", "failed", "skipped"):
+        raise InvalidRequest("Query parameter 'status' must be succeeded, failed or skipped.")
+    page = container.run_service().list_items(
+        tenant_id=grant.tenant_id, run_id=req.route_params["runId"], status=status,
+        top=query_int(req, "top", default=100, maximum=1000),
+        continuation=req.params.get("continuation") or None)
+    return json_response(render_item_page(page))

@@ -1,0 +1,174 @@
+"""Command line of the local Durable Functions host.
+
+``python -m localdev.dfhost serve --app <dir> [--port 7071] [--rpc-port N] [--storage <conn>]
+[--hub NAME] [--clock real|virtual]``. Bad input (missing folder, import error, no app object)
+exits with code 2 and says why; SIGTERM and SIGINT stop the host cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from localdev.dfhost.config import ConfigError, HostConfig, load_host_config, load_local_settings
+from localdev.dfhost.registry import (
+    ACTIVITY,
+    HTTP,
+    ORCHESTRATION,
+    AppLoadError,
+    Registry,
+    load_registry,
+)
+from localdev.procs import free_port, port_open
+from shared.redaction import RedactingFilter
+
+__all__ = ["main"]
+
+logger = logging.getLogger("localdev.dfhost")
+
+EXIT_BAD_INPUT = 2
+DEFAULT_RPC_PORT = 17071
+STORAGE_SETTING = "AzureWebJobsStorage"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m localdev.dfhost",
+                                     description="Local Durable Functions host")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="load a function app and serve it")
+    serve.add_argument("--app", required=True, type=Path, help="function app folder")
+    serve.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
+    serve.add_argument("--rpc-port", type=int, default=None,
+                       help="durable client RPC port (default 17071, or a free one if busy)")
+    serve.add_argument("--storage", default=None,
+                       help="storage connection string (default: env AzureWebJobsStorage)")
+    serve.add_argument("--hub", default=None,
+                       help="task hub (default: host.json durableTask.hubName or TestHubName)")
+    serve.add_argument("--clock", choices=["real", "virtual"], default="real")
+    return parser
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # Request logs of the Azure SDK are noise here (and can carry SAS query strings).
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _storage(arg: str | None) -> str | None:
+    value = arg or os.environ.get(STORAGE_SETTING) or None
+    if value and value.strip().lower() == "usedevelopmentstorage=true":
+        from localdev.azurite import connection_string
+
+        value = connection_string(10000, 10001, 10002)
+    if value:
+        # The app's own code reads the same setting the host uses.
+        os.environ[STORAGE_SETTING] = value
+    return value
+
+
+def _describe(registry: Registry, base_url: str, prefix: str) -> list[str]:
+    from localdev.dfhost.http_api import compile_routes
+
+    lines = ["Functions:"]
+    for route in compile_routes(registry):
+        methods = ",".join(sorted(route.methods)) if route.methods else "ALL"
+        path = "/".join(p for p in (prefix, route.template.template.strip("/")) if p)
+        lines.append(f"    {route.spec.name}: [{methods}] {base_url}/{path}")
+    for spec in registry.functions.values():
+        if spec.trigger_type != HTTP:
+            lines.append(f"    {spec.name}: {spec.trigger_type}")
+    return lines
+
+
+async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registry,
+                 storage: str | None) -> None:
+    from localdev.dfhost.engine import Engine, EngineOptions
+    from localdev.dfhost.http_api import HostHttp, build_main_app, build_rpc_app
+    from localdev.dfhost.triggers import TriggerRunner
+
+    hub = args.hub or config.hub_name
+    rpc_port = args.rpc_port
+    if rpc_port is None:
+        rpc_port = DEFAULT_RPC_PORT if not port_open(DEFAULT_RPC_PORT) else free_port()
+    options = EngineOptions(
+        hub=hub, max_concurrent_activities=config.max_concurrent_activities,
+        max_concurrent_orchestrations=config.max_concurrent_orchestrations,
+        overridable_existing_instance_states=config.overridable_existing_instance_states,
+        max_orchestration_actions=config.max_orchestration_actions, clock=args.clock)
+    engine = Engine(invoker=registry, connection_string=storage, options=options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    host = HostHttp(registry=registry, engine=engine, hub=hub, route_prefix=config.route_prefix,
+                    port=args.port, rpc_port=rpc_port)
+    runners = [web.AppRunner(build_main_app(host), access_log=None),
+               web.AppRunner(build_rpc_app(host), access_log=None)]
+    triggers = TriggerRunner(registry=registry, client_json=host.client_json,
+                             queues=config.queues)
+    try:
+        for runner, port in zip(runners, (args.port, rpc_port), strict=True):
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+        triggers.start()
+        base_url = f"http://127.0.0.1:{args.port}"
+        for line in _describe(registry, base_url, config.route_prefix):
+            print(line)
+        print(f"Task hub: {hub} (clock: {args.clock}, storage: "
+              f"{'Azure Storage' if storage else 'in memory'})")
+        print(f"Durable RPC: http://127.0.0.1:{rpc_port}/durabletask/")
+        print(f"Host running: {base_url}", flush=True)
+        await stop.wait()
+        logger.info("Stopping the host")
+    finally:
+        await triggers.stop()
+        for runner in runners:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+        await engine.stop()
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run ``serve`` until SIGTERM/SIGINT; return the exit code."""
+    app_dir: Path = args.app.resolve()
+    try:
+        if not app_dir.is_dir():
+            raise AppLoadError(f"App folder not found: {app_dir}")
+        config = load_host_config(app_dir)
+        load_local_settings(app_dir)
+        storage = _storage(args.storage)
+        # The worker runs with the app folder as working directory.
+        os.chdir(app_dir)
+        registry = load_registry(app_dir)
+    except (AppLoadError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    counts = {t: len(registry.of_type(t)) for t in (HTTP, ORCHESTRATION, ACTIVITY)}
+    logger.info("Loaded %d functions from %s (%s)", len(registry.functions), app_dir,
+                ", ".join(f"{k}={v}" for k, v in counts.items()))
+    asyncio.run(_serve(args, config, registry, storage))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m localdev.dfhost``."""
+    args = _parser().parse_args(argv)
+    _setup_logging()
+    if args.command == "serve":
+        return serve(args)
+    return EXIT_BAD_INPUT

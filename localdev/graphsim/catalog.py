@@ -1,0 +1,227 @@
+"""The collections the simulator serves: versions, throttle family, roles and per-type write rules.
+
+The catalogue is declarative so routing, authorization, throttling and version gating read one table
+instead of branching per type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["COLLECTIONS", "TYPE_KEYS", "CollectionSpec", "Roles", "TypeKey", "spec_for"]
+
+BOTH = frozenset({"v1.0", "beta"})
+BETA = frozenset({"beta"})
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Application permissions that allow reading or writing a collection."""
+
+    read: frozenset[str]
+    write: frozenset[str]
+
+
+def _roles(*families: str) -> Roles:
+    # ReadWrite always implies Read, as in Entra's permission model.
+    write = frozenset(f"{f}.ReadWrite.All" for f in families)
+    return Roles(read=frozenset(f"{f}.Read.All" for f in families) | write, write=write)
+
+
+CONFIG = _roles("DeviceManagementConfiguration")
+SCRIPTS = _roles("DeviceManagementScripts")
+APPS = _roles("DeviceManagementApps")
+SERVICE_CONFIG = _roles("DeviceManagementServiceConfig")
+# Enrollment-configuration assign and notification templates are documented under both families.
+SERVICE_OR_CONFIG = _roles("DeviceManagementServiceConfig", "DeviceManagementConfiguration")
+RBAC_OR_CONFIG = _roles("DeviceManagementRBAC", "DeviceManagementConfiguration")
+DEVICES_OR_CONFIG = _roles("DeviceManagementManagedDevices", "DeviceManagementConfiguration")
+GROUPS = Roles(
+    read=frozenset({"Group.Read.All", "GroupMember.Read.All", "Group.ReadWrite.All",
+                    "Directory.Read.All", "Directory.ReadWrite.All"}),
+    write=frozenset({"Group.ReadWrite.All", "Directory.ReadWrite.All"}),
+)
+
+# Properties Graph computes itself; a write that carries them is rejected in strict mode.
+SERVER_FIELDS = frozenset({"id", "createdDateTime", "lastModifiedDateTime", "version"})
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """How one Graph collection behaves.
+
+    ``nav`` are navigation properties stored with the object but only returned when expanded (or via
+    their own segment); ``list_nulls`` are properties Graph returns as ``null`` in lists (script
+    content); ``readonly`` are rejected in writes in strict mode on top of :data:`SERVER_FIELDS`.
+    """
+
+    name: str
+    root: str
+    versions: frozenset[str]
+    family: str
+    roles: Roles
+    base_type: str
+    polymorphic: bool = False
+    name_prop: str = "displayName"
+    assign_key: str | None = "assignments"
+    assign_status: int = 204
+    page_size: int = 100
+    max_top: int = 999
+    nav: frozenset[str] = frozenset({"assignments"})
+    deep_insert: frozenset[str] = frozenset()
+    list_nulls: frozenset[str] = frozenset()
+    readonly: frozenset[str] = frozenset()
+    readonly_on_update: frozenset[str] = frozenset()
+    version_kind: str | None = None
+    put_allowed: bool = False
+    creatable: bool = True
+    filterable: bool = True
+    derived_types: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def path(self) -> str:
+        """Path of the collection below the version segment."""
+        return f"{self.root}/{self.name}" if self.root else self.name
+
+
+DM = "deviceManagement"
+DAM = "deviceAppManagement"
+_MAM_NAV = frozenset({"assignments", "apps"})
+
+_SPECS = [
+    CollectionSpec("configurationPolicies", DM, BETA, "deviceConfigV2", CONFIG,
+                   "#microsoft.graph.deviceManagementConfigurationPolicy", name_prop="name",
+                   assign_status=200, page_size=25, nav=frozenset({"assignments", "settings"}),
+                   deep_insert=frozenset({"settings"}),
+                   readonly=frozenset({"settingCount", "isAssigned", "creationSource"}),
+                   put_allowed=True),
+    CollectionSpec("deviceConfigurations", DM, BOTH, "deviceConfiguration", CONFIG,
+                   "#microsoft.graph.deviceConfiguration", polymorphic=True, assign_status=200,
+                   version_kind="int",
+                   readonly_on_update=frozenset({"qualityUpdatesPauseStartDate",
+                                                 "featureUpdatesPauseStartDate"})),
+    CollectionSpec("deviceCompliancePolicies", DM, BOTH, "deviceConfiguration", CONFIG,
+                   "#microsoft.graph.deviceCompliancePolicy", polymorphic=True, assign_status=200,
+                   version_kind="int", nav=frozenset({"assignments", "scheduledActionsForRule"}),
+                   deep_insert=frozenset({"scheduledActionsForRule"})),
+    CollectionSpec("groupPolicyConfigurations", DM, BETA, "deviceConfiguration", CONFIG,
+                   "#microsoft.graph.groupPolicyConfiguration", assign_status=200,
+                   nav=frozenset({"assignments", "definitionValues"}),
+                   readonly=frozenset({"policyConfigurationIngestionType"})),
+    CollectionSpec("groupPolicyDefinitions", DM, BETA, "deviceConfiguration", CONFIG,
+                   "#microsoft.graph.groupPolicyDefinition", assign_key=None,
+                   nav=frozenset({"presentations"}), creatable=False),
+    CollectionSpec("deviceManagementScripts", DM, BETA, "devices", SCRIPTS,
+                   "#microsoft.graph.deviceManagementScript",
+                   assign_key="deviceManagementScriptAssignments",
+                   list_nulls=frozenset({"scriptContent"})),
+    CollectionSpec("deviceHealthScripts", DM, BETA, "devices", SCRIPTS,
+                   "#microsoft.graph.deviceHealthScript", assign_key="deviceHealthScriptAssignments",
+                   list_nulls=frozenset({"detectionScriptContent", "remediationScriptContent"}),
+                   readonly=frozenset({"isGlobalScript", "highestAvailableVersion"})),
+    CollectionSpec("intents", DM, BETA, "deviceIntent", CONFIG,
+                   "#microsoft.graph.deviceManagementIntent",
+                   nav=frozenset({"assignments", "settings", "categories"}), creatable=False,
+                   readonly=frozenset({"templateId", "isAssigned"})),
+    CollectionSpec("templates", DM, BETA, "deviceIntent", CONFIG,
+                   "#microsoft.graph.deviceManagementTemplate", polymorphic=True, assign_key=None,
+                   nav=frozenset({"categories", "settings"}), creatable=False),
+    CollectionSpec("windowsFeatureUpdateProfiles", DM, BETA, "updates", CONFIG,
+                   "#microsoft.graph.windowsFeatureUpdateProfile",
+                   readonly=frozenset({"deployableContentDisplayName", "endOfSupportDate"})),
+    CollectionSpec("windowsQualityUpdateProfiles", DM, BETA, "updates", CONFIG,
+                   "#microsoft.graph.windowsQualityUpdateProfile",
+                   readonly=frozenset({"releaseDateDisplayName", "deployableContentDisplayName"})),
+    CollectionSpec("managedAppPolicies", DAM, BOTH, "managedApplications", APPS,
+                   "#microsoft.graph.managedAppPolicy", polymorphic=True, assign_key=None,
+                   nav=frozenset(), creatable=False, filterable=False),
+    CollectionSpec("iosManagedAppProtections", DAM, BOTH, "managedApplications", APPS,
+                   "#microsoft.graph.iosManagedAppProtection", nav=_MAM_NAV,
+                   deep_insert=frozenset({"apps"}), version_kind="str"),
+    CollectionSpec("androidManagedAppProtections", DAM, BOTH, "managedApplications", APPS,
+                   "#microsoft.graph.androidManagedAppProtection", nav=_MAM_NAV,
+                   deep_insert=frozenset({"apps"}), version_kind="str"),
+    CollectionSpec("targetedManagedAppConfigurations", DAM, BOTH, "managedApplications", APPS,
+                   "#microsoft.graph.targetedManagedAppConfiguration", nav=_MAM_NAV,
+                   deep_insert=frozenset({"apps"}), version_kind="str"),
+    CollectionSpec("deviceEnrollmentConfigurations", DM, BOTH, "enrollment", SERVICE_OR_CONFIG,
+                   "#microsoft.graph.deviceEnrollmentConfiguration", polymorphic=True,
+                   assign_key="enrollmentConfigurationAssignments", version_kind="int",
+                   readonly_on_update=frozenset({"priority", "deviceEnrollmentConfigurationType",
+                                                 "platformType"})),
+    CollectionSpec("windowsAutopilotDeploymentProfiles", DM, BETA, "enrollment", SERVICE_CONFIG,
+                   "#microsoft.graph.windowsAutopilotDeploymentProfile", polymorphic=True,
+                   assign_key=None),
+    CollectionSpec("assignmentFilters", DM, BETA, "deviceConfiguration", CONFIG,
+                   "#microsoft.graph.deviceAndAppManagementAssignmentFilter", assign_key=None,
+                   nav=frozenset(), readonly=frozenset({"payloads"}),
+                   readonly_on_update=frozenset({"platform"})),
+    CollectionSpec("roleScopeTags", DM, BETA, "rbac", RBAC_OR_CONFIG,
+                   "#microsoft.graph.roleScopeTag", readonly=frozenset({"isBuiltIn"})),
+    CollectionSpec("notificationMessageTemplates", DM, BOTH, "notifications", SERVICE_OR_CONFIG,
+                   "#microsoft.graph.notificationMessageTemplate", assign_key=None,
+                   nav=frozenset({"localizedNotificationMessages"})),
+    CollectionSpec("deviceCategories", DM, BOTH, "enrollment", DEVICES_OR_CONFIG,
+                   "#microsoft.graph.deviceCategory", assign_key=None, nav=frozenset()),
+    CollectionSpec("groups", "", BOTH, "identity", GROUPS, "#microsoft.graph.group",
+                   assign_key=None, nav=frozenset(), readonly=frozenset({"deletedDateTime"})),
+]
+
+COLLECTIONS: dict[str, CollectionSpec] = {s.name: s for s in _SPECS}
+
+
+def spec_for(name: str) -> CollectionSpec | None:
+    """The spec of a collection by its Graph segment name."""
+    return COLLECTIONS.get(name)
+
+
+UPDATE_RING_TYPE = "#microsoft.graph.windowsUpdateForBusinessConfiguration"
+
+
+@dataclass(frozen=True)
+class TypeKey:
+    """A project catalog key mapped onto the simulator's collections."""
+
+    key: str
+    collections: tuple[str, ...]
+    update_ring: bool | None = None  # deviceConfigurations split: True only rings, False no rings
+
+
+TYPE_KEYS: dict[str, TypeKey] = {t.key: t for t in [
+    TypeKey("settingsCatalog", ("configurationPolicies",)),
+    TypeKey("deviceConfiguration", ("deviceConfigurations",), update_ring=False),
+    TypeKey("updateRing", ("deviceConfigurations",), update_ring=True),
+    TypeKey("compliancePolicy", ("deviceCompliancePolicies",)),
+    TypeKey("administrativeTemplate", ("groupPolicyConfigurations",)),
+    TypeKey("powerShellScript", ("deviceManagementScripts",)),
+    TypeKey("remediationScript", ("deviceHealthScripts",)),
+    TypeKey("endpointSecurityIntent", ("intents",)),
+    TypeKey("featureUpdateProfile", ("windowsFeatureUpdateProfiles",)),
+    TypeKey("qualityUpdateProfile", ("windowsQualityUpdateProfiles",)),
+    TypeKey("appProtectionPolicy", ("iosManagedAppProtections", "androidManagedAppProtections")),
+    TypeKey("appConfigurationPolicy", ("targetedManagedAppConfigurations",)),
+    TypeKey("enrollmentConfiguration", ("deviceEnrollmentConfigurations",)),
+    TypeKey("autopilotProfile", ("windowsAutopilotDeploymentProfiles",)),
+    TypeKey("assignmentFilter", ("assignmentFilters",)),
+    TypeKey("scopeTag", ("roleScopeTags",)),
+    TypeKey("notificationTemplate", ("notificationMessageTemplates",)),
+    TypeKey("deviceCategory", ("deviceCategories",)),
+    TypeKey("group", ("groups",)),
+]}
+
+# managedAppPolicies is a read-only union over these (Graph mixes in MAM app configurations too).
+MANAGED_APP_POLICY_MEMBERS = ("iosManagedAppProtections", "androidManagedAppProtections",
+                              "targetedManagedAppConfigurations")
+
+# Throttling limits per 20 s window (writes per app+tenant, writes per tenant, any per app+tenant,
+# any per tenant). The Intune devices family (scripts) is double; identity is approximated.
+FAMILY_LIMITS: dict[str, tuple[int, int, int, int, float]] = {
+    "devices": (200, 400, 2000, 4000, 20.0),
+    "identity": (3000, 6000, 3500, 7000, 10.0),
+}
+DEFAULT_LIMITS: tuple[int, int, int, int, float] = (100, 200, 1000, 2000, 20.0)
+
+
+def limits_for(family: str) -> tuple[int, int, int, int, float]:
+    """Published limits of a throttle family: (write app, write tenant, any app, any tenant, window)."""
+    return FAMILY_LIMITS.get(family, DEFAULT_LIMITS)

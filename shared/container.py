@@ -1,0 +1,116 @@
+"""Lazy, cached, per-process singletons: the one place that reads settings and builds clients.
+
+Nothing is built at import time (a failure there would mean "0 functions loaded"), and nothing is built per
+invocation (clients own connection pools and token caches). Triggers and activities ask for what they need.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from shared.auth.access import AccessService
+from shared.config import Settings, get_settings
+from shared.credentials import GraphCredential, resolve_credential
+from shared.domain import ManagedTenant
+from shared.graph.factory import GraphClientFactory
+from shared.redaction import RedactingFilter
+from shared.services.capture import CaptureService
+from shared.services.notifications import NotificationService
+from shared.services.runs import RunService
+from shared.services.tenants import TenantService
+from shared.storage.factory import StorageFactory
+
+__all__ = [
+    "access_service",
+    "capture_service",
+    "graph_clients",
+    "notification_service",
+    "run_service",
+    "settings",
+    "storage",
+    "tenant_service",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The service clock (aware UTC)."""
+    return datetime.now(UTC)
+
+
+def _install_redaction() -> None:
+    """Redact every log record at the root, whoever emits it (our code, azure-core, MSAL, httpx)."""
+    root = logging.getLogger()
+    if not any(isinstance(f, RedactingFilter) for f in root.filters):
+        root.addFilter(RedactingFilter())
+    for handler in root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    # Library loggers that may print request details stay at WARNING.
+    for name in ("azure", "msal", "httpx", "httpcore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The app settings (read once)."""
+    _install_redaction()
+    return get_settings()
+
+
+@lru_cache(maxsize=1)
+def storage() -> StorageFactory:
+    """Table and blob clients of the app's own state."""
+    return StorageFactory.from_settings(settings())
+
+
+@lru_cache(maxsize=1)
+def notification_service() -> NotificationService:
+    """Notifications of run transitions."""
+    return NotificationService(repository=storage().notifications(), clock=utcnow)
+
+
+@lru_cache(maxsize=1)
+def run_service() -> RunService:
+    """Runs: idempotent starts, transitions, items, progress."""
+    return RunService(runs=storage().runs(), items=storage().items(), notifications=notification_service(),
+                      clock=utcnow)
+
+
+@lru_cache(maxsize=1)
+def access_service() -> AccessService:
+    """Per-tenant authorization from the grant table."""
+    return AccessService(tenants=storage().tenants(), grants=storage().grants(), clock=utcnow)
+
+
+@lru_cache(maxsize=1)
+def tenant_service() -> TenantService:
+    """Managed tenant registration and grants."""
+    return TenantService(tenants=storage().tenants(), grants=storage().grants(), access=access_service(),
+                         clock=utcnow)
+
+
+@lru_cache(maxsize=1)
+def graph_clients() -> GraphClientFactory:
+    """One Graph client per managed tenant for the whole process."""
+    config = settings()
+    return GraphClientFactory(graph_base_url=config.graph_base_url,
+                              authority_host=config.graph_authority_host,
+                              ca_bundle=config.graph_ca_bundle or None)
+
+
+def _credential_for(tenant: ManagedTenant) -> GraphCredential:
+    config = settings()
+    ref = tenant.graph.credential
+    return resolve_credential(kind=ref.type, name=ref.name, key_vault_url=config.key_vault_url,
+                              managed_identity_client_id=config.azure_client_id)
+
+
+@lru_cache(maxsize=1)
+def capture_service() -> CaptureService:
+    """Listing and capturing policies."""
+    return CaptureService(tenants=storage().tenants(), runs=run_service(), snapshots=storage().snapshots(),
+                          blobs=storage().blobs(), graph=graph_clients(), credentials=_credential_for,
+                          clock=utcnow)

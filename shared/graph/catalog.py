@@ -1,0 +1,537 @@
+"""The one declarative catalog of the Intune policy types we capture and restore.
+
+Each :class:`PolicyType` says, as data, where a type lives in Microsoft Graph, how to read one object in full
+(the extra calls Graph needs beyond the list), how its assignments are read and written, which properties to
+strip before writing it back, which application permissions it needs and in which order it is restored.
+Code that reads or writes policies is generic over these entries; there is no module per type.
+
+Facts come from ``graph_intune.md`` (§1 per-type notes, §2 restore semantics, §4 permissions).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, Literal
+
+__all__ = [
+    "CATALOG",
+    "COMMON_STRIP_ON_RESTORE",
+    "DEFAULT_RESTORE_ORDER",
+    "GROUPS_COLLECTION",
+    "AssignmentSpec",
+    "ItemGet",
+    "PerElementSubCollection",
+    "PolicyType",
+    "ReadStep",
+    "SubCollection",
+    "get_policy_type",
+    "permission_for",
+    "restore_sequence",
+]
+
+DEFAULT_RESTORE_ORDER: Final = 1000
+
+GROUPS_COLLECTION: Final = "groups"
+GROUPS_READ_PERMISSION: Final = "Group.Read.All"
+GROUPS_WRITE_PERMISSION: Final = "Group.ReadWrite.All"
+
+# Server-managed properties no type accepts on POST/PATCH (IM's generic list plus IBR/ICD common keys).
+COMMON_STRIP_ON_RESTORE: Final[tuple[str, ...]] = (
+    "id",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "modifiedDateTime",
+    "version",
+    "supportsScopeTags",
+    "isAssigned",
+    "assignments",
+    "assignments@odata.context",
+    "@odata.context",
+)
+
+_EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+def _empty() -> Mapping[str, str]:
+    return _EMPTY
+
+
+def _params(**values: str) -> Mapping[str, str]:
+    return MappingProxyType(dict(values))
+
+
+@dataclass(frozen=True)
+class ItemGet:
+    """GET the item itself: some content only comes back on a single GET (script bodies) or with ``$expand``.
+
+    The response replaces the listed object (it is a superset of it).
+    """
+
+    params: Mapping[str, str] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class SubCollection:
+    """GET ``{item}/{path}`` following every ``@odata.nextLink``; the values are stored under ``into``.
+
+    ``settings`` marks the sub-collection whose length is compared with the count Graph reports.
+    """
+
+    path: str
+    into: str
+    params: Mapping[str, str] = field(default_factory=_empty)
+    settings: bool = False
+
+
+@dataclass(frozen=True)
+class PerElementSubCollection:
+    """For each element already captured under ``parent``, GET ``{item}/{parent}/{element id}/{path}``.
+
+    Used for GPO presentation values, which hang below each definition value.
+    """
+
+    parent: str
+    path: str
+    into: str
+    params: Mapping[str, str] = field(default_factory=_empty)
+
+
+ReadStep = ItemGet | SubCollection | PerElementSubCollection
+
+
+@dataclass(frozen=True)
+class AssignmentSpec:
+    """How a type's assignments are read and written.
+
+    Attributes:
+        read_path: GET ``{item}/{read_path}`` (paged).
+        write_path: POST ``{item}/{write_path}``: the ``assign`` action, or the ``assignments`` collection
+            for types that take one assignment per request.
+        body_key: key of the assignment list in the ``assign`` body.
+        write_status: the success status Graph usually answers with (callers accept any 2xx: the
+            documented codes differ between types and API versions).
+        one_per_request: POST each assignment on its own (``{"target": ...}``) instead of one ``assign``.
+    """
+
+    read_path: str = "assignments"
+    write_path: str = "assign"
+    body_key: str = "assignments"
+    write_status: int = 200
+    one_per_request: bool = False
+
+
+@dataclass(frozen=True)
+class PolicyType:
+    """One Intune policy type, described as data.
+
+    Attributes:
+        key: the catalog key used across the project (``settingsCatalog``, ``powerShellScript``...).
+        display_name: human name for reports.
+        collection: list path below the API version, e.g. ``deviceManagement/configurationPolicies``.
+        versions: API versions that serve the type; ``api_version`` is the one we use.
+        list_params: query parameters of the list call (``$filter`` for types sharing a collection).
+        include_odata_types: keep only list items of these ``@odata.type`` (mixed collections that
+            cannot be filtered server-side).
+        exclude_when: drop list items whose property equals the value (built-in and global objects).
+        item_collections: ``@odata.type`` -> collection for reading/writing one item when the list
+            collection is not the item collection (app protection: the platform collections).
+        read_steps: extra calls that make the captured object complete, in order.
+        name_property: ``name`` or ``displayName``.
+        settings_count_property: property holding the count Graph reports for the settings sub-collection.
+        assignments: how assignments are read and written; ``None`` when the type has none.
+        update_method: ``PATCH`` or ``PUT`` (settings catalog replaces the whole object).
+        create_path: POST target relative to the version when it is not the collection
+            (``{templateId}`` is filled from the captured object).
+        child_writes: sub-resources written with their own calls after the object exists,
+            as ``property -> POST path relative to the item``.
+        strip_on_restore: properties removed before POST (in addition to ``COMMON_STRIP_ON_RESTORE``).
+        strip_on_update: further properties removed before PATCH/PUT.
+        read_permission / write_permission: the application permission the routes need.
+        restore_order: lower first (foundations at the front); deletes go in reverse.
+        foundation: referenced by other policies, so restored before them and mapped by name.
+    """
+
+    key: str
+    display_name: str
+    collection: str
+    versions: tuple[str, ...]
+    read_permission: str
+    write_permission: str
+    api_version: str = "beta"
+    list_params: Mapping[str, str] = field(default_factory=_empty)
+    include_odata_types: tuple[str, ...] = ()
+    exclude_when: Mapping[str, object] = field(default_factory=_empty)
+    item_collections: Mapping[str, str] = field(default_factory=_empty)
+    read_steps: tuple[ReadStep, ...] = ()
+    name_property: Literal["name", "displayName"] = "displayName"
+    settings_count_property: str | None = None
+    assignments: AssignmentSpec | None = field(default_factory=AssignmentSpec)
+    update_method: Literal["PATCH", "PUT"] = "PATCH"
+    create_path: str | None = None
+    child_writes: Mapping[str, str] = field(default_factory=_empty)
+    strip_on_restore: tuple[str, ...] = ()
+    strip_on_update: tuple[str, ...] = ()
+    restore_order: int = DEFAULT_RESTORE_ORDER
+    foundation: bool = False
+
+    def list_url(self) -> str:
+        """Relative URL of the list call (with the API version)."""
+        return f"/{self.api_version}/{self.collection}"
+
+    def item_url(self, policy_id: str, odata_type: str | None = None) -> str:
+        """Relative URL of one object; ``odata_type`` picks the platform collection where it matters."""
+        collection = self.item_collection(odata_type)
+        return f"/{self.api_version}/{collection}/{policy_id}"
+
+    def item_collection(self, odata_type: str | None = None) -> str:
+        """Collection that serves single objects of this type (and takes POSTs)."""
+        if self.item_collections:
+            if odata_type is None or odata_type not in self.item_collections:
+                raise ValueError(f"{self.key}: unknown or missing @odata.type {odata_type!r}")
+            return self.item_collections[odata_type]
+        return self.collection
+
+    def keeps(self, item: Mapping[str, object]) -> bool:
+        """Whether a list item belongs to this type (client-side filters Graph cannot apply)."""
+        if self.include_odata_types and item.get("@odata.type") not in self.include_odata_types:
+            return False
+        return all(item.get(prop) != value for prop, value in self.exclude_when.items())
+
+    @property
+    def all_strip_on_restore(self) -> tuple[str, ...]:
+        """Every property removed before a create."""
+        return COMMON_STRIP_ON_RESTORE + self.strip_on_restore
+
+
+_CONFIG_READ = "DeviceManagementConfiguration.Read.All"
+_CONFIG_WRITE = "DeviceManagementConfiguration.ReadWrite.All"
+# Since 31 July 2025 scripts need their own permission instead of DeviceManagementConfiguration.*.
+_SCRIPTS_READ = "DeviceManagementScripts.Read.All"
+_SCRIPTS_WRITE = "DeviceManagementScripts.ReadWrite.All"
+_APPS_READ = "DeviceManagementApps.Read.All"
+_APPS_WRITE = "DeviceManagementApps.ReadWrite.All"
+_SERVICE_READ = "DeviceManagementServiceConfig.Read.All"
+_SERVICE_WRITE = "DeviceManagementServiceConfig.ReadWrite.All"
+_RBAC_READ = "DeviceManagementRBAC.Read.All"
+_RBAC_WRITE = "DeviceManagementRBAC.ReadWrite.All"
+_DEVICES_READ = "DeviceManagementManagedDevices.Read.All"
+_DEVICES_WRITE = "DeviceManagementManagedDevices.ReadWrite.All"
+
+_UPDATE_RING_TYPE = "microsoft.graph.windowsUpdateForBusinessConfiguration"
+_IOS_MAM = "#microsoft.graph.iosManagedAppProtection"
+_ANDROID_MAM = "#microsoft.graph.androidManagedAppProtection"
+
+_TYPES: tuple[PolicyType, ...] = (
+    PolicyType(
+        key="scopeTag",
+        display_name="Role scope tags",
+        collection="deviceManagement/roleScopeTags",
+        versions=("beta",),
+        read_permission=_RBAC_READ,
+        write_permission=_RBAC_WRITE,
+        # The built-in "0" (Default) tag exists in every tenant and is immutable.
+        exclude_when=MappingProxyType({"isBuiltIn": True}),
+        strip_on_restore=("isBuiltIn",),
+        restore_order=10,
+        foundation=True,
+    ),
+    PolicyType(
+        key="assignmentFilter",
+        display_name="Assignment filters",
+        collection="deviceManagement/assignmentFilters",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        assignments=None,
+        strip_on_restore=("payloads",),
+        strip_on_update=("platform",),
+        restore_order=15,
+        foundation=True,
+    ),
+    PolicyType(
+        key="notificationTemplate",
+        display_name="Notification message templates",
+        collection="deviceManagement/notificationMessageTemplates",
+        versions=("v1.0", "beta"),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        read_steps=(ItemGet(_params(**{"$expand": "localizedNotificationMessages"})),),
+        assignments=None,
+        # Locales are POSTed one by one after the template exists.
+        child_writes=_params(localizedNotificationMessages="localizedNotificationMessages"),
+        strip_on_restore=(
+            "defaultLocale",
+            "localizedNotificationMessages",
+            "localizedNotificationMessages@odata.context",
+        ),
+        strip_on_update=("defaultLocale",),
+        restore_order=40,
+        foundation=True,
+    ),
+    PolicyType(
+        key="settingsCatalog",
+        display_name="Settings catalog",
+        collection="deviceManagement/configurationPolicies",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        # Settings are paged at 25; backups that ignore nextLink silently lose settings.
+        read_steps=(SubCollection("settings", "settings", settings=True),),
+        name_property="name",
+        settings_count_property="settingCount",
+        assignments=AssignmentSpec(write_status=200),
+        update_method="PUT",
+        strip_on_restore=("settingCount", "creationSource", "settings@odata.context"),
+    ),
+    PolicyType(
+        key="deviceConfiguration",
+        display_name="Device configuration profiles",
+        collection="deviceManagement/deviceConfigurations",
+        versions=("v1.0", "beta"),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        list_params=_params(**{"$filter": f"not isof('{_UPDATE_RING_TYPE}')"}),
+        assignments=AssignmentSpec(write_status=200),
+    ),
+    PolicyType(
+        key="updateRing",
+        display_name="Windows Update rings",
+        collection="deviceManagement/deviceConfigurations",
+        versions=("v1.0", "beta"),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        list_params=_params(**{"$filter": f"isof('{_UPDATE_RING_TYPE}')"}),
+        assignments=AssignmentSpec(write_status=200),
+        strip_on_update=(
+            "qualityUpdatesPauseStartDate",
+            "featureUpdatesPauseStartDate",
+            "qualityUpdatesWillBeRolledBack",
+            "featureUpdatesWillBeRolledBack",
+        ),
+    ),
+    PolicyType(
+        key="compliancePolicy",
+        display_name="Compliance policies",
+        collection="deviceManagement/deviceCompliancePolicies",
+        versions=("v1.0", "beta"),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        # The plain GET omits scheduled actions and the navigation GET answers 400: expand on the item.
+        read_steps=(
+            ItemGet(
+                _params(**{"$expand": "scheduledActionsForRule($expand=scheduledActionConfigurations)"})
+            ),
+        ),
+        assignments=AssignmentSpec(write_status=200),
+        child_writes=_params(scheduledActionsForRule="scheduleActionsForRules"),
+        strip_on_restore=("scheduledActionsForRule@odata.context",),
+        strip_on_update=("scheduledActionsForRule",),
+    ),
+    PolicyType(
+        key="administrativeTemplate",
+        display_name="Administrative templates",
+        collection="deviceManagement/groupPolicyConfigurations",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        read_steps=(
+            SubCollection(
+                "definitionValues", "definitionValues", _params(**{"$expand": "definition"}), settings=True
+            ),
+            PerElementSubCollection(
+                "definitionValues", "presentationValues", "presentationValues",
+                _params(**{"$expand": "presentation"}),
+            ),
+        ),
+        assignments=AssignmentSpec(write_status=200),
+        child_writes=_params(definitionValues="updateDefinitionValues"),
+        strip_on_restore=("definitionValues", "policyConfigurationIngestionType"),
+    ),
+    PolicyType(
+        key="powerShellScript",
+        display_name="PowerShell scripts",
+        collection="deviceManagement/deviceManagementScripts",
+        versions=("beta",),
+        read_permission=_SCRIPTS_READ,
+        write_permission=_SCRIPTS_WRITE,
+        # The list returns scriptContent null; only the single GET carries the base64 body.
+        read_steps=(ItemGet(),),
+        assignments=AssignmentSpec(body_key="deviceManagementScriptAssignments", write_status=204),
+    ),
+    PolicyType(
+        key="remediationScript",
+        display_name="Remediation scripts",
+        collection="deviceManagement/deviceHealthScripts",
+        versions=("beta",),
+        read_permission=_SCRIPTS_READ,
+        write_permission=_SCRIPTS_WRITE,
+        # Microsoft-published scripts are in every tenant and are not ours to back up.
+        exclude_when=MappingProxyType({"isGlobalScript": True}),
+        read_steps=(ItemGet(),),
+        assignments=AssignmentSpec(body_key="deviceHealthScriptAssignments", write_status=204),
+        strip_on_restore=("isGlobalScript", "highestAvailableVersion", "deviceHealthScriptType"),
+    ),
+    PolicyType(
+        key="endpointSecurityIntent",
+        display_name="Endpoint security (intents)",
+        collection="deviceManagement/intents",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        read_steps=(SubCollection("settings", "settings", settings=True),),
+        assignments=AssignmentSpec(write_status=204),
+        # Intents are only created from a template; settings change through updateSettings.
+        create_path="deviceManagement/templates/{templateId}/createInstance",
+        child_writes=_params(settings="updateSettings"),
+        strip_on_restore=(
+            "settings", "settings@odata.context", "@odata.type", "isMigratingToConfigurationPolicy",
+        ),
+    ),
+    PolicyType(
+        key="featureUpdateProfile",
+        display_name="Feature update profiles",
+        collection="deviceManagement/windowsFeatureUpdateProfiles",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        assignments=AssignmentSpec(write_status=204),
+        strip_on_restore=("deployableContentDisplayName", "endOfSupportDate"),
+    ),
+    PolicyType(
+        key="qualityUpdateProfile",
+        display_name="Quality update profiles",
+        collection="deviceManagement/windowsQualityUpdateProfiles",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        assignments=AssignmentSpec(write_status=204),
+        strip_on_restore=("releaseDateDisplayName", "deployableContentDisplayName"),
+    ),
+    PolicyType(
+        key="appProtectionPolicy",
+        display_name="App protection policies",
+        collection="deviceAppManagement/managedAppPolicies",
+        versions=("v1.0", "beta"),
+        read_permission=_APPS_READ,
+        write_permission=_APPS_WRITE,
+        # The mixed list also returns app configurations and cannot be filtered server-side.
+        include_odata_types=(_IOS_MAM, _ANDROID_MAM),
+        item_collections=_params(**{
+            _IOS_MAM: "deviceAppManagement/iosManagedAppProtections",
+            _ANDROID_MAM: "deviceAppManagement/androidManagedAppProtections",
+        }),
+        read_steps=(ItemGet(_params(**{"$expand": "apps"})),),
+        assignments=AssignmentSpec(write_status=204),
+        child_writes=_params(apps="targetApps"),
+        strip_on_restore=("apps", "apps@odata.context", "deployedAppCount", "isAssigned"),
+    ),
+    PolicyType(
+        key="appConfigurationPolicy",
+        display_name="App configuration policies (managed apps)",
+        collection="deviceAppManagement/targetedManagedAppConfigurations",
+        versions=("v1.0", "beta"),
+        read_permission=_APPS_READ,
+        write_permission=_APPS_WRITE,
+        read_steps=(ItemGet(_params(**{"$expand": "apps"})),),
+        assignments=AssignmentSpec(write_status=204),
+        child_writes=_params(apps="targetApps"),
+        strip_on_restore=("apps", "apps@odata.context", "deployedAppCount"),
+    ),
+    PolicyType(
+        key="enrollmentConfiguration",
+        display_name="Enrollment configurations",
+        collection="deviceManagement/deviceEnrollmentConfigurations",
+        versions=("v1.0", "beta"),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        assignments=AssignmentSpec(body_key="enrollmentConfigurationAssignments", write_status=204),
+        # priority changes only through setPriority; the priority-0 defaults are PATCH-only.
+        child_writes=_params(priority="setPriority"),
+        strip_on_update=("priority", "deviceEnrollmentConfigurationType", "platformType"),
+    ),
+    PolicyType(
+        key="autopilotProfile",
+        display_name="Autopilot deployment profiles",
+        collection="deviceManagement/windowsAutopilotDeploymentProfiles",
+        versions=("beta",),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        read_steps=(ItemGet(),),
+        assignments=AssignmentSpec(
+            write_path="assignments", body_key="target", write_status=201, one_per_request=True
+        ),
+        strip_on_update=("managementServiceAppId",),
+    ),
+    PolicyType(
+        key="deviceCategory",
+        display_name="Device categories",
+        collection="deviceManagement/deviceCategories",
+        versions=("v1.0", "beta"),
+        read_permission=_DEVICES_READ,
+        write_permission=_DEVICES_WRITE,
+        assignments=None,
+    ),
+)
+
+CATALOG: Final[Mapping[str, PolicyType]] = MappingProxyType({t.key: t for t in _TYPES})
+
+
+def get_policy_type(key: str) -> PolicyType:
+    """Return the catalog entry for ``key``.
+
+    Raises:
+        KeyError: the key is not in the catalog.
+    """
+    try:
+        return CATALOG[key]
+    except KeyError:
+        raise KeyError(f"unknown policy type {key!r}") from None
+
+
+def restore_sequence(keys: list[str] | None = None) -> list[PolicyType]:
+    """Policy types in restore order (foundations first), optionally limited to ``keys``."""
+    chosen = [CATALOG[k] for k in keys] if keys is not None else list(CATALOG.values())
+    return sorted(chosen, key=lambda t: (t.restore_order, t.key))
+
+
+_VERSION_PREFIX = re.compile(r"^/?(?:v1\.0|beta)/")
+
+# Collections below the API version that need the same permission as a catalog type but are not its list
+# collection (item collections, definitions, templates), longest first so the most specific wins.
+_EXTRA_ROUTES: Final[tuple[tuple[str, str, str], ...]] = (
+    ("deviceManagement/groupPolicyDefinitions", _CONFIG_READ, _CONFIG_WRITE),
+    ("deviceManagement/groupPolicyCategories", _CONFIG_READ, _CONFIG_WRITE),
+    ("deviceManagement/templates", _CONFIG_READ, _CONFIG_WRITE),
+    ("deviceAppManagement/iosManagedAppProtections", _APPS_READ, _APPS_WRITE),
+    ("deviceAppManagement/androidManagedAppProtections", _APPS_READ, _APPS_WRITE),
+    (GROUPS_COLLECTION, GROUPS_READ_PERMISSION, GROUPS_WRITE_PERMISSION),
+)
+
+
+def _routes() -> list[tuple[str, str, str]]:
+    routes = [(t.collection, t.read_permission, t.write_permission) for t in _TYPES]
+    routes.extend(_EXTRA_ROUTES)
+    return sorted(routes, key=lambda r: len(r[0]), reverse=True)
+
+
+_ROUTES: Final = _routes()
+
+
+def permission_for(method: str, path: str) -> str | None:
+    """The application permission a Graph route needs, for reporting a 403 precisely.
+
+    Args:
+        method: HTTP method; GET/HEAD need the read permission, everything else the write one.
+        path: request path, with or without the ``/beta`` or ``/v1.0`` prefix; a query is ignored.
+
+    Returns:
+        The permission name, or ``None`` for routes outside the catalog.
+    """
+    bare = _VERSION_PREFIX.sub("", path.split("?", 1)[0]).lstrip("/")
+    for prefix, read, write in _ROUTES:
+        if bare == prefix or bare.startswith(prefix + "/"):
+            return read if method.upper() in ("GET", "HEAD") else write
+    return None

@@ -1,0 +1,569 @@
+"""``GraphClient``: our one way of talking to Microsoft Graph.
+
+One long-lived ``httpx.AsyncClient`` (explicit timeouts, ``base_url``, injectable transport, a CA bundle for
+the local simulator) and bearer tokens from a :class:`~shared.graph.auth.TokenProvider`. Everything that makes
+Graph reliable lives here, in one place:
+
+- retries of 429/502/503/504, connection and read errors and truncated bodies, honouring ``Retry-After``
+  (integer, fractional or HTTP-date) and otherwise backing off exponentially with jitter, with the attempts
+  and the total sleep capped; beyond the cap :class:`~shared.graph.errors.GraphThrottled` carries the wait;
+- one retry with a fresh token after a 401 (a token that expired mid-run);
+- client-side request budgets per (tenant, app) so concurrent workers stay under Intune's limits;
+- paging through ``@odata.nextLink`` exactly as Graph returned it;
+- ``$batch`` with chunking, per-item status and re-batching of throttled items;
+- read-only mode, which refuses any write before it leaves the process.
+
+Writes that Graph may have executed even though we saw no answer (POST after a 502/504, a reset or a
+timeout) are not retried unless the caller says the call is idempotent (``assign`` replaces the whole set,
+for example): a duplicate policy is worse than a failure the restore can reconcile by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from shared.graph.auth import BearerAuth, TokenProvider
+from shared.graph.batch import BatchRequest, BatchResponse, chunk_requests
+from shared.graph.budget import BudgetConfig, RateBudget
+from shared.graph.catalog import permission_for as catalog_permission_for
+from shared.graph.errors import (
+    GraphAuthError,
+    GraphBadRequest,
+    GraphConflict,
+    GraphError,
+    GraphIncompleteRead,
+    GraphNotFound,
+    GraphPermissionMissing,
+    GraphServerError,
+    GraphThrottled,
+    GraphWriteRefused,
+)
+from shared.graph.retry import (
+    IDEMPOTENT_METHODS,
+    RETRYABLE_STATUSES,
+    SAFE_TO_RETRY_POST_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+)
+from shared.redaction import redact
+
+__all__ = ["DEFAULT_TIMEOUT", "Budgets", "GraphClient", "GraphResponse"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=30.0)
+_READ_METHODS: Final = frozenset({"GET", "HEAD"})
+_MAX_PAGES: Final = 100_000
+
+
+@dataclass(frozen=True)
+class GraphResponse:
+    """A successful Graph answer with its body already parsed (``None`` when empty)."""
+
+    status_code: int
+    headers: httpx.Headers
+    body: Any
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object (``{}`` when Graph sent none)."""
+        return self.body if isinstance(self.body, dict) else {}
+
+
+@dataclass
+class Budgets:
+    """The request budgets of one (tenant, app): writes, and requests of any kind."""
+
+    writes: RateBudget | None
+    requests: RateBudget | None
+
+    @classmethod
+    def from_config(cls, config: BudgetConfig | None) -> Budgets:
+        """Budgets for ``config``; ``None`` disables client-side budgeting."""
+        if config is None:
+            return cls(None, None)
+        window = config.window + config.margin
+        return cls(RateBudget(config.write_limit, window), RateBudget(config.read_limit, window))
+
+    async def acquire(self, *, reads: int, writes: int) -> None:
+        """Wait until ``reads + writes`` requests (of which ``writes`` are writes) fit."""
+        if writes and self.writes is not None:
+            await self.writes.acquire(writes)
+        if self.requests is not None and reads + writes:
+            await self.requests.acquire(reads + writes)
+
+
+@dataclass
+class _Shared:
+    http: httpx.AsyncClient
+    owns_http: bool
+    auth: BearerAuth
+    budgets: Budgets
+
+
+class GraphClient:
+    """Async Microsoft Graph client for one managed tenant and app registration."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token_provider: TokenProvider,
+        tenant_id: str = "",
+        client_id: str = "",
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | str | bool = True,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        read_only: bool = False,
+        retry: RetryPolicy | None = None,
+        budgets: BudgetConfig | Budgets | None = None,
+        http: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        permission_for: Callable[[str, str], str | None] = catalog_permission_for,
+        rng: random.Random | None = None,
+    ) -> None:
+        """Create a client.
+
+        Args:
+            base_url: Graph origin, ``https://graph.microsoft.com`` (or the simulator's base URL).
+            token_provider: where bearer tokens come from.
+            tenant_id: the managed tenant, for logs.
+            client_id: the app registration, for logs.
+            transport: injected transport (``httpx.MockTransport`` in unit tests).
+            verify: CA bundle path or SSL context (the local simulator's CA), or ``True``.
+            timeout: explicit timeouts; a read slower than ``timeout.read`` is retried.
+            read_only: refuse every non-GET request before it leaves the process.
+            retry: retry limits.
+            budgets: per (tenant, app) request budgets, as a config or shared :class:`Budgets`;
+                ``None`` means no client-side budget.
+            http: an existing ``httpx.AsyncClient`` to share (then ``transport``/``verify``/``timeout``
+                are ignored and :meth:`aclose` leaves it open).
+            sleep: how to wait between retries (tests record instead of sleeping).
+            permission_for: maps (method, path) to the permission a 403 names.
+            rng: random source for jitter.
+        """
+        self.base_url = httpx.URL(base_url.rstrip("/"))
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self.read_only = read_only
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._permission_for = permission_for
+        self._rng = rng or random.Random()
+        owns = http is None
+        if http is None:
+            http = httpx.AsyncClient(
+                base_url=str(self.base_url),
+                transport=transport,
+                verify=verify,
+                timeout=timeout,
+                headers={"Accept": "application/json"},
+                follow_redirects=False,
+            )
+        shared_budgets = budgets if isinstance(budgets, Budgets) else Budgets.from_config(budgets)
+        self._shared = _Shared(http, owns, BearerAuth(token_provider), shared_budgets)
+
+    # ------------------------------------------------------------------ lifecycle and views
+    def read_only_view(self) -> GraphClient:
+        """The same client (connection pool, tokens, budgets) with writes refused."""
+        view = object.__new__(GraphClient)
+        view.__dict__.update(self.__dict__)
+        view.read_only = True
+        return view
+
+    @property
+    def token_provider(self) -> TokenProvider:
+        """The provider of bearer tokens."""
+        return self._shared.auth.provider
+
+    @property
+    def budgets(self) -> Budgets:
+        """The request budgets this client draws from."""
+        return self._shared.budgets
+
+    async def aclose(self) -> None:
+        """Close the connection pool (when this client created it)."""
+        if self._shared.owns_http:
+            await self._shared.http.aclose()
+
+    async def __aenter__(self) -> GraphClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ verbs
+    async def get(self, url: str, *, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET a JSON object."""
+        return (await self.request("GET", url, params=params)).json()
+
+    async def post(self, url: str, *, json_body: Any = None, idempotent: bool = False) -> GraphResponse:
+        """POST; pass ``idempotent=True`` for actions that are safe to repeat (``assign``)."""
+        return await self.request("POST", url, json_body=json_body, idempotent=idempotent)
+
+    async def patch(self, url: str, *, json_body: Any) -> GraphResponse:
+        """PATCH."""
+        return await self.request("PATCH", url, json_body=json_body)
+
+    async def put(self, url: str, *, json_body: Any) -> GraphResponse:
+        """PUT."""
+        return await self.request("PUT", url, json_body=json_body)
+
+    async def delete(self, url: str) -> GraphResponse:
+        """DELETE."""
+        return await self.request("DELETE", url)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> GraphResponse:
+        """Send one request with retries; return the successful answer.
+
+        Args:
+            method: HTTP method.
+            url: path relative to the base URL (``/beta/deviceManagement/...``) or an absolute URL on the
+                same origin (a nextLink).
+            params: query parameters.
+            json_body: JSON body.
+            headers: extra headers.
+            idempotent: whether repeating the call is harmless; defaults to true for everything but POST.
+
+        Returns:
+            The answer, body parsed.
+
+        Raises:
+            GraphWriteRefused: a write on a read-only client (nothing was sent).
+            GraphThrottled: still throttled after the retry budget.
+            GraphError: any other failure, mapped from the status.
+        """
+        method = method.upper()
+        self._refuse_writes(method, url, json_body)
+        reads, writes = (1, 0) if method in _READ_METHODS else (0, 1)
+        return await self._send(
+            method, url, params=params, json_body=json_body, headers=headers,
+            idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
+            budget_reads=reads, budget_writes=writes,
+        )
+
+    # ------------------------------------------------------------------ paging
+    async def iter_pages(
+        self, url: str, *, params: Mapping[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield every page of a collection, following ``@odata.nextLink`` verbatim.
+
+        Raises:
+            GraphIncompleteRead: Graph sent the same nextLink twice (a paging loop).
+        """
+        seen: set[str] = set()
+        next_url: str | None = url
+        next_params = params
+        pages = 0
+        while next_url is not None:
+            page = await self.get(next_url, params=next_params)
+            yield page
+            pages += 1
+            link = page.get("@odata.nextLink")
+            if link is not None and (link in seen or pages >= _MAX_PAGES):
+                raise GraphIncompleteRead(
+                    f"paging loop on {httpx.URL(link).path}", request_id=None
+                )
+            if link is not None:
+                seen.add(link)
+            # The nextLink already carries the original query ($expand, $filter) and the skip token.
+            next_url, next_params = link, None
+
+    async def iter_items(
+        self, url: str, *, params: Mapping[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield every item of a collection across all pages."""
+        async for page in self.iter_pages(url, params=params):
+            for item in page.get("value", []):
+                yield item
+
+    async def get_all(self, url: str, *, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every item of a collection, all pages."""
+        return [item async for item in self.iter_items(url, params=params)]
+
+    # ------------------------------------------------------------------ $batch
+    async def batch(
+        self, requests: Sequence[BatchRequest], *, version: str = "beta"
+    ) -> list[BatchResponse]:
+        """Send requests through ``$batch``, 20 at a time, and return one answer per request, in order.
+
+        Inner 429/503 answers (and 502/504 for idempotent methods) are sent again in a new batch after the
+        longest inner ``Retry-After``, together with the requests that failed only because they depended on
+        them (424). Whatever still fails after the retry budget is returned with its status.
+
+        Raises:
+            GraphWriteRefused: a read-only client was given a non-GET request (nothing was sent).
+            ValueError: duplicate ids or an impossible ``dependsOn``.
+        """
+        if self.read_only and not all(r.is_read for r in requests):
+            self._refused("POST", f"/{version}/$batch")
+        results: dict[str, BatchResponse] = {}
+        for chunk in chunk_requests(requests):
+            results.update(await self._batch_chunk(chunk, version))
+        return [results[r.id] for r in requests]
+
+    async def _batch_chunk(
+        self, chunk: list[BatchRequest], version: str
+    ) -> dict[str, BatchResponse]:
+        done: dict[str, BatchResponse] = {}
+        pending = list(chunk)
+        slept = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            pending_ids = frozenset(r.id for r in pending)
+            body = {"requests": [r.to_json(keep_depends_on=pending_ids) for r in pending]}
+            writes = sum(1 for r in pending if not r.is_read)
+            response = await self._send(
+                "POST", f"/{version}/$batch", params=None, json_body=body, headers=None,
+                idempotent=all(r.method.upper() in IDEMPOTENT_METHODS for r in pending),
+                budget_reads=len(pending) - writes, budget_writes=writes,
+            )
+            answers = _parse_batch_answers(response.json())
+            by_id = {r.id: r for r in pending}
+            retry_ids: set[str] = set()
+            delays: list[float] = []
+            for request in pending:
+                answer = answers.get(request.id) or BatchResponse(request.id, 500, {}, None)
+                done[request.id] = answer
+                if _inner_retryable(request, answer.status):
+                    retry_ids.add(request.id)
+                    parsed = parse_retry_after(answer.headers.get("retry-after"))
+                    delays.append(parsed if parsed is not None else self.retry.backoff(attempt, self._rng))
+            # A dependant that failed with 424 only because its dependency was throttled goes again too.
+            changed = True
+            while changed:
+                changed = False
+                for request in pending:
+                    if (request.id not in retry_ids and done[request.id].status == 424
+                            and any(d in retry_ids for d in request.depends_on)):
+                        retry_ids.add(request.id)
+                        changed = True
+            if not retry_ids:
+                return done
+            delay = max(delays) if delays else self.retry.backoff(attempt, self._rng)
+            if attempt >= self.retry.max_attempts or slept + delay > self.retry.max_total_sleep:
+                logger.warning(
+                    "graph batch items still failing tenant=%s items=%d attempt=%d",
+                    self.tenant_id, len(retry_ids), attempt,
+                )
+                return done
+            logger.info(
+                "graph batch retry tenant=%s items=%d attempt=%d sleep=%.2f",
+                self.tenant_id, len(retry_ids), attempt, delay,
+            )
+            await self._sleep(delay)
+            slept += delay
+            pending = [by_id[i] for i in by_id if i in retry_ids]
+
+    # ------------------------------------------------------------------ internals
+    def _refuse_writes(self, method: str, url: str, json_body: Any) -> None:
+        if not self.read_only or method in _READ_METHODS:
+            return
+        if method == "POST" and _path_of(url).endswith("/$batch") and isinstance(json_body, dict):
+            inner = json_body.get("requests")
+            if isinstance(inner, list) and inner and all(
+                isinstance(r, dict) and str(r.get("method", "")).upper() == "GET" for r in inner
+            ):
+                return
+        self._refused(method, url)
+
+    def _refused(self, method: str, url: str) -> None:
+        path = _path_of(url)
+        logger.warning("graph write refused read_only=true tenant=%s method=%s path=%s",
+                       self.tenant_id, method, path)
+        raise GraphWriteRefused(f"read-only client refused {method} {path}")
+
+    def _check_origin(self, url: str) -> None:
+        target = httpx.URL(url)
+        if target.is_absolute_url and (target.scheme, target.host, target.port) != (
+            self.base_url.scheme, self.base_url.host, self.base_url.port,
+        ):
+            # Never send our bearer token to another origin, whatever a nextLink says.
+            raise GraphBadRequest(f"refusing to follow a URL outside {self.base_url.host}: {target.host}")
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None,
+        idempotent: bool,
+        budget_reads: int,
+        budget_writes: int,
+    ) -> GraphResponse:
+        self._check_origin(url)
+        path = _path_of(url)
+        attempt = 0
+        slept = 0.0
+        refreshed_token = False
+        shared = self._shared
+        while True:
+            attempt += 1
+            await shared.budgets.acquire(reads=budget_reads, writes=budget_writes)
+            request = shared.http.build_request(
+                method, url, params=params, json=json_body, headers=headers
+            )
+            status: int | None = None
+            retry_after: float | None = None
+            try:
+                response = await shared.http.send(request, auth=shared.auth)
+                status = response.status_code
+                body = _parse_body(response)
+            except httpx.TransportError as exc:
+                # A connection that never opened cannot have run the request.
+                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+                if not (idempotent or never_sent):
+                    raise GraphServerError(
+                        f"{method} {path} failed: {type(exc).__name__} (not retried: not idempotent)"
+                    ) from None
+                failure = type(exc).__name__
+            except _TruncatedBody:
+                if not idempotent:
+                    raise GraphIncompleteRead(
+                        f"{method} {path} -> {status}: truncated body (not retried: not idempotent)"
+                    ) from None
+                failure = "truncated body"
+            else:
+                if status < 400:
+                    return GraphResponse(status, response.headers, body)
+                if status == 401 and not refreshed_token:
+                    # A token that expired (or was revoked) mid-run: drop it and try once more at once.
+                    refreshed_token = True
+                    await shared.auth.provider.invalidate(_bearer_of(request))
+                    logger.info("graph token rejected, refreshing tenant=%s path=%s", self.tenant_id, path)
+                    attempt -= 1
+                    continue
+                retryable = status in RETRYABLE_STATUSES and (
+                    idempotent or status in SAFE_TO_RETRY_POST_STATUSES
+                )
+                if not retryable:
+                    raise self._error_for(method, path, response, body)
+                failure = f"status={status}"
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            delay = retry_after if retry_after is not None else self.retry.backoff(attempt, self._rng)
+            if attempt >= self.retry.max_attempts or slept + delay > self.retry.max_total_sleep:
+                logger.warning(
+                    "graph retries exhausted tenant=%s method=%s path=%s failure=%s attempts=%d slept=%.1f",
+                    self.tenant_id, method, path, failure, attempt, slept,
+                )
+                detail = f"{method} {path}: {failure} after {attempt} attempts"
+                if status in (429, 503):
+                    raise GraphThrottled(detail, retry_after=delay, status_code=status)
+                raise GraphServerError(detail, status_code=status)
+            logger.info(
+                "graph retry tenant=%s method=%s path=%s failure=%s attempt=%d sleep=%.2f",
+                self.tenant_id, method, path, failure, attempt, delay,
+            )
+            await self._sleep(delay)
+            slept += delay
+
+    def _error_for(self, method: str, path: str, response: httpx.Response, body: Any) -> GraphError:
+        status = response.status_code
+        graph_code, message = _graph_error_fields(body)
+        request_id = response.headers.get("request-id")
+        common: dict[str, Any] = {
+            "status_code": status, "graph_code": graph_code, "request_id": request_id,
+        }
+        summary = f"{method} {path} -> {status} {graph_code or ''}".rstrip()
+        if message:
+            summary += f": {message}"
+        if request_id:
+            summary += f" (request-id {request_id})"
+        if status == 403:
+            permission = self._permission_for(method, path)
+            return GraphPermissionMissing(
+                f"graph-permission-missing: {permission or 'unknown permission'} ({summary})",
+                permission=permission, **common,
+            )
+        if status == 404:
+            return GraphNotFound(summary, **common)
+        if status == 409:
+            return GraphConflict(summary, **common)
+        if status == 401:
+            return GraphAuthError(f"token rejected twice: {summary}", **common)
+        if status in (429, 503):
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            return GraphThrottled(summary, retry_after=retry_after or 0.0, **common)
+        if status >= 500:
+            return GraphServerError(summary, **common)
+        return GraphBadRequest(summary, **common)
+
+
+class _TruncatedBody(Exception):
+    """The body is not the JSON Graph promised (cut short)."""
+
+
+def _parse_body(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    content_type = response.headers.get("content-type", "")
+    if "json" not in content_type:
+        return None
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        raise _TruncatedBody from None
+
+
+def _parse_batch_answers(envelope: dict[str, Any]) -> dict[str, BatchResponse]:
+    answers: dict[str, BatchResponse] = {}
+    for item in envelope.get("responses", []):
+        if not isinstance(item, dict) or "id" not in item:
+            continue
+        headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+        answers[str(item["id"])] = BatchResponse(
+            id=str(item["id"]), status=int(item.get("status", 500)), headers=headers, body=item.get("body")
+        )
+    return answers
+
+
+def _inner_retryable(request: BatchRequest, status: int) -> bool:
+    if status in SAFE_TO_RETRY_POST_STATUSES:
+        return True
+    return status in RETRYABLE_STATUSES and request.method.upper() in IDEMPOTENT_METHODS
+
+
+def _graph_error_fields(body: Any) -> tuple[str | None, str | None]:
+    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        return None, None
+    error = body["error"]
+    code = error.get("code")
+    message = error.get("message")
+    if isinstance(message, str) and message.lstrip().startswith("{"):
+        # Intune nests a JSON document in the message; its "Message" is the readable part.
+        try:
+            inner = json.loads(message)
+            message = inner.get("Message") if isinstance(inner, dict) else message
+        except ValueError:
+            pass
+    text = redact(str(message), limit=300) if message else None
+    return (str(code) if code else None), text
+
+
+def _path_of(url: str) -> str:
+    return httpx.URL(url).path
+
+
+def _bearer_of(request: httpx.Request) -> str:
+    value = str(request.headers.get("authorization", ""))
+    return value.split(" ", 1)[1] if " " in value else value

@@ -1,0 +1,132 @@
+"""One Graph client per (managed tenant, app registration) for the whole process.
+
+Building an MSAL app does network I/O and an ``httpx`` client owns a connection pool, so both are made once
+and reused (per-call clients exhaust SNAT ports on Functions). The factory also owns what must be shared
+across every worker of the process for a (tenant, app): the token cache and the request budgets.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msal
+
+from shared.graph.auth import PUBLIC_AUTHORITY_HOST, Credential, MsalTokenProvider
+from shared.graph.budget import BudgetConfig
+from shared.graph.client import DEFAULT_TIMEOUT, Budgets, GraphClient
+from shared.graph.retry import RetryPolicy
+
+__all__ = ["GraphClientFactory"]
+
+
+@dataclass(frozen=True)
+class _Key:
+    tenant_id: str
+    client_id: str
+
+
+class GraphClientFactory:
+    """Creates and caches :class:`GraphClient` objects, one per (tenant, client id)."""
+
+    def __init__(
+        self,
+        *,
+        graph_base_url: str = "https://graph.microsoft.com",
+        authority_host: str = PUBLIC_AUTHORITY_HOST,
+        ca_bundle: str | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        budget: BudgetConfig | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """Configure the clients this factory makes.
+
+        Args:
+            graph_base_url: Graph origin (the simulator's base URL locally).
+            authority_host: Entra authority host (the simulator's base URL locally).
+            ca_bundle: CA bundle to trust instead of the system store (local simulator only).
+            timeout: timeouts of Graph calls.
+            retry: retry limits of every client.
+            budget: per (tenant, app) limits; defaults to Intune's published numbers. Pass a scaled config
+                against a simulator whose limits are scaled.
+            transport: injected transport for Graph calls (tests).
+        """
+        self.graph_base_url = graph_base_url.rstrip("/")
+        self.authority_host = authority_host.rstrip("/")
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        )
+        self._timeout = timeout
+        self._retry = retry
+        self._budget = budget if budget is not None else BudgetConfig()
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._clients: dict[_Key, GraphClient] = {}
+        # One token cache for every tenant: MSAL keys entries by client id, host and tenant.
+        self.token_cache = msal.TokenCache()
+        self._msal_http = httpx.Client(verify=self._verify, timeout=timeout)
+        self._http: httpx.AsyncClient | None = None
+
+    def _shared_http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self.graph_base_url,
+                transport=self._transport,
+                verify=self._verify,
+                timeout=self._timeout,
+                headers={"Accept": "application/json"},
+            )
+        return self._http
+
+    def get(
+        self,
+        *,
+        tenant_id: str,
+        client_id: str,
+        credential: Credential | Any,
+        read_only: bool = False,
+    ) -> GraphClient:
+        """Return the client of (tenant, client id), creating it on first use.
+
+        Args:
+            tenant_id: the managed tenant.
+            client_id: the app registration in that tenant.
+            credential: secret, certificate or assertion callable, or a resolved MSAL credential
+                (used only on first creation).
+            read_only: return a view of the client that refuses writes (previews).
+        """
+        key = _Key(tenant_id, client_id)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                provider = MsalTokenProvider(
+                    tenant_id=tenant_id,
+                    client_id=client_id,
+                    credential=credential,
+                    authority_host=self.authority_host,
+                    http_client=self._msal_http,
+                    token_cache=self.token_cache,
+                )
+                client = GraphClient(
+                    base_url=self.graph_base_url,
+                    token_provider=provider,
+                    tenant_id=tenant_id,
+                    client_id=client_id,
+                    retry=self._retry,
+                    budgets=Budgets.from_config(self._budget),
+                    http=self._shared_http(),
+                )
+                self._clients[key] = client
+        return client.read_only_view() if read_only else client
+
+    async def aclose(self) -> None:
+        """Close the shared connection pools."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        self._msal_http.close()
+        self._clients.clear()

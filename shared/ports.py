@@ -1,0 +1,277 @@
+"""Ports: the storage and event interfaces the services depend on.
+
+Each Protocol has a Table/Blob Storage adapter in :mod:`shared.storage` and an in-memory fake in
+:mod:`shared.storage.memory`; one contract test suite runs against both.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from shared.domain import (
+    Grant,
+    ItemOutcome,
+    ManagedTenant,
+    Notification,
+    Page,
+    RunCounts,
+    RunKind,
+    RunRecord,
+    RunStatus,
+    SnapshotRecord,
+)
+
+__all__ = [
+    "ActiveEntry",
+    "BlobStore",
+    "ClaimConflict",
+    "GrantRepository",
+    "IdempotencyEntry",
+    "ItemRepository",
+    "LockEntry",
+    "NotificationRepository",
+    "RunClaim",
+    "RunEventSink",
+    "RunRepository",
+    "SnapshotIndex",
+    "Stored",
+    "TenantRepository",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Stored(Generic[T]):
+    """A value read from storage together with its ETag, for conditional writes."""
+
+    value: T
+    etag: str
+
+
+@dataclass(frozen=True)
+class ActiveEntry:
+    """Marks a run as the active one for its server-derived key while it is queued or running."""
+
+    derived_key: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class IdempotencyEntry:
+    """A client ``Idempotency-Key``, scoped to caller and tenant, and the run it produced."""
+
+    scope: str
+    fingerprint: str
+    run_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """An exclusive per-tenant lock (one active ``restore.execute`` per managed tenant)."""
+
+    name: str
+    run_id: str
+    derived_key: str
+
+
+@dataclass(frozen=True)
+class RunClaim:
+    """Rows created together, atomically, in the tenant's partition; any one existing fails all.
+
+    ``run`` is ``None`` when only an idempotency entry is attached to an existing run.
+    """
+
+    tenant_id: str
+    run: RunRecord | None = None
+    active: ActiveEntry | None = None
+    idempotency: IdempotencyEntry | None = None
+    lock: LockEntry | None = None
+
+
+class ClaimConflict(Exception):
+    """A row of a :class:`RunClaim` already exists: someone else holds the claim; nothing was written."""
+
+
+class RunRepository(Protocol):
+    """Runs plus their claim rows (active key, idempotency key, exclusive lock) in one tenant partition."""
+
+    def claim(self, claim: RunClaim) -> None:
+        """Create every row of ``claim`` atomically; raise :class:`ClaimConflict` if any exists."""
+        ...
+
+    def get(self, *, tenant_id: str, run_id: str) -> Stored[RunRecord] | None:
+        """Return a run with its ETag, or ``None``."""
+        ...
+
+    def list(
+        self, *, tenant_id: str, kind: RunKind | None = None, status: RunStatus | None = None,
+        top: int = 50, continuation: str | None = None,
+    ) -> Page[RunRecord]:
+        """Return runs newest first, optionally filtered; pages may be shorter than ``top``."""
+        ...
+
+    def list_recent(self, *, tenant_id: str, finished_since: datetime) -> builtins.list[RunRecord]:
+        """Return the tenant's active runs plus the runs finished at or after ``finished_since``."""
+        ...
+
+    def update(self, run: RunRecord, *, etag: str, release: bool = False) -> str:
+        """Replace a run if its ETag still matches; return the new ETag.
+
+        With ``release`` the run's active row and its exclusive lock (when they point at this run) are
+        deleted in the same transaction, so a terminal status and the release happen together.
+
+        Raises:
+            ConcurrentUpdate: the run changed since it was read.
+        """
+        ...
+
+    def get_active(self, *, tenant_id: str, derived_key: str) -> Stored[ActiveEntry] | None:
+        """Return the active row of a derived key, or ``None``."""
+        ...
+
+    def delete_active(self, *, tenant_id: str, derived_key: str, etag: str) -> None:
+        """Delete a stale active row if unchanged (a run that ended without releasing it)."""
+        ...
+
+    def get_idempotency(self, *, tenant_id: str, scope: str) -> Stored[IdempotencyEntry] | None:
+        """Return an idempotency row, or ``None``."""
+        ...
+
+    def delete_idempotency(self, *, tenant_id: str, scope: str, etag: str) -> None:
+        """Delete an expired idempotency row if unchanged."""
+        ...
+
+    def get_lock(self, *, tenant_id: str, name: str) -> Stored[LockEntry] | None:
+        """Return an exclusive lock row, or ``None``."""
+        ...
+
+    def delete_lock(self, *, tenant_id: str, name: str, etag: str) -> None:
+        """Delete a stale lock row if unchanged."""
+        ...
+
+
+class ItemRepository(Protocol):
+    """Per-item outcomes of runs, keyed by ``(run_id, item_id)``."""
+
+    def upsert(self, *, tenant_id: str, run_id: str, outcome: ItemOutcome) -> None:
+        """Write an item outcome; writing the same item again replaces it (activities may repeat)."""
+        ...
+
+    def list(
+        self, *, tenant_id: str, run_id: str, status: str | None = None, top: int = 100,
+        continuation: str | None = None,
+    ) -> Page[ItemOutcome]:
+        """Return a run's item outcomes ordered by item id."""
+        ...
+
+    def counts(self, *, tenant_id: str, run_id: str) -> RunCounts:
+        """Count a run's items by status."""
+        ...
+
+
+class SnapshotIndex(Protocol):
+    """Index entries of captured policy snapshots (metadata only; bodies live in a :class:`BlobStore`)."""
+
+    def put(self, record: SnapshotRecord) -> None:
+        """Write (or rewrite) a snapshot's index entry."""
+        ...
+
+    def get(self, *, tenant_id: str, snapshot_id: str) -> SnapshotRecord | None:
+        """Return a snapshot's index entry, or ``None``."""
+        ...
+
+    def list(
+        self, *, tenant_id: str, policy_type: str | None = None, source_id: str | None = None,
+        run_id: str | None = None,
+    ) -> list[SnapshotRecord]:
+        """Return a tenant's snapshots, optionally filtered, ordered by snapshot id."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Content-addressed bodies of captured policies."""
+
+    def put_json(self, body: bytes) -> tuple[str, str, int]:
+        """Store ``body`` under its SHA-256 (idempotent); return ``(hash, blob_name, size)``."""
+        ...
+
+    def get_json(self, content_hash: str) -> bytes:
+        """Return the body stored under ``content_hash``.
+
+        Raises:
+            NotFound: there is no such body.
+        """
+        ...
+
+
+class NotificationRepository(Protocol):
+    """Notifications, partitioned by the principal they are for."""
+
+    def put(self, notification: Notification) -> None:
+        """Write a notification (idempotent by id)."""
+        ...
+
+    def list(
+        self, *, principal_id: str, unread_only: bool = False, top: int = 50,
+        continuation: str | None = None,
+    ) -> Page[Notification]:
+        """Return a principal's notifications, newest run first."""
+        ...
+
+    def get(self, *, principal_id: str, notification_id: str) -> Notification | None:
+        """Return one of the principal's notifications, or ``None``."""
+        ...
+
+
+class TenantRepository(Protocol):
+    """Registered managed tenants."""
+
+    def put(self, tenant: ManagedTenant) -> None:
+        """Create or replace a managed tenant."""
+        ...
+
+    def get(self, tenant_id: str) -> ManagedTenant | None:
+        """Return a managed tenant, or ``None``."""
+        ...
+
+    def get_many(self, tenant_ids: Sequence[str]) -> list[ManagedTenant]:
+        """Return the registered tenants among ``tenant_ids``."""
+        ...
+
+
+class GrantRepository(Protocol):
+    """Grants with a reverse index, so both "who is on this tenant" and "my tenants" are one query."""
+
+    def put(self, grant: Grant) -> None:
+        """Create or replace a grant."""
+        ...
+
+    def get(self, *, tenant_id: str, principal_id: str) -> Grant | None:
+        """Return a grant, or ``None``."""
+        ...
+
+    def delete(self, *, tenant_id: str, principal_id: str) -> bool:
+        """Delete a grant; return whether it existed."""
+        ...
+
+    def list_for_tenant(self, tenant_id: str) -> list[Grant]:
+        """Return every grant on a tenant."""
+        ...
+
+    def list_for_principal(self, principal_id: str) -> list[Grant]:
+        """Return every grant a principal holds."""
+        ...
+
+
+class RunEventSink(Protocol):
+    """Receives every run status transition (notifications now, webhooks later)."""
+
+    def publish(self, run: RunRecord, status: RunStatus) -> None:
+        """Handle a transition of ``run`` to ``status``; must be idempotent per ``(run, status)``."""
+        ...

@@ -1,0 +1,160 @@
+"""Reading policies of a managed tenant from Graph and capturing them into Blob Storage.
+
+The capture of one item is idempotent (activities run at least once): the body is content-addressed, the
+index entry and the item outcome are keyed by run and item, so a repeat overwrites with the same values.
+Graph faults that may pass (throttling, 5xx, an incomplete read) come back as a request to retry after a
+delay, which the orchestrator honours with a durable timer; everything else settles the item as failed with a
+stable code and a safe message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from shared.credentials import CredentialUnavailable, GraphCredential
+from shared.domain import ErrorInfo, ItemOutcome, ManagedTenant, SnapshotRecord
+from shared.domain.capture import CaptureItemInput, CaptureItemResult, capture_item_id
+from shared.errors import AppError, InvalidRequest, TenantNotFound
+from shared.graph.catalog import CATALOG
+from shared.graph.client import GraphClient
+from shared.graph.errors import (
+    GraphError,
+    GraphIncompleteRead,
+    GraphNotFound,
+    GraphPermissionMissing,
+    GraphServerError,
+    GraphThrottled,
+)
+from shared.graph.factory import GraphClientFactory
+from shared.graph.reader import CapturedPolicy, PolicyReader, PolicySummary
+from shared.ports import BlobStore, SnapshotIndex, TenantRepository
+from shared.services.runs import RunService
+
+__all__ = ["CaptureService", "require_policy_type"]
+
+logger = logging.getLogger(__name__)
+
+CredentialResolver = Callable[[ManagedTenant], GraphCredential]
+# Faults worth another attempt after a pause: Graph is busy or briefly broken, or a page came back short.
+_TRANSIENT = (GraphThrottled, GraphServerError, GraphIncompleteRead)
+
+
+def require_policy_type(policy_type: str) -> str:
+    """Validate a policy type key from a route or body.
+
+    Raises:
+        InvalidRequest: the key is not in the catalog (``unknown-policy-type``).
+    """
+    if policy_type not in CATALOG:
+        raise InvalidRequest(
+            f"Unknown policy type '{policy_type[:64]}'. Known types: {', '.join(sorted(CATALOG))}.",
+            code="unknown-policy-type",
+        )
+    return policy_type
+
+
+def _error_of(exc: Exception) -> ErrorInfo:
+    """Stable code and safe message for a failure to read a policy."""
+    if isinstance(exc, GraphPermissionMissing):
+        permission = exc.permission or "an Intune application permission"
+        return ErrorInfo(code=exc.instance_code,
+                         message=f"Microsoft Graph denied access: the app registration needs the "
+                                 f"application permission {permission} (admin consent in the tenant).")
+    if isinstance(exc, GraphNotFound):
+        return ErrorInfo(code="policy-not-found", message="The policy does not exist in the tenant.")
+    if isinstance(exc, AppError):
+        return ErrorInfo(code=exc.instance_code, message=exc.detail)
+    return ErrorInfo(code="internal-error", message="An unexpected error occurred while capturing.")
+
+
+class CaptureService:
+    """Lists and captures policies of managed tenants."""
+
+    def __init__(self, *, tenants: TenantRepository, runs: RunService, snapshots: SnapshotIndex,
+                 blobs: BlobStore, graph: GraphClientFactory, credentials: CredentialResolver,
+                 clock: Callable[[], datetime]) -> None:
+        self._tenants = tenants
+        self._runs = runs
+        self._snapshots = snapshots
+        self._blobs = blobs
+        self._graph = graph
+        self._credentials = credentials
+        self._clock = clock
+
+    async def _client(self, tenant_id: str) -> GraphClient:
+        tenant = await asyncio.to_thread(self._tenants.get, tenant_id)
+        if tenant is None:
+            raise TenantNotFound("tenant not found")
+        credential = self._credentials(tenant)
+        # Captures only read: a read-only client refuses any write before it leaves the process.
+        return self._graph.get(tenant_id=tenant.tenant_id, client_id=tenant.graph.client_id,
+                               credential=credential.value, read_only=True)
+
+    async def list_policies(self, *, tenant_id: str, policy_type: str) -> list[PolicySummary]:
+        """The tenant's policies of one type, live from Graph.
+
+        Raises:
+            InvalidRequest: unknown policy type.
+            GraphError: Graph refused or failed (mapped to a problem response by the caller).
+        """
+        type_key = require_policy_type(policy_type)
+        reader = PolicyReader(await self._client(tenant_id), include_assignments=False)
+        return await reader.list_policies(type_key)
+
+    async def capture(self, item: CaptureItemInput) -> CaptureItemResult:
+        """Capture one policy: read it in full, store the body, index it and record the item outcome."""
+        item_id = capture_item_id(item.policy_type, item.policy_id)
+        started = self._clock()
+        try:
+            reader = PolicyReader(await self._client(item.tenant_id))
+            captured = await reader.read_policy(item.policy_type, item.policy_id)
+            if not captured.complete:
+                raise GraphIncompleteRead("; ".join(captured.problems) or "the read was incomplete")
+        except _TRANSIENT as exc:
+            if not item.final_attempt:
+                retry_after = exc.retry_after if isinstance(exc, GraphThrottled) else None
+                logger.warning("capture will retry run_id=%s item=%s attempt=%d code=%s", item.run_id,
+                               item_id, item.attempt, exc.instance_code)
+                return CaptureItemResult(item_id=item_id, status="retry", error=_error_of(exc),
+                                         retry_after_seconds=retry_after)
+            return await self._settle_failed(item, item_id, started, _error_of(exc))
+        except (GraphError, CredentialUnavailable, TenantNotFound) as exc:
+            return await self._settle_failed(item, item_id, started, _error_of(exc))
+        return await self._store(item, item_id, started, captured)
+
+    async def _store(self, item: CaptureItemInput, item_id: str, started: datetime,
+                     captured: CapturedPolicy) -> CaptureItemResult:
+        body = json.dumps(captured.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        content_hash, blob_name, size = await asyncio.to_thread(self._blobs.put_json, body.encode("utf-8"))
+        now = self._clock()
+        record = SnapshotRecord(
+            tenant_id=item.tenant_id, snapshot_id=f"{item.run_id}:{item_id}", policy_type=item.policy_type,
+            source_id=item.policy_id, display_name=captured.name, captured_at=now,
+            content_hash=content_hash, size_bytes=size, blob_name=blob_name, complete=captured.complete,
+            settings_count=captured.settings_count_captured or 0,
+            assignments_count=len(captured.assignments or []), run_id=item.run_id,
+        )
+        await asyncio.to_thread(self._snapshots.put, record)
+        outcome = ItemOutcome(item_id=item_id, policy_type=item.policy_type, display_name=captured.name,
+                              source_id=item.policy_id, action="captured", status="succeeded",
+                              attempts=item.attempt, started_at=started, finished_at=now)
+        await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id, run_id=item.run_id,
+                                outcome=outcome)
+        logger.info("policy captured run_id=%s item=%s size=%d hash=%s", item.run_id, item_id, size,
+                    content_hash[:12])
+        return CaptureItemResult(item_id=item_id, status="succeeded", content_hash=content_hash,
+                                 size_bytes=size)
+
+    async def _settle_failed(self, item: CaptureItemInput, item_id: str, started: datetime,
+                             error: ErrorInfo) -> CaptureItemResult:
+        outcome = ItemOutcome(item_id=item_id, policy_type=item.policy_type, source_id=item.policy_id,
+                              action="failed", status="failed", attempts=item.attempt, error=error,
+                              started_at=started, finished_at=self._clock())
+        await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id, run_id=item.run_id,
+                                outcome=outcome)
+        logger.warning("policy capture failed run_id=%s item=%s code=%s", item.run_id, item_id, error.code)
+        return CaptureItemResult(item_id=item_id, status="failed", error=error)

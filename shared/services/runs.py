@@ -1,0 +1,486 @@
+"""Run lifecycle: idempotent starts, status transitions, item outcomes, progress.
+
+Starting a run claims its server-derived key atomically in the tenant's partition (the run row, an
+``active|`` row and, with an ``Idempotency-Key``, an ``idem|`` row, in one transaction). Whoever wins the
+claim launches the orchestration; everyone else gets the existing run with ``reused=True``. Nothing is
+checked-then-inserted: reads only happen after a claim lost, to find out what it lost to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.domain import (
+    ApiModel,
+    CreatedBy,
+    ErrorInfo,
+    ItemOutcome,
+    Page,
+    Principal,
+    RunKind,
+    RunRecord,
+    RunStatus,
+    RunTarget,
+    can_transition,
+    derive_idempotency_key,
+    final_status,
+    new_run_id,
+)
+from shared.errors import (
+    ConcurrentUpdate,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    InvalidTransition,
+    RestoreAlreadyActive,
+    RunNotFound,
+    ServiceUnavailable,
+)
+from shared.ports import (
+    ActiveEntry,
+    ClaimConflict,
+    IdempotencyEntry,
+    ItemRepository,
+    LockEntry,
+    RunClaim,
+    RunEventSink,
+    RunRepository,
+    Stored,
+)
+
+__all__ = ["Launcher", "ProgressEntry", "RunService", "StartResult", "idempotency_scope"]
+
+logger = logging.getLogger(__name__)
+
+Launcher = Callable[[RunRecord], Awaitable[None]]
+
+# Kinds of which at most one may be active per managed tenant, whatever the request.
+EXCLUSIVE_KINDS = frozenset({RunKind.RESTORE_EXECUTE})
+# Claim attempts before giving up: each retry follows a row that vanished between our claim and our
+# read (a run finishing at that moment), so more than a couple means heavy contention.
+MAX_CLAIM_ATTEMPTS = 8
+MAX_UPDATE_ATTEMPTS = 16
+PROGRESS_WINDOW = timedelta(hours=1)
+_MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """The run a start request resolved to, and whether it already existed."""
+
+    run: RunRecord
+    reused: bool
+
+
+class ProgressEntry(ApiModel):
+    """One run in the progress view, with a completion percentage when the plan size is known."""
+
+    run: RunRecord
+    percent: float | None = None
+
+
+def idempotency_scope(principal: Principal, tenant_id: str, key: str) -> str:
+    """Return the stored lookup key of a client ``Idempotency-Key``.
+
+    The client's key is combined with attributes only the server knows (caller and tenant), so two
+    callers who pick the same key never see each other's runs.
+
+    Raises:
+        InvalidRequest: the key is empty, too long, or not visible ASCII.
+    """
+    key = key.strip().strip('"')
+    if not key or len(key) > _MAX_IDEMPOTENCY_KEY or not all(0x21 <= ord(c) <= 0x7E for c in key):
+        raise InvalidRequest("Idempotency-Key must be 1-255 visible ASCII characters")
+    material = "|".join([principal.tenant_id, principal.object_id, tenant_id.lower(), key])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+class RunService:
+    """The use cases around runs, called by HTTP triggers, activities and orchestrator helpers."""
+
+    def __init__(
+        self, *, runs: RunRepository, items: ItemRepository, notifications: RunEventSink,
+        clock: Callable[[], datetime], sinks: Sequence[RunEventSink] = (),
+        idempotency_ttl: timedelta = timedelta(hours=24),
+        launch_grace: timedelta = timedelta(seconds=60),
+    ) -> None:
+        """Create the service.
+
+        Args:
+            runs: run repository.
+            items: item outcome repository.
+            notifications: the notification writer (the first event sink).
+            clock: returns the current aware UTC time.
+            sinks: further event sinks (webhooks), called after the notification writer.
+            idempotency_ttl: minimum time an ``Idempotency-Key`` is remembered (kept longer while its run
+                is active).
+            launch_grace: how long after a launch attempt a queued, unlaunched run is left alone before
+                another start (or the monitor) launches it again.
+        """
+        self._runs = runs
+        self._items = items
+        self._sinks: builtins.list[RunEventSink] = [notifications, *sinks]
+        self._clock = clock
+        self._idempotency_ttl = idempotency_ttl
+        self._launch_grace = launch_grace
+
+    # ----------------------------------------------------------------------------------- start
+
+    async def start(
+        self, *, principal: Principal, tenant_id: str, kind: RunKind, target: RunTarget,
+        scope: dict[str, Any], idempotency_key: str | None, launch: Launcher,
+    ) -> StartResult:
+        """Start a run, or return the equivalent run that is already active.
+
+        Args:
+            principal: the caller (already authorized for ``kind`` on ``tenant_id``).
+            tenant_id: the managed tenant.
+            kind: what to run.
+            target: the object acted on.
+            scope: the request's scope and options; part of the derived key.
+            idempotency_key: the client's ``Idempotency-Key`` header, if any.
+            launch: starts the orchestration with ``instance_id = run.id``. Called only by the winner of
+                the claim (or when recovering a run whose launch was lost); must treat "already exists"
+                as success.
+
+        Returns:
+            The run and whether it was reused.
+
+        Raises:
+            IdempotencyKeyReused: the key was used before with a different request.
+            RestoreAlreadyActive: another restore is active on the tenant.
+            ServiceUnavailable: the run was accepted but could not be launched (retrying recovers it),
+                or the claim kept losing to concurrent changes.
+        """
+        derived = derive_idempotency_key(tenant_id, kind, target, scope)
+        scope_key = (idempotency_scope(principal, tenant_id, idempotency_key)
+                     if idempotency_key is not None else None)
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            now = self._clock()
+            run = RunRecord(
+                id=new_run_id(now), tenant_id=tenant_id, kind=kind, target=target, scope=scope,
+                created_by=CreatedBy(id=principal.object_id, name=principal.name), created_at=now,
+                derived_key=derived, launch_attempted_at=now,
+            )
+            claim = RunClaim(
+                tenant_id=tenant_id, run=run, active=ActiveEntry(derived, run.id),
+                idempotency=(IdempotencyEntry(scope_key, derived, run.id,
+                                              now + self._idempotency_ttl) if scope_key else None),
+                lock=LockEntry(str(kind), run.id, derived) if kind in EXCLUSIVE_KINDS else None,
+            )
+            try:
+                await asyncio.to_thread(self._runs.claim, claim)
+            except ClaimConflict:
+                existing = await asyncio.to_thread(
+                    self._resolve_conflict, tenant_id=tenant_id, kind=kind, derived=derived,
+                    scope_key=scope_key,
+                )
+                if existing is None:
+                    continue
+                logger.info("run start reused run_id=%s tenant_id=%s kind=%s",
+                            existing.id, tenant_id, kind)
+                return StartResult(await self._recover(existing, launch), reused=True)
+            logger.info("run claimed run_id=%s tenant_id=%s kind=%s", run.id, tenant_id, kind)
+            self._publish(run, RunStatus.QUEUED)
+            return StartResult(await self._launch(run, launch), reused=False)
+        raise ServiceUnavailable("too many concurrent changes to this tenant's runs; retry")
+
+    def _resolve_conflict(self, *, tenant_id: str, kind: RunKind, derived: str,
+                          scope_key: str | None) -> RunRecord | None:
+        """Find the run a lost claim lost to; ``None`` means the blocking row vanished: claim again."""
+        now = self._clock()
+        if scope_key is not None:
+            idem = self._runs.get_idempotency(tenant_id=tenant_id, scope=scope_key)
+            if idem is not None:
+                return self._replay(idem, tenant_id=tenant_id, derived=derived, now=now)
+        active = self._runs.get_active(tenant_id=tenant_id, derived_key=derived)
+        if active is not None:
+            run = self._runs.get(tenant_id=tenant_id, run_id=active.value.run_id)
+            if run is None or run.value.status.is_terminal:
+                self._drop(self._runs.delete_active, tenant_id=tenant_id, derived_key=derived,
+                           etag=active.etag)
+                return None
+            if scope_key is not None and not self._attach_key(run.value, scope_key, now):
+                return None
+            return run.value
+        if kind in EXCLUSIVE_KINDS:
+            lock = self._runs.get_lock(tenant_id=tenant_id, name=str(kind))
+            if lock is not None:
+                holder = self._runs.get(tenant_id=tenant_id, run_id=lock.value.run_id)
+                if holder is None or holder.value.status.is_terminal:
+                    self._drop(self._runs.delete_lock, tenant_id=tenant_id, name=str(kind),
+                               etag=lock.etag)
+                    return None
+                raise RestoreAlreadyActive(
+                    f"restore run {lock.value.run_id} is still active on this tenant",
+                    active_run_id=lock.value.run_id,
+                )
+        return None
+
+    def _replay(self, idem: Stored[IdempotencyEntry], *, tenant_id: str, derived: str,
+                now: datetime) -> RunRecord | None:
+        run = self._runs.get(tenant_id=tenant_id, run_id=idem.value.run_id)
+        expired = idem.value.expires_at <= now and (run is None or run.value.status.is_terminal)
+        if run is None or expired:
+            # A reuse after expiry is a new request (Stripe and the IETF draft agree).
+            self._drop(self._runs.delete_idempotency, tenant_id=tenant_id, scope=idem.value.scope,
+                       etag=idem.etag)
+            return None
+        if idem.value.fingerprint != derived:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request", run_id=run.value.id
+            )
+        return run.value
+
+    def _attach_key(self, run: RunRecord, scope_key: str, now: datetime) -> bool:
+        """Remember a client key for a run it did not create (it joined an active run)."""
+        entry = IdempotencyEntry(scope_key, run.derived_key, run.id, now + self._idempotency_ttl)
+        try:
+            self._runs.claim(RunClaim(tenant_id=run.tenant_id, idempotency=entry))
+        except ClaimConflict:
+            return False  # the key was taken meanwhile: look again, it may be ours or a mismatch
+        return True
+
+    @staticmethod
+    def _drop(delete: Callable[..., None], **kwargs: str) -> None:
+        # Someone else changed or removed the row first; the next claim attempt will tell.
+        with contextlib.suppress(ConcurrentUpdate):
+            delete(**kwargs)
+
+    async def _launch(self, run: RunRecord, launch: Launcher) -> RunRecord:
+        try:
+            await launch(run)
+        except Exception as exc:
+            logger.warning("run launch failed run_id=%s tenant_id=%s error=%s",
+                           run.id, run.tenant_id, type(exc).__name__)
+            # Make the run recoverable at once by the next identical start; if this write is lost too,
+            # the launch grace period still lets recovery happen later.
+            await asyncio.to_thread(self._update, run.tenant_id, run.id,
+                                    lambda r: r.model_copy(update={"launch_attempted_at": None})
+                                    if r.status == RunStatus.QUEUED and r.launched_at is None
+                                    else None)
+            raise ServiceUnavailable(
+                "the run was accepted but could not be started yet; retry the same request",
+                run_id=run.id,
+            ) from exc
+        now = self._clock()
+        updated = await asyncio.to_thread(
+            self._update, run.tenant_id, run.id,
+            lambda r: r.model_copy(update={"launched_at": now}) if r.launched_at is None else None,
+        )
+        return updated
+
+    async def _recover(self, run: RunRecord, launch: Launcher) -> RunRecord:
+        """Launch again a queued run whose launch was lost (the process died, or start_new failed)."""
+        if not self._stalled(run, self._clock()):
+            return run
+        now = self._clock()
+        stored = await asyncio.to_thread(self._runs.get, tenant_id=run.tenant_id, run_id=run.id)
+        if stored is None or not self._stalled(stored.value, now):
+            return stored.value if stored else run
+        leased = stored.value.model_copy(update={"launch_attempted_at": now})
+        try:
+            await asyncio.to_thread(self._runs.update, leased, etag=stored.etag)
+        except ConcurrentUpdate:
+            return stored.value  # another request took the lease and launches it
+        logger.info("run relaunch run_id=%s tenant_id=%s", run.id, run.tenant_id)
+        return await self._launch(leased, launch)
+
+    def _stalled(self, run: RunRecord, now: datetime) -> bool:
+        if run.status != RunStatus.QUEUED or run.launched_at is not None:
+            return False
+        attempted = run.launch_attempted_at
+        return attempted is None or now - attempted >= self._launch_grace
+
+    async def relaunch_if_stalled(self, *, tenant_id: str, run_id: str,
+                                  launch: Launcher) -> RunRecord:
+        """Launch a queued run again if its launch was lost (for the monitor and sweepers).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        run = await asyncio.to_thread(self.get, tenant_id=tenant_id, run_id=run_id)
+        return await self._recover(run, launch)
+
+    # ------------------------------------------------------------------------------ reading
+
+    def get(self, *, tenant_id: str, run_id: str) -> RunRecord:
+        """Return a run with its current counts.
+
+        Raises:
+            RunNotFound: no such run in this tenant.
+        """
+        return self._with_counts(self._get_stored(tenant_id, run_id).value)
+
+    def list(self, *, tenant_id: str, kind: RunKind | None = None,
+             status: RunStatus | None = None, top: int = 50,
+             continuation: str | None = None) -> Page[RunRecord]:
+        """Return a tenant's runs newest first (pages may hold fewer than ``top`` runs)."""
+        page = self._runs.list(tenant_id=tenant_id, kind=kind, status=status, top=top,
+                               continuation=continuation)
+        return Page[RunRecord](items=[self._with_counts(r) for r in page.items],
+                               continuation=page.continuation)
+
+    def list_items(self, *, tenant_id: str, run_id: str, status: str | None = None,
+                   top: int = 100, continuation: str | None = None) -> Page[ItemOutcome]:
+        """Return a run's per-item outcomes ordered by item id.
+
+        Raises:
+            RunNotFound: no such run in this tenant.
+        """
+        self._get_stored(tenant_id, run_id)
+        return self._items.list(tenant_id=tenant_id, run_id=run_id, status=status, top=top,
+                                continuation=continuation)
+
+    def progress(self, *, tenant_ids: builtins.list[str],
+                 now: datetime) -> builtins.list[ProgressEntry]:
+        """Return active runs and runs finished in the last hour across tenants, newest first."""
+        entries: builtins.list[ProgressEntry] = []
+        for tenant_id in tenant_ids:
+            for run in self._runs.list_recent(tenant_id=tenant_id,
+                                              finished_since=now - PROGRESS_WINDOW):
+                run = self._with_counts(run)
+                entries.append(ProgressEntry(run=run, percent=_percent(run)))
+        entries.sort(key=lambda e: e.run.created_at, reverse=True)
+        return entries
+
+    # ---------------------------------------------------------------------------- transitions
+
+    def mark_running(self, *, tenant_id: str, run_id: str,
+                     expected_items: int | None = None) -> RunRecord:
+        """Move a run to ``running`` (idempotent; a terminal run is returned unchanged).
+
+        Args:
+            tenant_id: the managed tenant.
+            run_id: the run.
+            expected_items: how many items the run plans to process, for progress percentages.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        now = self._clock()
+
+        def change(run: RunRecord) -> RunRecord | None:
+            if run.status != RunStatus.QUEUED:
+                if run.status == RunStatus.RUNNING and expected_items is not None \
+                        and run.expected_items != expected_items:
+                    return run.model_copy(update={"expected_items": expected_items})
+                return None
+            return run.model_copy(update={
+                "status": RunStatus.RUNNING, "started_at": now,
+                "launched_at": run.launched_at or now,
+                "expected_items": expected_items if expected_items is not None
+                else run.expected_items,
+            })
+
+        before = self._get_stored(tenant_id, run_id).value.status
+        updated = self._update(tenant_id, run_id, change)
+        if before == RunStatus.QUEUED and updated.status == RunStatus.RUNNING:
+            self._publish(updated, RunStatus.RUNNING)
+        return self._with_counts(updated)
+
+    def record_item(self, *, tenant_id: str, run_id: str, outcome: ItemOutcome) -> None:
+        """Persist one item's outcome (idempotent: the same item again replaces it).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        self._get_stored(tenant_id, run_id)
+        self._items.upsert(tenant_id=tenant_id, run_id=run_id, outcome=outcome)
+
+    def complete(self, *, tenant_id: str, run_id: str, failure: ErrorInfo | None = None,
+                 cancelled: bool = False) -> RunRecord:
+        """End a run: counts from its items, status from :func:`final_status`, active key released.
+
+        Idempotent: a run that is already terminal is returned unchanged.
+
+        Args:
+            tenant_id: the managed tenant.
+            run_id: the run.
+            failure: why the run as a whole failed, if it did.
+            cancelled: end the run as ``cancelled``.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            stored = self._get_stored(tenant_id, run_id)
+            run = stored.value
+            if run.status.is_terminal:
+                return run
+            counts = self._items.counts(tenant_id=tenant_id, run_id=run_id)
+            status = (RunStatus.CANCELLED if cancelled
+                      else final_status(counts, run_failed=failure is not None))
+            if not can_transition(run.status, status):
+                raise InvalidTransition(f"run cannot move from {run.status} to {status}")
+            done = run.model_copy(update={
+                "status": status, "counts": counts, "failure": failure,
+                "finished_at": self._clock(),
+            })
+            try:
+                self._runs.update(done, etag=stored.etag, release=True)
+            except ConcurrentUpdate:
+                continue
+            logger.info("run completed run_id=%s tenant_id=%s status=%s total=%d failed=%d",
+                        run_id, tenant_id, status, counts.total, counts.failed)
+            self._publish(done, status)
+            return done
+        raise ServiceUnavailable("the run kept changing while completing it; retry")
+
+    # -------------------------------------------------------------------------------- helpers
+
+    def _get_stored(self, tenant_id: str, run_id: str) -> Stored[RunRecord]:
+        stored = self._runs.get(tenant_id=tenant_id, run_id=run_id)
+        if stored is None:
+            raise RunNotFound(f"run {run_id} not found")
+        return stored
+
+    def _update(self, tenant_id: str, run_id: str,
+                change: Callable[[RunRecord], RunRecord | None]) -> RunRecord:
+        """Apply ``change`` with optimistic concurrency; ``None`` from it means "nothing to do"."""
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            stored = self._get_stored(tenant_id, run_id)
+            new = change(stored.value)
+            if new is None:
+                return stored.value
+            try:
+                self._runs.update(new, etag=stored.etag)
+            except ConcurrentUpdate:
+                continue
+            return new
+        raise ServiceUnavailable("the run kept changing while updating it; retry")
+
+    def _with_counts(self, run: RunRecord) -> RunRecord:
+        # Terminal runs keep the counts frozen at completion; active ones are counted live.
+        if run.status.is_terminal:
+            return run
+        counts = self._items.counts(tenant_id=run.tenant_id, run_id=run.id)
+        return run.model_copy(update={"counts": counts})
+
+    def _publish(self, run: RunRecord, status: RunStatus) -> None:
+        for sink in self._sinks:
+            try:
+                sink.publish(run, status)
+            except Exception:
+                # A lost notification or webhook must never fail or roll back the run itself.
+                logger.exception("run event sink failed run_id=%s status=%s sink=%s",
+                                 run.id, status, type(sink).__name__)
+
+
+def _percent(run: RunRecord) -> float | None:
+    if run.status.is_terminal:
+        return 100.0
+    if run.status == RunStatus.QUEUED:
+        return 0.0
+    if not run.expected_items:
+        return None
+    done = run.counts.total
+    # Never report 100 % before the run has actually completed.
+    return min(99.0, round(100.0 * done / run.expected_items, 1))

@@ -1,0 +1,379 @@
+"""In-memory implementations of the storage ports, for unit tests and quick local runs.
+
+They keep the same observable rules as the Table adapters (atomic claims, ETag checks, key validation,
+ordering, paging), which the shared contract tests prove. Every method holds one lock, so concurrent
+threads see the same all-or-nothing behaviour as Table Storage.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import itertools
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from shared.domain import (
+    ACTIVE_STATUSES,
+    Grant,
+    ItemOutcome,
+    ManagedTenant,
+    Notification,
+    Page,
+    RunCounts,
+    RunKind,
+    RunRecord,
+    RunStatus,
+    SnapshotRecord,
+    counts_from_outcomes,
+    snapshot_blob_name,
+)
+from shared.errors import ConcurrentUpdate, InvalidRequest, NotFound
+from shared.ports import (
+    ActiveEntry,
+    ClaimConflict,
+    IdempotencyEntry,
+    LockEntry,
+    RunClaim,
+    Stored,
+)
+from shared.storage.keys import decode_token, encode_token, validate_key
+from shared.storage.rows import notification_sort_key, run_row_key
+
+__all__ = [
+    "InMemoryBlobStore",
+    "InMemoryGrantRepository",
+    "InMemoryItemRepository",
+    "InMemoryNotificationRepository",
+    "InMemoryRunRepository",
+    "InMemorySnapshotIndex",
+    "InMemoryTenantRepository",
+]
+
+T = TypeVar("T")
+_etags = itertools.count(1)
+
+
+def _etag() -> str:
+    return f'W/"mem-{next(_etags)}"'
+
+
+def _page(rows: list[tuple[str, T]], top: int, continuation: str | None) -> Page[T]:
+    """Page rows sorted by their key; the token is the last key returned."""
+    if top < 1:
+        raise InvalidRequest("top must be at least 1")
+    after = decode_token(continuation) if continuation else None
+    if after is not None and not isinstance(after, str):
+        raise InvalidRequest("continuation token is not valid")
+    remaining = [(k, v) for k, v in rows if after is None or k > after]
+    chunk = remaining[:top]
+    token = encode_token(chunk[-1][0]) if len(remaining) > top else None
+    return Page[T](items=[v for _, v in chunk], continuation=token)
+
+
+class InMemoryRunRepository:
+    """Runs and claim rows, with the same atomicity as one entity-group transaction."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[tuple[str, str], Stored[RunRecord]] = {}
+        self._active: dict[tuple[str, str], Stored[ActiveEntry]] = {}
+        self._idem: dict[tuple[str, str], Stored[IdempotencyEntry]] = {}
+        self._locks: dict[tuple[str, str], Stored[LockEntry]] = {}
+
+    def claim(self, claim: RunClaim) -> None:
+        """Create every row of ``claim`` or none of them."""
+        tenant = validate_key(claim.tenant_id, what="tenant id")
+        with self._lock:
+            if claim.run is not None:
+                run_row_key(validate_key(claim.run.id, what="run id"))
+                if (tenant, claim.run.id) in self._runs:
+                    raise ClaimConflict("run exists")
+            if claim.active and (tenant, claim.active.derived_key) in self._active:
+                raise ClaimConflict("active key held")
+            if claim.idempotency and (tenant, claim.idempotency.scope) in self._idem:
+                raise ClaimConflict("idempotency key held")
+            if claim.lock and (tenant, claim.lock.name) in self._locks:
+                raise ClaimConflict("lock held")
+            if claim.run is not None:
+                self._runs[(tenant, claim.run.id)] = Stored(claim.run, _etag())
+            if claim.active:
+                self._active[(tenant, claim.active.derived_key)] = Stored(claim.active, _etag())
+            if claim.idempotency:
+                self._idem[(tenant, claim.idempotency.scope)] = Stored(claim.idempotency, _etag())
+            if claim.lock:
+                self._locks[(tenant, claim.lock.name)] = Stored(claim.lock, _etag())
+
+    def get(self, *, tenant_id: str, run_id: str) -> Stored[RunRecord] | None:
+        """Return a run with its ETag, or ``None``."""
+        validate_key(tenant_id, what="tenant id")
+        validate_key(run_id, what="run id")
+        with self._lock:
+            return self._runs.get((tenant_id, run_id))
+
+    def _tenant_runs(self, tenant_id: str) -> list[RunRecord]:
+        validate_key(tenant_id, what="tenant id")
+        with self._lock:
+            runs = [s.value for (t, _), s in self._runs.items() if t == tenant_id]
+        return sorted(runs, key=lambda r: run_row_key(r.id))
+
+    def list(
+        self, *, tenant_id: str, kind: RunKind | None = None, status: RunStatus | None = None,
+        top: int = 50, continuation: str | None = None,
+    ) -> Page[RunRecord]:
+        """Return runs newest first, optionally filtered by kind and status."""
+        runs = [
+            r for r in self._tenant_runs(tenant_id)
+            if (kind is None or r.kind == kind) and (status is None or r.status == status)
+        ]
+        # Keys must ascend for paging; the inverted order of ids is "newest first".
+        keyed = [(run_row_key(r.id), r) for r in runs]
+        return _page(keyed, top, continuation)
+
+    def list_recent(self, *, tenant_id: str, finished_since: datetime) -> builtins.list[RunRecord]:
+        """Return active runs plus runs finished at or after ``finished_since``, newest first."""
+        return [
+            r for r in self._tenant_runs(tenant_id)
+            if r.status in ACTIVE_STATUSES
+            or (r.finished_at is not None and r.finished_at >= finished_since)
+        ]
+
+    def update(self, run: RunRecord, *, etag: str, release: bool = False) -> str:
+        """Replace a run if unchanged; optionally release its active row and lock together."""
+        key = (run.tenant_id, run.id)
+        with self._lock:
+            current = self._runs.get(key)
+            if current is None or current.etag != etag:
+                raise ConcurrentUpdate("the run changed meanwhile")
+            new_etag = _etag()
+            self._runs[key] = Stored(run, new_etag)
+            if release:
+                active = self._active.get((run.tenant_id, run.derived_key))
+                if active and active.value.run_id == run.id:
+                    del self._active[(run.tenant_id, run.derived_key)]
+                lock = self._locks.get((run.tenant_id, str(run.kind)))
+                if lock and lock.value.run_id == run.id:
+                    del self._locks[(run.tenant_id, str(run.kind))]
+            return new_etag
+
+    def get_active(self, *, tenant_id: str, derived_key: str) -> Stored[ActiveEntry] | None:
+        """Return the active row of a derived key, or ``None``."""
+        with self._lock:
+            return self._active.get((tenant_id, derived_key))
+
+    def delete_active(self, *, tenant_id: str, derived_key: str, etag: str) -> None:
+        """Delete an active row if unchanged."""
+        self._delete(self._active, (tenant_id, derived_key), etag)
+
+    def get_idempotency(self, *, tenant_id: str, scope: str) -> Stored[IdempotencyEntry] | None:
+        """Return an idempotency row, or ``None``."""
+        with self._lock:
+            return self._idem.get((tenant_id, scope))
+
+    def delete_idempotency(self, *, tenant_id: str, scope: str, etag: str) -> None:
+        """Delete an idempotency row if unchanged."""
+        self._delete(self._idem, (tenant_id, scope), etag)
+
+    def get_lock(self, *, tenant_id: str, name: str) -> Stored[LockEntry] | None:
+        """Return a lock row, or ``None``."""
+        with self._lock:
+            return self._locks.get((tenant_id, name))
+
+    def delete_lock(self, *, tenant_id: str, name: str, etag: str) -> None:
+        """Delete a lock row if unchanged."""
+        self._delete(self._locks, (tenant_id, name), etag)
+
+    def _delete(self, table: dict[tuple[str, str], Stored[Any]], key: tuple[str, str],
+                etag: str) -> None:
+        with self._lock:
+            current = table.get(key)
+            if current is None:
+                return
+            if current.etag != etag:
+                raise ConcurrentUpdate("the row changed meanwhile")
+            del table[key]
+
+
+class InMemoryItemRepository:
+    """Per-item outcomes keyed by ``(tenant, run, item)``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str], dict[str, ItemOutcome]] = {}
+
+    def upsert(self, *, tenant_id: str, run_id: str, outcome: ItemOutcome) -> None:
+        """Write or replace an item outcome."""
+        validate_key(tenant_id, what="tenant id")
+        validate_key(run_id, what="run id")
+        validate_key(outcome.item_id, what="item id")
+        with self._lock:
+            self._items.setdefault((tenant_id, run_id), {})[outcome.item_id] = outcome
+
+    def list(
+        self, *, tenant_id: str, run_id: str, status: str | None = None, top: int = 100,
+        continuation: str | None = None,
+    ) -> Page[ItemOutcome]:
+        """Return a run's items ordered by item id."""
+        with self._lock:
+            items = dict(self._items.get((tenant_id, run_id), {}))
+        rows = [(k, v) for k, v in sorted(items.items()) if status is None or v.status == status]
+        return _page(rows, top, continuation)
+
+    def counts(self, *, tenant_id: str, run_id: str) -> RunCounts:
+        """Count a run's items by status."""
+        with self._lock:
+            statuses = [i.status for i in self._items.get((tenant_id, run_id), {}).values()]
+        return counts_from_outcomes(list(statuses))
+
+
+class InMemorySnapshotIndex:
+    """Snapshot index entries by ``(tenant, snapshot id)``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[str, str], SnapshotRecord] = {}
+
+    def put(self, record: SnapshotRecord) -> None:
+        """Write or replace an entry."""
+        validate_key(record.tenant_id, what="tenant id")
+        validate_key(record.snapshot_id, what="snapshot id")
+        with self._lock:
+            self._rows[(record.tenant_id, record.snapshot_id)] = record
+
+    def get(self, *, tenant_id: str, snapshot_id: str) -> SnapshotRecord | None:
+        """Return an entry, or ``None``."""
+        with self._lock:
+            return self._rows.get((tenant_id, snapshot_id))
+
+    def list(
+        self, *, tenant_id: str, policy_type: str | None = None, source_id: str | None = None,
+        run_id: str | None = None,
+    ) -> list[SnapshotRecord]:
+        """Return a tenant's entries ordered by snapshot id, optionally filtered."""
+        with self._lock:
+            rows = [r for (t, _), r in self._rows.items() if t == tenant_id]
+        return sorted(
+            (r for r in rows
+             if (policy_type is None or r.policy_type == policy_type)
+             and (source_id is None or r.source_id == source_id)
+             and (run_id is None or r.run_id == run_id)),
+            key=lambda r: r.snapshot_id,
+        )
+
+
+class InMemoryBlobStore:
+    """Content-addressed bodies."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blobs: dict[str, bytes] = {}
+
+    def put_json(self, body: bytes) -> tuple[str, str, int]:
+        """Store ``body`` under its SHA-256; storing it again changes nothing."""
+        digest = hashlib.sha256(body).hexdigest()
+        with self._lock:
+            self._blobs.setdefault(digest, bytes(body))
+        return digest, snapshot_blob_name(digest), len(body)
+
+    def get_json(self, content_hash: str) -> bytes:
+        """Return the body stored under ``content_hash``."""
+        with self._lock:
+            body = self._blobs.get(content_hash)
+        if body is None:
+            raise NotFound("snapshot body not found")
+        return body
+
+
+class InMemoryNotificationRepository:
+    """Notifications partitioned by principal."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, dict[str, Notification]] = {}
+
+    def put(self, notification: Notification) -> None:
+        """Write or replace a notification."""
+        validate_key(notification.principal_id, what="principal id")
+        with self._lock:
+            self._rows.setdefault(notification.principal_id, {})[notification.id] = notification
+
+    def list(
+        self, *, principal_id: str, unread_only: bool = False, top: int = 50,
+        continuation: str | None = None,
+    ) -> Page[Notification]:
+        """Return notifications newest run first, latest status first within a run."""
+        with self._lock:
+            rows = list(self._rows.get(principal_id, {}).values())
+        keyed = sorted(
+            (notification_sort_key(n.run_id, n.status), n)
+            for n in rows if not (unread_only and n.read)
+        )
+        return _page(keyed, top, continuation)
+
+    def get(self, *, principal_id: str, notification_id: str) -> Notification | None:
+        """Return one of the principal's notifications, or ``None``."""
+        with self._lock:
+            return self._rows.get(principal_id, {}).get(notification_id)
+
+
+class InMemoryTenantRepository:
+    """Managed tenants by id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, ManagedTenant] = {}
+
+    def put(self, tenant: ManagedTenant) -> None:
+        """Create or replace a tenant."""
+        validate_key(tenant.tenant_id, what="tenant id")
+        with self._lock:
+            self._rows[tenant.tenant_id] = tenant
+
+    def get(self, tenant_id: str) -> ManagedTenant | None:
+        """Return a tenant, or ``None``."""
+        with self._lock:
+            return self._rows.get(tenant_id)
+
+    def get_many(self, tenant_ids: Sequence[str]) -> list[ManagedTenant]:
+        """Return the registered tenants among ``tenant_ids``, in that order."""
+        with self._lock:
+            return [self._rows[t] for t in tenant_ids if t in self._rows]
+
+
+class InMemoryGrantRepository:
+    """Grants by ``(tenant, principal)``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[str, str], Grant] = {}
+
+    def put(self, grant: Grant) -> None:
+        """Create or replace a grant."""
+        validate_key(grant.tenant_id, what="tenant id")
+        validate_key(grant.principal_id, what="principal id")
+        with self._lock:
+            self._rows[(grant.tenant_id, grant.principal_id)] = grant
+
+    def get(self, *, tenant_id: str, principal_id: str) -> Grant | None:
+        """Return a grant, or ``None``."""
+        with self._lock:
+            return self._rows.get((tenant_id, principal_id))
+
+    def delete(self, *, tenant_id: str, principal_id: str) -> bool:
+        """Delete a grant; return whether it existed."""
+        with self._lock:
+            return self._rows.pop((tenant_id, principal_id), None) is not None
+
+    def list_for_tenant(self, tenant_id: str) -> list[Grant]:
+        """Return a tenant's grants ordered by principal id."""
+        with self._lock:
+            rows = [g for (t, _), g in self._rows.items() if t == tenant_id]
+        return sorted(rows, key=lambda g: g.principal_id)
+
+    def list_for_principal(self, principal_id: str) -> list[Grant]:
+        """Return a principal's grants ordered by tenant id."""
+        with self._lock:
+            rows = [g for (_, p), g in self._rows.items() if p == principal_id]
+        return sorted(rows, key=lambda g: g.tenant_id)

@@ -1,0 +1,192 @@
+"""Table Storage adapter of :class:`shared.ports.RunRepository`.
+
+One table; the tenant is the partition, so a run and its claim rows live in one partition and can be
+written by one entity-group transaction::
+
+    run|<inverted run id>     the run (Kind, Status, FinishedAt for filters; JSON body)
+    active|<derived key>      the run currently holding a server-derived key
+    idem|<scope>              a client Idempotency-Key (fingerprint, run id, expiry)
+    lock|<kind>               an exclusive per-tenant lock (restore.execute)
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
+
+from shared.domain import RunKind, RunRecord, RunStatus
+from shared.domain.base import Page
+from shared.errors import ConcurrentUpdate
+from shared.ports import ActiveEntry, ClaimConflict, IdempotencyEntry, LockEntry, RunClaim, Stored
+from shared.storage.keys import validate_key
+from shared.storage.rows import (
+    ACTIVE_PREFIX,
+    IDEMPOTENCY_PREFIX,
+    LOCK_PREFIX,
+    RUN_PREFIX,
+    run_row_key,
+)
+from shared.storage.table_common import body_json, etag_of, get_entity, pack_body, page_query
+
+__all__ = ["TableRunRepository"]
+
+_RUN_RANGE = {"lo": RUN_PREFIX, "hi": RUN_PREFIX[:-1] + chr(ord(RUN_PREFIX[-1]) + 1)}
+_RANGE_FILTER = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+
+
+def _run_entity(run: RunRecord) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": run.tenant_id, "RowKey": run_row_key(run.id), "RunId": run.id,
+        "Kind": str(run.kind), "Status": str(run.status),
+        **pack_body(run.model_dump_json()),
+    }
+    # Only set values are written: "eq null" filters behave differently on Azurite and Azure.
+    if run.finished_at is not None:
+        entity["FinishedAt"] = run.finished_at
+    return entity
+
+
+def _run_from(entity: TableEntity) -> RunRecord:
+    return RunRecord.model_validate(body_json(entity))
+
+
+class TableRunRepository:
+    """Runs and claim rows in one table, partitioned by managed tenant."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def claim(self, claim: RunClaim) -> None:
+        """Create every row of ``claim`` in one entity-group transaction (all or nothing)."""
+        pk = validate_key(claim.tenant_id, what="tenant id")
+        ops: list[tuple[str, dict[str, Any]]] = []
+        if claim.run is not None:
+            validate_key(claim.run.id, what="run id")
+            ops.append(("create", _run_entity(claim.run)))
+        if claim.active is not None:
+            ops.append(("create", {"PartitionKey": pk,
+                                   "RowKey": ACTIVE_PREFIX + claim.active.derived_key,
+                                   "RunId": claim.active.run_id}))
+        if claim.idempotency is not None:
+            ops.append(("create", {"PartitionKey": pk,
+                                   "RowKey": IDEMPOTENCY_PREFIX + claim.idempotency.scope,
+                                   "RunId": claim.idempotency.run_id,
+                                   "Fingerprint": claim.idempotency.fingerprint,
+                                   "ExpiresAt": claim.idempotency.expires_at}))
+        if claim.lock is not None:
+            ops.append(("create", {"PartitionKey": pk, "RowKey": LOCK_PREFIX + claim.lock.name,
+                                   "RunId": claim.lock.run_id,
+                                   "DerivedKey": claim.lock.derived_key}))
+        try:
+            self._table.submit_transaction(ops)
+        except TableTransactionError as exc:
+            if exc.status_code == 409:
+                raise ClaimConflict(f"claim row exists (operation {exc.index})") from exc
+            raise
+
+    def get(self, *, tenant_id: str, run_id: str) -> Stored[RunRecord] | None:
+        """Return a run with its ETag, or ``None``."""
+        validate_key(tenant_id, what="tenant id")
+        validate_key(run_id, what="run id")
+        try:
+            row_key = run_row_key(run_id)
+        except ValueError:
+            return None  # not one of our ids, so certainly not stored
+        entity = get_entity(self._table, tenant_id, row_key)
+        return Stored(_run_from(entity), etag_of(entity)) if entity is not None else None
+
+    def list(
+        self, *, tenant_id: str, kind: RunKind | None = None, status: RunStatus | None = None,
+        top: int = 50, continuation: str | None = None,
+    ) -> Page[RunRecord]:
+        """Return runs newest first (row keys hold inverted, time-ordered ids)."""
+        validate_key(tenant_id, what="tenant id")
+        query, params = _RANGE_FILTER, {"pk": tenant_id, **_RUN_RANGE}
+        if kind is not None:
+            query += " and Kind eq @kind"
+            params["kind"] = str(kind)
+        if status is not None:
+            query += " and Status eq @status"
+            params["status"] = str(status)
+        return page_query(self._table, query_filter=query, parameters=params, top=top,
+                          continuation=continuation, convert=_run_from)
+
+    def list_recent(self, *, tenant_id: str, finished_since: datetime) -> builtins.list[RunRecord]:
+        """Return active runs and runs finished at or after ``finished_since``, newest first."""
+        validate_key(tenant_id, what="tenant id")
+        # The SDK substitutes parameters in space-separated words only: "@since)" would not be found.
+        query = (_RANGE_FILTER + " and ( Status eq @queued or Status eq @running"
+                 " or FinishedAt ge @since )")
+        params = {"pk": tenant_id, **_RUN_RANGE, "queued": str(RunStatus.QUEUED),
+                  "running": str(RunStatus.RUNNING), "since": finished_since}
+        return [_run_from(e) for e in self._table.query_entities(query, parameters=params)]
+
+    def update(self, run: RunRecord, *, etag: str, release: bool = False) -> str:
+        """Replace a run if unchanged; with ``release`` also delete its active row and lock."""
+        ops: builtins.list[tuple[str, dict[str, Any], dict[str, Any]]] = [(
+            "update", _run_entity(run),
+            {"mode": UpdateMode.REPLACE, "etag": etag,
+             "match_condition": MatchConditions.IfNotModified},
+        )]
+        if release:
+            for row_key in (ACTIVE_PREFIX + run.derived_key, LOCK_PREFIX + str(run.kind)):
+                held = get_entity(self._table, run.tenant_id, row_key)
+                if held is not None and held.get("RunId") == run.id:
+                    ops.append(("delete", {"PartitionKey": run.tenant_id, "RowKey": row_key},
+                                {"etag": etag_of(held),
+                                 "match_condition": MatchConditions.IfNotModified}))
+        try:
+            results = self._table.submit_transaction(ops)
+        except TableTransactionError as exc:
+            if exc.status_code in (404, 409, 412):
+                raise ConcurrentUpdate("the run changed meanwhile") from exc
+            raise
+        return str(results[0].get("etag", ""))
+
+    def get_active(self, *, tenant_id: str, derived_key: str) -> Stored[ActiveEntry] | None:
+        """Return the active row of a derived key, or ``None``."""
+        entity = get_entity(self._table, tenant_id, ACTIVE_PREFIX + derived_key)
+        if entity is None:
+            return None
+        return Stored(ActiveEntry(derived_key, str(entity["RunId"])), etag_of(entity))
+
+    def delete_active(self, *, tenant_id: str, derived_key: str, etag: str) -> None:
+        """Delete an active row if unchanged."""
+        self._delete(tenant_id, ACTIVE_PREFIX + derived_key, etag)
+
+    def get_idempotency(self, *, tenant_id: str, scope: str) -> Stored[IdempotencyEntry] | None:
+        """Return an idempotency row, or ``None``."""
+        entity = get_entity(self._table, tenant_id, IDEMPOTENCY_PREFIX + scope)
+        if entity is None:
+            return None
+        entry = IdempotencyEntry(scope, str(entity["Fingerprint"]), str(entity["RunId"]),
+                                 entity["ExpiresAt"])
+        return Stored(entry, etag_of(entity))
+
+    def delete_idempotency(self, *, tenant_id: str, scope: str, etag: str) -> None:
+        """Delete an idempotency row if unchanged."""
+        self._delete(tenant_id, IDEMPOTENCY_PREFIX + scope, etag)
+
+    def get_lock(self, *, tenant_id: str, name: str) -> Stored[LockEntry] | None:
+        """Return a lock row, or ``None``."""
+        entity = get_entity(self._table, tenant_id, LOCK_PREFIX + name)
+        if entity is None:
+            return None
+        entry = LockEntry(name, str(entity["RunId"]), str(entity.get("DerivedKey", "")))
+        return Stored(entry, etag_of(entity))
+
+    def delete_lock(self, *, tenant_id: str, name: str, etag: str) -> None:
+        """Delete a lock row if unchanged."""
+        self._delete(tenant_id, LOCK_PREFIX + name, etag)
+
+    def _delete(self, partition_key: str, row_key: str, etag: str) -> None:
+        try:
+            self._table.delete_entity(partition_key=partition_key, row_key=row_key, etag=etag,
+                                      match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError as exc:
+            raise ConcurrentUpdate("the row changed meanwhile") from exc

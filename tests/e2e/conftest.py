@@ -1,0 +1,136 @@
+"""The whole local stack for end-to-end tests: Azurite (session), the Graph + Entra simulator and the local
+Durable host running our ``function_app.py``, all over real HTTP(S) on loopback."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from localdev.stack import DEMO_GRAPH_ROLES, DEMO_SECRET_SETTING, StackInfo, running_stack
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Api:
+    """Our API as one caller sees it."""
+
+    base_url: str
+    token: str
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30.0,
+                            headers={"Authorization": f"Bearer {self.token}"})
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self.client() as client:
+            return client.request(method, path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", path, **kwargs)
+
+
+@dataclass
+class Stack:
+    """The running stack plus helpers to mint callers and seed tenants."""
+
+    info: StackInfo
+    sim: httpx.Client
+
+    def mint(self, *, oid: str | None = None, roles: list[str] | None = None, idtyp: str = "user",
+             audience: str | None = None, expires_in: int | None = None, name: str = "Test User",
+             tenant_id: str | None = None) -> str:
+        body: dict[str, Any] = {
+            "tenantId": tenant_id or self.info.operator_tenant_id,
+            "audience": audience or self.info.api_audience,
+            "oid": oid or str(uuid.uuid4()), "name": name, "idtyp": idtyp, "roles": roles or [],
+        }
+        if idtyp == "app":
+            body["appid"] = body["oid"]
+        if expires_in is not None:
+            body["expiresIn"] = expires_in
+        response = self.sim.post("/_sim/tokens", json=body)
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def api(self, token: str) -> Api:
+        return Api(self.info.api_base_url, token)
+
+    def admin(self) -> Api:
+        return self.api(self.mint(idtyp="app", roles=["Platform.Admin"], name="Provisioning"))
+
+    def new_customer_tenant(self, *, preset: str = "demo", seed: int = 1) -> str:
+        """A fresh customer tenant in the simulator, registered with our API and reachable by our app."""
+        tenant_id = str(uuid.uuid4())
+        self.sim.post("/_sim/tenants", json={"preset": preset, "tenantId": tenant_id, "seed": seed,
+                                             "displayName": f"Customer {tenant_id[:8]}"}).raise_for_status()
+        # The app registration reuses the demo secret, which the host has as an app setting.
+        self.sim.post(f"/_sim/tenants/{tenant_id}/apps", json={
+            "clientId": self.info.demo_graph_client_id, "secret": self.demo_secret,
+            "roles": self.graph_roles,
+        }).raise_for_status()
+        response = self.admin().put(f"/tenants/{tenant_id}", json={
+            "displayName": f"Customer {tenant_id[:8]}",
+            "graph": {"clientId": self.info.demo_graph_client_id,
+                      "credential": {"type": "appSetting", "name": DEMO_SECRET_SETTING}},
+        })
+        assert response.status_code in (200, 201), response.text
+        return tenant_id
+
+    def grant(self, tenant_id: str, oid: str, role: str) -> None:
+        response = self.admin().put(f"/tenants/{tenant_id}/grants/{oid}", json={"role": role})
+        assert response.status_code in (200, 201), response.text
+
+    def user(self, tenant_id: str | None, role: str | None, *, name: str = "Test User") -> tuple[Api, str]:
+        """A user with ``role`` on ``tenant_id`` (or no grant at all); returns its API and object id."""
+        oid = str(uuid.uuid4())
+        if tenant_id and role:
+            self.grant(tenant_id, oid, role)
+        return self.api(self.mint(oid=oid, name=name)), oid
+
+    demo_secret: str = ""
+    graph_roles: list[str] | None = None
+
+
+@pytest.fixture(scope="session")
+def stack(azurite_connection_string: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state_dir: Path = tmp_path_factory.mktemp("stack")
+    demo_secret = secrets.token_urlsafe(24)
+    with running_stack(storage=azurite_connection_string, state_dir=state_dir,
+                       demo_secret=demo_secret) as info, \
+            httpx.Client(base_url=info.simulator_base_url, verify=info.simulator_ca_file,
+                         timeout=60.0) as sim:
+        yield Stack(info=info, sim=sim, demo_secret=demo_secret, graph_roles=list(DEMO_GRAPH_ROLES))
+
+
+def wait_terminal(api: Api, monitor_url: str, *, timeout: float = 60.0,
+                  on_poll: Callable[[httpx.Response], None] | None = None) -> dict[str, Any]:
+    """Follow a monitor URL like a Logic App until it answers 200."""
+    deadline = time.monotonic() + timeout
+    url = monitor_url
+    while time.monotonic() < deadline:
+        response = api.get(url)
+        if on_poll:
+            on_poll(response)
+        if response.status_code == 200:
+            return dict(response.json())
+        assert response.status_code == 202, response.text
+        assert response.headers["Location"]
+        assert int(response.headers["Retry-After"]) >= 1
+        url = response.headers["Location"]
+        time.sleep(0.2)
+    raise AssertionError(f"run not terminal within {timeout}s: {monitor_url}")

@@ -1,0 +1,366 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared.domain import ErrorInfo, ItemOutcome, Principal, RunKind, RunStatus, RunTarget
+from shared.errors import (
+    IdempotencyKeyReused,
+    InvalidRequest,
+    RestoreAlreadyActive,
+    RunNotFound,
+    ServiceUnavailable,
+)
+from shared.services.runs import StartResult
+from tests.fakes import RunsHarness, make_principal
+
+TENANT = "22222222-2222-2222-2222-222222222222"
+OTHER_TENANT = "33333333-3333-3333-3333-333333333333"
+TARGET = RunTarget(policy_type="settingsCatalog", policy_id="pol-1")
+ADA = make_principal()
+
+
+@pytest.fixture
+def h() -> RunsHarness:
+    return RunsHarness()
+
+
+async def start(h: RunsHarness, *, scope: dict[str, Any] | None = None, key: str | None = None,
+                kind: RunKind = RunKind.POLICY_CAPTURE, principal: Principal = ADA,
+                tenant: str = TENANT, target: RunTarget = TARGET) -> StartResult:
+    return await h.service.start(principal=principal, tenant_id=tenant, kind=kind, target=target,
+                                 scope=scope if scope is not None else {}, idempotency_key=key,
+                                 launch=h.launcher)
+
+
+def outcome(item_id: str, status: str) -> ItemOutcome:
+    action = {"succeeded": "captured", "failed": "failed", "skipped": "skipped"}[status]
+    return ItemOutcome(item_id=item_id, policy_type="settingsCatalog", action=action,
+                       status=status)
+
+
+class TestClaim:
+    async def test_first_start_wins_and_launches(self, h):
+        result = await start(h)
+        assert not result.reused
+        assert result.run.status == RunStatus.QUEUED
+        assert result.run.launched_at is not None
+        assert h.launcher.launched == [result.run.id]
+        assert h.service.get(tenant_id=TENANT, run_id=result.run.id).launched_at is not None
+
+    async def test_identical_start_while_active_reuses_without_launching(self, h):
+        first = await start(h, scope={"a": 1, "b": [1, 2]})
+        second = await start(h, scope={"b": [1, 2], "a": 1})
+        assert second.reused
+        assert second.run.id == first.run.id
+        assert h.launcher.launched == [first.run.id]
+
+    async def test_different_requests_get_different_runs(self, h):
+        a = await start(h, scope={"selection": {"all": True}})
+        b = await start(h, scope={"selection": {"types": ["x"]}})
+        c = await start(h, tenant=OTHER_TENANT)
+        assert len({a.run.id, b.run.id, c.run.id}) == 3
+        assert not (a.reused)
+        assert not (b.reused)
+        assert not (c.reused)
+
+    async def test_fifty_concurrent_identical_starts_create_one_run(self, h):
+        h.launcher.delay = 0.05  # losers resolve their conflict while the winner is still launching
+        results = await asyncio.gather(*(start(h, scope={"n": 1}) for _ in range(50)))
+        ids = {r.run.id for r in results}
+        assert len(ids) == 1
+        assert sum(not r.reused for r in results) == 1
+        assert h.launcher.launched == list(ids)
+        assert len(h.service.list(tenant_id=TENANT, top=100).items) == 1
+
+    async def test_start_after_completion_creates_a_new_run(self, h):
+        first = await start(h)
+        h.service.mark_running(tenant_id=TENANT, run_id=first.run.id)
+        h.service.complete(tenant_id=TENANT, run_id=first.run.id)
+        h.clock.advance(seconds=1)
+        second = await start(h)
+        assert not second.reused
+        assert second.run.id != first.run.id
+        assert h.launcher.launched == [first.run.id, second.run.id]
+
+
+class TestIdempotencyKey:
+    async def test_same_key_same_request_returns_original_even_after_it_finished(self, h):
+        first = await start(h, key="wf-run-1")
+        h.service.complete(tenant_id=TENANT, run_id=first.run.id)
+        replay = await start(h, key="wf-run-1")
+        assert replay.reused
+        assert replay.run.id == first.run.id
+        assert replay.run.status == RunStatus.SUCCEEDED
+        assert h.launcher.launched == [first.run.id]
+
+    async def test_same_key_different_request_is_422(self, h):
+        await start(h, key="wf-run-1", scope={"a": 1})
+        with pytest.raises(IdempotencyKeyReused) as err:
+            await start(h, key="wf-run-1", scope={"a": 2})
+        assert err.value.status == 422
+        assert err.value.code == "idempotency-key-reused"
+
+    async def test_key_is_scoped_to_the_caller(self, h):
+        mine = await start(h, key="k1", scope={"a": 1})
+        h.service.complete(tenant_id=TENANT, run_id=mine.run.id)
+        bob = make_principal("44444444-4444-4444-4444-444444444444", name="Bob")
+        theirs = await start(h, key="k1", scope={"a": 2}, principal=bob)
+        assert not theirs.reused
+        assert theirs.run.id != mine.run.id
+
+    async def test_key_joining_an_active_run_is_remembered(self, h):
+        active = await start(h)  # no key
+        joined = await start(h, key="k2")
+        assert joined.reused
+        assert joined.run.id == active.run.id
+        h.service.complete(tenant_id=TENANT, run_id=active.run.id)
+        replay = await start(h, key="k2")
+        assert replay.run.id == active.run.id
+        with pytest.raises(IdempotencyKeyReused):
+            await start(h, key="k2", scope={"other": True})
+
+    async def test_expired_key_of_finished_run_is_a_new_request(self, h):
+        first = await start(h, key="k3")
+        h.service.complete(tenant_id=TENANT, run_id=first.run.id)
+        h.clock.advance(hours=25)
+        again = await start(h, key="k3", scope={"different": 1})
+        assert not again.reused
+        assert again.run.id != first.run.id
+
+    async def test_key_outlives_its_expiry_while_the_run_is_active(self, h):
+        first = await start(h, key="k4")
+        h.clock.advance(hours=48)
+        with pytest.raises(IdempotencyKeyReused):
+            await start(h, key="k4", scope={"different": 1})
+        assert (await start(h, key="k4")).run.id == first.run.id
+
+    @pytest.mark.parametrize("key", ["", " ", "x" * 256, "naïve", "a b"])
+    async def test_malformed_keys_are_refused(self, h, key):
+        with pytest.raises(InvalidRequest):
+            await start(h, key=key)
+        assert h.launcher.launched == []
+
+    async def test_fifty_concurrent_starts_with_the_same_key(self, h):
+        results = await asyncio.gather(*(start(h, key="wf-9") for _ in range(50)))
+        assert len({r.run.id for r in results}) == 1
+        assert len(h.launcher.launched) == 1
+
+
+class TestExclusiveRestore:
+    async def test_a_different_restore_while_one_is_active_is_409(self, h):
+        first = await start(h, kind=RunKind.RESTORE_EXECUTE, target=RunTarget(backup_set_id="a"))
+        with pytest.raises(RestoreAlreadyActive) as err:
+            await start(h, kind=RunKind.RESTORE_EXECUTE, target=RunTarget(backup_set_id="b"))
+        assert err.value.status == 409
+        assert err.value.extra["active_run_id"] == first.run.id
+        same = await start(h, kind=RunKind.RESTORE_EXECUTE, target=RunTarget(backup_set_id="a"))
+        assert same.reused
+        assert same.run.id == first.run.id
+
+    async def test_restore_lock_is_released_at_the_end(self, h):
+        first = await start(h, kind=RunKind.RESTORE_EXECUTE, target=RunTarget(backup_set_id="a"))
+        h.service.complete(tenant_id=TENANT, run_id=first.run.id)
+        second = await start(h, kind=RunKind.RESTORE_EXECUTE, target=RunTarget(backup_set_id="b"))
+        assert not second.reused
+
+    async def test_restores_on_other_tenants_are_independent(self, h):
+        await start(h, kind=RunKind.RESTORE_EXECUTE, target=RunTarget(backup_set_id="a"))
+        other = await start(h, kind=RunKind.RESTORE_EXECUTE, tenant=OTHER_TENANT,
+                            target=RunTarget(backup_set_id="b"))
+        assert not other.reused
+
+
+class TestRecovery:
+    async def test_launch_failure_leaves_run_queued_and_next_start_relaunches(self, h):
+        h.launcher.fail_next = 1
+        with pytest.raises(ServiceUnavailable) as err:
+            await start(h, key="k")
+        run_id = err.value.extra["run_id"]
+        stored = h.service.get(tenant_id=TENANT, run_id=run_id)
+        assert stored.status == RunStatus.QUEUED
+        assert stored.launched_at is None
+        assert h.launcher.launched == []
+        again = await start(h, key="k")
+        assert again.reused
+        assert again.run.id == run_id
+        assert h.launcher.launched == [run_id]
+        assert again.run.launched_at is not None
+        # Recovered once: a further identical start does not launch again.
+        await start(h, key="k")
+        assert h.launcher.launched == [run_id]
+
+    async def test_run_lost_after_claim_is_relaunched_after_the_grace_period(self, h):
+        # Simulate a process that died after the claim: the run row exists, never launched.
+        never = RunsHarness(clock=h.clock, runs=h.runs, items=h.items)
+
+        async def die(run):
+            raise SystemExit  # the process is gone; nothing after the claim runs
+
+        with pytest.raises(SystemExit):
+            await never.service.start(principal=ADA, tenant_id=TENANT, kind=RunKind.POLICY_CAPTURE,
+                                      target=TARGET, scope={}, idempotency_key=None, launch=die)
+        within_grace = await start(h)
+        assert within_grace.reused
+        assert h.launcher.launched == []
+        h.clock.advance(seconds=61)
+        after = await start(h)
+        assert after.run.id == within_grace.run.id
+        assert h.launcher.launched == [after.run.id]
+
+    async def test_monitor_relaunch_is_a_no_op_for_launched_runs(self, h):
+        run = (await start(h)).run
+        h.clock.advance(minutes=5)
+        again = await h.service.relaunch_if_stalled(tenant_id=TENANT, run_id=run.id,
+                                                    launch=h.launcher)
+        assert again.id == run.id
+        assert h.launcher.launched == [run.id]
+
+
+class TestLifecycle:
+    async def test_counts_and_status_derive_from_items(self, h):
+        run = (await start(h)).run
+        h.service.mark_running(tenant_id=TENANT, run_id=run.id, expected_items=4)
+        h.service.record_item(tenant_id=TENANT, run_id=run.id, outcome=outcome("a", "failed"))
+        h.service.record_item(tenant_id=TENANT, run_id=run.id, outcome=outcome("a", "succeeded"))
+        h.service.record_item(tenant_id=TENANT, run_id=run.id, outcome=outcome("b", "failed"))
+        h.service.record_item(tenant_id=TENANT, run_id=run.id, outcome=outcome("c", "skipped"))
+        live = h.service.get(tenant_id=TENANT, run_id=run.id)
+        assert live.counts.model_dump() == {"total": 3, "succeeded": 1, "failed": 1, "skipped": 1}
+        done = h.service.complete(tenant_id=TENANT, run_id=run.id)
+        assert done.status == RunStatus.PARTIAL
+        assert done.counts.total == 3
+        assert done.finished_at is not None
+
+    async def test_complete_is_idempotent(self, h):
+        run = (await start(h)).run
+        first = h.service.complete(tenant_id=TENANT, run_id=run.id,
+                                   failure=ErrorInfo(code="graph-unavailable", message="503"))
+        h.clock.advance(seconds=5)
+        second = h.service.complete(tenant_id=TENANT, run_id=run.id)
+        assert first.status == RunStatus.FAILED
+        assert second == first
+
+    async def test_mark_running_is_idempotent_and_does_not_revive_finished_runs(self, h):
+        run = (await start(h)).run
+        a = h.service.mark_running(tenant_id=TENANT, run_id=run.id)
+        b = h.service.mark_running(tenant_id=TENANT, run_id=run.id)
+        assert a.status == b.status == RunStatus.RUNNING
+        assert a.started_at == b.started_at
+        h.service.complete(tenant_id=TENANT, run_id=run.id)
+        c = h.service.mark_running(tenant_id=TENANT, run_id=run.id)
+        assert c.status == RunStatus.SUCCEEDED
+
+    async def test_cancel(self, h):
+        run = (await start(h)).run
+        done = h.service.complete(tenant_id=TENANT, run_id=run.id, cancelled=True)
+        assert done.status == RunStatus.CANCELLED
+
+    async def test_runs_of_another_tenant_are_not_found(self, h):
+        run = (await start(h)).run
+        with pytest.raises(RunNotFound):
+            h.service.get(tenant_id=OTHER_TENANT, run_id=run.id)
+        with pytest.raises(RunNotFound):
+            h.service.record_item(tenant_id=OTHER_TENANT, run_id=run.id, outcome=outcome("a", "failed"))
+        with pytest.raises(RunNotFound):
+            h.service.list_items(tenant_id=OTHER_TENANT, run_id=run.id)
+
+    async def test_list_newest_first_with_filters_and_paging(self, h):
+        ids = []
+        for i in range(7):
+            kind = RunKind.POLICY_CAPTURE if i % 2 else RunKind.RESTORE_PREVIEW
+            ids.append((await start(h, kind=kind, scope={"i": i})).run.id)
+            h.clock.advance(seconds=1)
+        h.service.complete(tenant_id=TENANT, run_id=ids[0])
+        page1 = h.service.list(tenant_id=TENANT, top=3)
+        page2 = h.service.list(tenant_id=TENANT, top=3, continuation=page1.continuation)
+        page3 = h.service.list(tenant_id=TENANT, top=3, continuation=page2.continuation)
+        listed = [r.id for p in (page1, page2, page3) for r in p.items]
+        assert listed == list(reversed(ids))
+        assert page3.continuation is None
+        captures = h.service.list(tenant_id=TENANT, kind=RunKind.POLICY_CAPTURE, top=50)
+        assert [r.id for r in captures.items] == [ids[5], ids[3], ids[1]]
+        done = h.service.list(tenant_id=TENANT, status=RunStatus.SUCCEEDED, top=50)
+        assert [r.id for r in done.items] == [ids[0]]
+
+    async def test_list_items_filters_by_status(self, h):
+        run = (await start(h)).run
+        for i, status in enumerate(["succeeded", "failed", "succeeded"]):
+            h.service.record_item(tenant_id=TENANT, run_id=run.id, outcome=outcome(f"i{i}", status))
+        failed = h.service.list_items(tenant_id=TENANT, run_id=run.id, status="failed")
+        assert [i.item_id for i in failed.items] == ["i1"]
+        first = h.service.list_items(tenant_id=TENANT, run_id=run.id, top=2)
+        rest = h.service.list_items(tenant_id=TENANT, run_id=run.id, top=2,
+                                    continuation=first.continuation)
+        assert [i.item_id for i in first.items + rest.items] == ["i0", "i1", "i2"]
+
+    async def test_progress_shows_active_and_recently_finished_runs(self, h):
+        old = (await start(h, scope={"n": "old"})).run
+        h.service.complete(tenant_id=TENANT, run_id=old.id)
+        h.clock.advance(hours=2)
+        recent = (await start(h, scope={"n": "recent"})).run
+        h.service.complete(tenant_id=TENANT, run_id=recent.id)
+        running = (await start(h, scope={"n": "running"})).run
+        h.service.mark_running(tenant_id=TENANT, run_id=running.id, expected_items=4)
+        h.service.record_item(tenant_id=TENANT, run_id=running.id, outcome=outcome("a", "succeeded"))
+        queued = (await start(h, tenant=OTHER_TENANT)).run
+        entries = h.service.progress(tenant_ids=[TENANT, OTHER_TENANT], now=h.clock() + timedelta(minutes=1))
+        by_id = {e.run.id: e for e in entries}
+        assert set(by_id) == {recent.id, running.id, queued.id}
+        assert by_id[running.id].percent == 25.0
+        assert by_id[running.id].run.counts.succeeded == 1
+        assert by_id[recent.id].percent == 100.0
+        assert by_id[queued.id].percent == 0.0
+
+
+class TestNotifications:
+    async def test_each_transition_notifies_the_initiator_once(self, h):
+        run = (await start(h)).run
+        h.service.mark_running(tenant_id=TENANT, run_id=run.id)
+        h.service.mark_running(tenant_id=TENANT, run_id=run.id)
+        h.service.record_item(tenant_id=TENANT, run_id=run.id, outcome=outcome("a", "failed"))
+        h.service.complete(tenant_id=TENANT, run_id=run.id)
+        h.service.complete(tenant_id=TENANT, run_id=run.id)
+        page = h.notifications.list(principal=ADA)
+        assert [n.status for n in page.items] == [RunStatus.FAILED, RunStatus.RUNNING,
+                                                   RunStatus.QUEUED]
+        assert all(n.run_id == run.id and n.principal_id == ADA.object_id for n in page.items)
+
+    async def test_reused_start_does_not_notify_again(self, h):
+        await start(h)
+        await start(h)
+        assert len(h.notifications.list(principal=ADA).items) == 1
+
+    async def test_mark_read_and_unread_filter(self, h):
+        run = (await start(h)).run
+        h.service.mark_running(tenant_id=TENANT, run_id=run.id)
+        queued = f"{run.id}.queued"
+        h.notifications.mark_read(principal=ADA, notification_id=queued)
+        unread = h.notifications.list(principal=ADA, unread_only=True)
+        assert [n.status for n in unread.items] == [RunStatus.RUNNING]
+
+    async def test_someone_elses_notification_is_not_found(self, h):
+        from shared.errors import NotificationNotFound
+        run = (await start(h)).run
+        bob = make_principal("44444444-4444-4444-4444-444444444444")
+        with pytest.raises(NotificationNotFound):
+            h.notifications.mark_read(principal=bob, notification_id=f"{run.id}.queued")
+        assert h.notifications.list(principal=bob).items == []
+
+    async def test_a_failing_sink_never_fails_the_run(self, h):
+        class Broken:
+            def publish(self, run, status):
+                raise RuntimeError("webhook store down")
+
+        from shared.services.runs import RunService
+        service = RunService(runs=h.runs, items=h.items, notifications=h.notifications,
+                             clock=h.clock, sinks=[Broken()])
+        result = await service.start(principal=ADA, tenant_id=TENANT, kind=RunKind.POLICY_CAPTURE,
+                                     target=TARGET, scope={}, idempotency_key=None,
+                                     launch=h.launcher)
+        done = service.complete(tenant_id=TENANT, run_id=result.run.id)
+        assert done.status == RunStatus.SUCCEEDED
+        assert len(h.notifications.list(principal=ADA).items) == 2
