@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from localdev.stack import DEMO_SECRET_SETTING, STATE_FILE, StackInfo
+from localdev.stack import DEMO_SECRET_SETTING, STATE_FILE, StackInfo, trust
 
 DEMO_OPERATOR_OID = "44444444-4444-4444-8444-444444444444"
 DEMO_ADMIN_APP_OID = "55555555-5555-4555-8555-555555555555"
@@ -27,7 +27,8 @@ DEMO_ADMIN_APP_OID = "55555555-5555-4555-8555-555555555555"
 def mint_token(info: StackInfo, **claims: Any) -> str:
     """A token for our API, issued by the simulator's Entra endpoint."""
     body = {"tenantId": info.operator_tenant_id, "audience": info.api_audience, **claims}
-    response = httpx.post(f"{info.simulator_base_url}/_sim/tokens", json=body, verify=info.simulator_ca_file)
+    response = httpx.post(f"{info.simulator_base_url}/_sim/tokens", json=body,
+                          verify=trust(info.simulator_ca_file))
     response.raise_for_status()
     return str(response.json()["access_token"])
 
@@ -55,7 +56,7 @@ def follow(api: httpx.Client, monitor_url: str, *, timeout: float = 120.0) -> di
         total = counts.get("total") or 0
         done = (counts.get("succeeded") or 0) + (counts.get("failed") or 0) + (counts.get("skipped") or 0)
         fraction = done / total if total else (1.0 if response.status_code == 200 else 0.0)
-        print(f"\r  {run['status']:<10} {_bar(fraction)} {done}/{total} items", end="", flush=True)
+        print(f"\r  {run['status']:<10} {_bar(fraction)} {done}/{total} items   ", end="", flush=True)
         if response.status_code == 200:
             print()
             return run

@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -85,7 +86,12 @@ class StackInfo:
         return cls(**json.loads(STATE_FILE.read_text()))
 
 
-def _wait_http(url: str, *, verify: str | bool = True, timeout: float = 60.0,
+def trust(ca_file: str) -> ssl.SSLContext:
+    """An SSL context that trusts the simulator's CA (and only it)."""
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def _wait_http(url: str, *, verify: ssl.SSLContext | bool = True, timeout: float = 60.0,
                proc: subprocess.Popen[bytes] | None = None, what: str, log: Path) -> None:
     deadline = time.monotonic() + timeout
     last = ""
@@ -111,7 +117,7 @@ def _spawn(args: list[str], *, log: Path, env: dict[str, str]) -> subprocess.Pop
 
 def seed_simulator(sim_base: str, ca_file: str, secret: str) -> None:
     """Create the operator tenant, the demo customer tenant and our app registration in it."""
-    with httpx.Client(base_url=sim_base, verify=ca_file, timeout=30.0) as sim:
+    with httpx.Client(base_url=sim_base, verify=trust(ca_file), timeout=30.0) as sim:
         for body in (
             {"preset": "empty", "tenantId": LOCAL_OPERATOR_TENANT, "displayName": "Fabrikam MSP (operator)"},
             {"preset": "demo", "tenantId": DEMO_TENANT, "displayName": "Contoso (demo)", "seed": 1},
@@ -178,7 +184,7 @@ def start_stack(*, port: int, state_dir: Path, storage: str | None = None, fresh
         sim_base = f"https://localhost:{sim_port}"
         ca_file = str(tls_dir / "ca.pem")
         wait_for_port(sim_port, proc=sim, what="Graph simulator", log=logs / "graphsim.log")
-        _wait_http(f"{sim_base}/_sim/health", verify=ca_file, proc=sim, what="Graph simulator",
+        _wait_http(f"{sim_base}/_sim/health", verify=trust(ca_file), proc=sim, what="Graph simulator",
                    log=logs / "graphsim.log")
         demo_secret = demo_secret or secrets.token_urlsafe(32)
         seed_simulator(sim_base, ca_file, demo_secret)

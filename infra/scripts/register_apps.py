@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None, run: Runner = _az) -> int:
     parser = argparse.ArgumentParser(description="Create the app registrations of the Intune backup service.")
     sub = parser.add_subparsers(dest="command", required=True)
     api = sub.add_parser("api", help="API app registration (before azd up); sets AUTH_CLIENT_ID")
-    api.add_argument("--env-name", default=os.environ.get("AZURE_ENV_NAME", ""), required=False)
+    api.add_argument("--env-name", default=os.environ.get("AZURE_ENV_NAME", ""))
     graph = sub.add_parser("graph", help="multi-tenant Graph app registration (after azd up)")
     graph.add_argument("--env-name", default=os.environ.get("AZURE_ENV_NAME", ""))
     graph.add_argument("--features", default="backup,restore", help="comma-separated: backup, restore")

@@ -141,6 +141,7 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
             with contextlib.suppress(Exception):
                 await runner.cleanup()
         await engine.stop()
+        logger.info("Host stopped")
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ RUNNING_LIKE = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
 MAX_INSTANCE_ID = 256
 # Consumed messages per episode: keeps one commit inside a 100-operation entity-group transaction.
 MAX_BATCH = 64
+EPISODE_RETRY_SECONDS = 1.0
 _OOP_MARKER = "$OutOfProcData$:"
 _BAD_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 _CHILD_NS = uuid.UUID("5d0c3f7e-62a4-4bd0-9d59-6f3c1d1d4a11")
@@ -112,6 +113,17 @@ def validate_instance_id(instance_id: str) -> None:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def _as_json(body: str | None) -> str | None:
+    """A request body as JSON text: bodies that are not JSON travel as a string token."""
+    if body is None or body == "":
+        return None
+    try:
+        json.loads(body)
+    except ValueError:
+        return json.dumps(body)
+    return body
 
 
 class Engine:
@@ -227,7 +239,12 @@ class Engine:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("episode failed instance=%s", instance_id)
+                # Storage hiccups must not strand an instance: its messages are still there,
+                # so trying again later is safe.
+                logger.exception("episode failed instance=%s; retrying in %ss", instance_id,
+                                 EPISODE_RETRY_SECONDS)
+                asyncio.get_running_loop().call_later(EPISODE_RETRY_SECONDS, self._wake,
+                                                      instance_id)
             finally:
                 self._leave()
 
@@ -244,7 +261,7 @@ class Engine:
                                       "not an orchestrator function.")
         instance_id = instance_id if instance_id is not None else uuid.uuid4().hex
         validate_instance_id(instance_id)
-        await self._create(instance_id, name, input_json or None, version, None,
+        await self._create(instance_id, name, _as_json(input_json), version, None,
                            uuid.uuid4().hex)
         return instance_id
 
@@ -363,7 +380,7 @@ class Engine:
         """Deliver an external event; ``data_json`` is the request body as received."""
         state = await self._live_state(instance_id)
         event = make_event(EventType.EVENT_RAISED, self._clock.now(), Name=event_name,
-                           Input=data_json if data_json else "null")
+                           Input=_as_json(data_json) or "null")
         key = f"msg:{state.execution_id}:EventRaised:{uuid.uuid4().hex}"
         await self._store.add_messages(instance_id, [self._message(key, state.execution_id,
                                                                    event)])

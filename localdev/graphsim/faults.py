@@ -87,29 +87,41 @@ class Faults:
 
     def match(self, *, method: str, path: str, tenant: str | None, app: str | None,
               in_batch: bool = False) -> FaultRule | None:
-        """The first rule that fires for this request (counters advance on every match)."""
+        """The first rule that fires for this request.
+
+        Every rule whose filters match counts the request, even when an earlier rule fires, so
+        ``nth`` and ``every`` refer to the request sequence alone.
+        """
+        chosen: FaultRule | None = None
         for rule in self.rules:
             if in_batch and rule.kind in TRANSPORT_KINDS:
                 continue
-            if rule.method and rule.method.upper() != method.upper():
-                continue
-            if rule.path is not None and not rule.path.search(path):
-                continue
-            if rule.tenant and rule.tenant != tenant:
-                continue
-            if rule.app and rule.app != app:
+            if not self._filters_match(rule, method, path, tenant, app):
                 continue
             rule.matched += 1
-            if rule.times is not None and rule.fired >= rule.times:
-                continue
-            if rule.nth is not None and rule.matched != rule.nth:
-                continue
-            if rule.every is not None and rule.matched % rule.every != 0:
-                continue
-            # Drawn only for rules that reach this point, so the sequence depends on the seed and
-            # the rule order alone.
-            if rule.probability is not None and self.rng.random() >= rule.probability:
-                continue
-            rule.fired += 1
-            return rule
-        return None
+            if self._would_fire(rule) and chosen is None:
+                rule.fired += 1
+                chosen = rule
+        return chosen
+
+    @staticmethod
+    def _filters_match(rule: FaultRule, method: str, path: str, tenant: str | None,
+                       app: str | None) -> bool:
+        if rule.method and rule.method.upper() != method.upper():
+            return False
+        if rule.path is not None and not rule.path.search(path):
+            return False
+        if rule.tenant and rule.tenant != tenant:
+            return False
+        return not (rule.app and rule.app != app)
+
+    def _would_fire(self, rule: FaultRule) -> bool:
+        if rule.times is not None and rule.fired >= rule.times:
+            return False
+        if rule.nth is not None and rule.matched != rule.nth:
+            return False
+        if rule.every is not None and rule.matched % rule.every != 0:
+            return False
+        # Drawn only for rules that reach this point, so the sequence depends on the seed and the
+        # rule order alone.
+        return rule.probability is None or self.rng.random() < rule.probability

@@ -213,7 +213,11 @@ class GraphRouter:
         """An object as Graph returns it: no hidden navigations unless expanded."""
         if spec.name == "managedAppPolicies":
             spec = COLLECTIONS.get(_coll_of_type(obj.get("@odata.type", "")), spec)
-        out = {k: v for k, v in obj.items() if not k.startswith("_") and k not in spec.nav}
+        # Stored objects keep private bookkeeping only on nested values, so a shallow copy minus
+        # the navigation properties is the wire shape (and cheap on large pages).
+        out = dict(obj)
+        for nav in spec.nav:
+            out.pop(nav, None)
         if in_list:
             for key in spec.list_nulls:
                 if key in out:
@@ -417,6 +421,8 @@ class GraphRouter:
             obj["assignments"] = []
         if spec.name == "notificationMessageTemplates":
             obj["localizedNotificationMessages"] = []
+        if spec.name == "roleScopeTags":
+            obj["isBuiltIn"] = False
         req.tenant.coll(spec.name)[obj["id"]] = obj
         self.state.mark_dirty()
         body_out = {"@odata.context": self.ctx(req, f"{spec.path}/$entity")}

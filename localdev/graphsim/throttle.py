@@ -103,14 +103,17 @@ class Throttle:
             bucket.count += 1
             if not self.enabled:
                 continue
-            if bucket.tokens < 1 and decision.retry_after is None:
-                decision.retry_after = bucket.wait()
-                decision.scope = scope
-                decision.information = ("WriteLimitExceeded" if key[4] == "write"
-                                        else "ResourceUnitLimitExceeded")
+            short = bucket.tokens < 1
             # Usage keeps counting while throttled (down to one window of debt), so a client
             # that ignores Retry-After waits longer.
             bucket.tokens = max(bucket.tokens - 1, -bucket.capacity)
+            if short:
+                wait = bucket.wait()
+                if decision.retry_after is None:
+                    decision.scope = scope
+                    decision.information = ("WriteLimitExceeded" if key[4] == "write"
+                                            else "ResourceUnitLimitExceeded")
+                decision.retry_after = max(decision.retry_after or 0.0, wait)
         if decision.retry_after is not None:
             for key, _, _ in keys:
                 self.buckets[key].throttled += 1

@@ -1,10 +1,12 @@
 """Client-side request budgets, so our own workers never exceed Intune's published limits.
 
-Intune allows, per app per tenant and per 20 seconds, 100 writes and 1,000 requests of any kind. A
-:class:`RateBudget` is a sliding-window limiter: before a request leaves, it waits until fewer than ``limit``
-requests were sent in the last ``window`` seconds. Every worker of a process that talks to the same
-(tenant, app) shares one budget (see :class:`~shared.graph.client.GraphClientFactory`), so 20 concurrent
-workers together stay under the limit instead of each of them discovering it through 429s.
+Intune allows, per app per tenant, per service family and per 20 seconds, 100 writes and 1,000 requests of
+any kind (double for the "Intune devices" family, which holds the scripts). A :class:`RateBudget` is a
+sliding-window limiter: before a request leaves, it waits until fewer than ``limit`` requests were sent in the
+last ``window`` seconds. :class:`Budgets` keeps one pair (writes, any) per family for one (tenant, app), and
+every worker of the process that talks to that (tenant, app) shares it (see
+:class:`~shared.graph.factory.GraphClientFactory`), so 20 concurrent workers together stay under the limit
+instead of each of them discovering it through 429s.
 """
 
 from __future__ import annotations
@@ -12,10 +14,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
 
-__all__ = ["BudgetConfig", "RateBudget"]
+__all__ = ["PUBLISHED_LIMITS", "BudgetConfig", "Budgets", "RateBudget"]
+
+
+def _default_multipliers() -> Mapping[str, float]:
+    # The "Intune devices" family (scripts among them) has double the limits.
+    return MappingProxyType({"devices": 2.0})
 
 
 @dataclass(frozen=True)
@@ -28,12 +37,19 @@ class BudgetConfig:
         window: window length in seconds.
         margin: extra seconds added to the window, to absorb the gap between when we send and when
             Graph counts the request.
+        family_multipliers: families whose limits are a multiple of the default ones.
     """
 
     write_limit: int = 100
     read_limit: int = 1000
     window: float = 20.0
     margin: float = 0.25
+    family_multipliers: Mapping[str, float] = field(default_factory=_default_multipliers)
+
+    def limits(self, family: str) -> tuple[int, int]:
+        """(writes, any requests) per window for ``family``."""
+        factor = self.family_multipliers.get(family, 1.0)
+        return max(1, int(self.write_limit * factor)), max(1, int(self.read_limit * factor))
 
     def scaled(self, scale: float) -> BudgetConfig:
         """Limits and window divided by ``scale``, as the simulator scales Graph's.
@@ -45,7 +61,11 @@ class BudgetConfig:
             read_limit=max(1, int(self.read_limit / scale)),
             window=self.window / scale,
             margin=self.margin,
+            family_multipliers=self.family_multipliers,
         )
+
+
+PUBLISHED_LIMITS: Final = BudgetConfig()
 
 
 class RateBudget:
@@ -92,3 +112,43 @@ class RateBudget:
         """Requests recorded in the current window (for logs and tests)."""
         now = self._clock()
         return sum(1 for t in self._sent if t > now - self.window)
+
+
+class Budgets:
+    """The request budgets of one (tenant, app): per throttling family, one for writes and one for all."""
+
+    def __init__(
+        self,
+        config: BudgetConfig | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """Create budgets for ``config``; ``None`` disables client-side budgeting."""
+        self.config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._families: dict[str, tuple[RateBudget, RateBudget]] = {}
+
+    def family(self, name: str) -> tuple[RateBudget, RateBudget] | None:
+        """The (writes, any requests) budgets of a family, created on first use."""
+        if self.config is None:
+            return None
+        pair = self._families.get(name)
+        if pair is None:
+            writes, reads = self.config.limits(name)
+            window = self.config.window + self.config.margin
+            pair = (RateBudget(writes, window, clock=self._clock, sleep=self._sleep),
+                    RateBudget(reads, window, clock=self._clock, sleep=self._sleep))
+            self._families[name] = pair
+        return pair
+
+    async def acquire(self, *, family: str, reads: int, writes: int) -> None:
+        """Wait until ``reads + writes`` more requests of ``family`` fit (``writes`` of them writes)."""
+        pair = self.family(family)
+        if pair is None:
+            return
+        if writes:
+            await pair[0].acquire(writes)
+        if reads + writes:
+            await pair[1].acquire(reads + writes)

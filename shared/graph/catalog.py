@@ -30,6 +30,7 @@ __all__ = [
     "get_policy_type",
     "permission_for",
     "restore_sequence",
+    "throttle_family_for",
 ]
 
 DEFAULT_RESTORE_ORDER: Final = 1000
@@ -150,6 +151,7 @@ class PolicyType:
         strip_on_restore: properties removed before POST (in addition to ``COMMON_STRIP_ON_RESTORE``).
         strip_on_update: further properties removed before PATCH/PUT.
         read_permission / write_permission: the application permission the routes need.
+        throttle_family: Intune's throttling family of the collection (limits are per family).
         restore_order: lower first (foundations at the front); deletes go in reverse.
         foundation: referenced by other policies, so restored before them and mapped by name.
     """
@@ -160,6 +162,7 @@ class PolicyType:
     versions: tuple[str, ...]
     read_permission: str
     write_permission: str
+    throttle_family: str
     api_version: str = "beta"
     list_params: Mapping[str, str] = field(default_factory=_empty)
     include_odata_types: tuple[str, ...] = ()
@@ -229,6 +232,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="scopeTag",
         display_name="Role scope tags",
         collection="deviceManagement/roleScopeTags",
+        throttle_family="rbac",
         versions=("beta",),
         read_permission=_RBAC_READ,
         write_permission=_RBAC_WRITE,
@@ -242,6 +246,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="assignmentFilter",
         display_name="Assignment filters",
         collection="deviceManagement/assignmentFilters",
+        throttle_family="deviceConfiguration",
         versions=("beta",),
         read_permission=_CONFIG_READ,
         write_permission=_CONFIG_WRITE,
@@ -255,6 +260,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="notificationTemplate",
         display_name="Notification message templates",
         collection="deviceManagement/notificationMessageTemplates",
+        throttle_family="notifications",
         versions=("v1.0", "beta"),
         read_permission=_SERVICE_READ,
         write_permission=_SERVICE_WRITE,
@@ -275,6 +281,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="settingsCatalog",
         display_name="Settings catalog",
         collection="deviceManagement/configurationPolicies",
+        throttle_family="deviceConfigV2",
         versions=("beta",),
         read_permission=_CONFIG_READ,
         write_permission=_CONFIG_WRITE,
@@ -290,6 +297,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="deviceConfiguration",
         display_name="Device configuration profiles",
         collection="deviceManagement/deviceConfigurations",
+        throttle_family="deviceConfiguration",
         versions=("v1.0", "beta"),
         read_permission=_CONFIG_READ,
         write_permission=_CONFIG_WRITE,
@@ -300,6 +308,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="updateRing",
         display_name="Windows Update rings",
         collection="deviceManagement/deviceConfigurations",
+        throttle_family="deviceConfiguration",
         versions=("v1.0", "beta"),
         read_permission=_CONFIG_READ,
         write_permission=_CONFIG_WRITE,
@@ -316,6 +325,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="compliancePolicy",
         display_name="Compliance policies",
         collection="deviceManagement/deviceCompliancePolicies",
+        throttle_family="deviceConfiguration",
         versions=("v1.0", "beta"),
         read_permission=_CONFIG_READ,
         write_permission=_CONFIG_WRITE,
@@ -334,6 +344,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="administrativeTemplate",
         display_name="Administrative templates",
         collection="deviceManagement/groupPolicyConfigurations",
+        throttle_family="deviceConfiguration",
         versions=("beta",),
         read_permission=_CONFIG_READ,
         write_permission=_CONFIG_WRITE,
@@ -354,6 +365,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="powerShellScript",
         display_name="PowerShell scripts",
         collection="deviceManagement/deviceManagementScripts",
+        throttle_family="devices",
         versions=("beta",),
         read_permission=_SCRIPTS_READ,
         write_permission=_SCRIPTS_WRITE,
@@ -365,6 +377,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="remediationScript",
         display_name="Remediation scripts",
         collection="deviceManagement/deviceHealthScripts",
+        throttle_family="devices",
         versions=("beta",),
         read_permission=_SCRIPTS_READ,
         write_permission=_SCRIPTS_WRITE,
@@ -378,6 +391,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="endpointSecurityIntent",
         display_name="Endpoint security (intents)",
         collection="deviceManagement/intents",
+        throttle_family="deviceIntent",
         versions=("beta",),
         read_permission=_CONFIG_READ,
         write_permission=_CONFIG_WRITE,
@@ -394,6 +408,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="featureUpdateProfile",
         display_name="Feature update profiles",
         collection="deviceManagement/windowsFeatureUpdateProfiles",
+        throttle_family="updates",
         versions=("beta",),
         read_permission=_CONFIG_READ,
         write_permission=_CONFIG_WRITE,
@@ -404,6 +419,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="qualityUpdateProfile",
         display_name="Quality update profiles",
         collection="deviceManagement/windowsQualityUpdateProfiles",
+        throttle_family="updates",
         versions=("beta",),
         read_permission=_CONFIG_READ,
         write_permission=_CONFIG_WRITE,
@@ -414,6 +430,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="appProtectionPolicy",
         display_name="App protection policies",
         collection="deviceAppManagement/managedAppPolicies",
+        throttle_family="managedApplications",
         versions=("v1.0", "beta"),
         read_permission=_APPS_READ,
         write_permission=_APPS_WRITE,
@@ -432,6 +449,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="appConfigurationPolicy",
         display_name="App configuration policies (managed apps)",
         collection="deviceAppManagement/targetedManagedAppConfigurations",
+        throttle_family="managedApplications",
         versions=("v1.0", "beta"),
         read_permission=_APPS_READ,
         write_permission=_APPS_WRITE,
@@ -444,6 +462,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="enrollmentConfiguration",
         display_name="Enrollment configurations",
         collection="deviceManagement/deviceEnrollmentConfigurations",
+        throttle_family="enrollment",
         versions=("v1.0", "beta"),
         read_permission=_SERVICE_READ,
         write_permission=_SERVICE_WRITE,
@@ -456,6 +475,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="autopilotProfile",
         display_name="Autopilot deployment profiles",
         collection="deviceManagement/windowsAutopilotDeploymentProfiles",
+        throttle_family="enrollment",
         versions=("beta",),
         read_permission=_SERVICE_READ,
         write_permission=_SERVICE_WRITE,
@@ -469,6 +489,7 @@ _TYPES: tuple[PolicyType, ...] = (
         key="deviceCategory",
         display_name="Device categories",
         collection="deviceManagement/deviceCategories",
+        throttle_family="enrollment",
         versions=("v1.0", "beta"),
         read_permission=_DEVICES_READ,
         write_permission=_DEVICES_WRITE,
@@ -500,24 +521,33 @@ def restore_sequence(keys: list[str] | None = None) -> list[PolicyType]:
 _VERSION_PREFIX = re.compile(r"^/?(?:v1\.0|beta)/")
 
 # Collections below the API version that need the same permission as a catalog type but are not its list
-# collection (item collections, definitions, templates), longest first so the most specific wins.
-_EXTRA_ROUTES: Final[tuple[tuple[str, str, str], ...]] = (
-    ("deviceManagement/groupPolicyDefinitions", _CONFIG_READ, _CONFIG_WRITE),
-    ("deviceManagement/groupPolicyCategories", _CONFIG_READ, _CONFIG_WRITE),
-    ("deviceManagement/templates", _CONFIG_READ, _CONFIG_WRITE),
-    ("deviceAppManagement/iosManagedAppProtections", _APPS_READ, _APPS_WRITE),
-    ("deviceAppManagement/androidManagedAppProtections", _APPS_READ, _APPS_WRITE),
-    (GROUPS_COLLECTION, GROUPS_READ_PERMISSION, GROUPS_WRITE_PERMISSION),
+# collection (item collections, definitions, templates): (prefix, read, write, throttle family).
+_EXTRA_ROUTES: Final[tuple[tuple[str, str, str, str], ...]] = (
+    ("deviceManagement/groupPolicyDefinitions", _CONFIG_READ, _CONFIG_WRITE, "deviceConfiguration"),
+    ("deviceManagement/groupPolicyCategories", _CONFIG_READ, _CONFIG_WRITE, "deviceConfiguration"),
+    ("deviceManagement/templates", _CONFIG_READ, _CONFIG_WRITE, "deviceIntent"),
+    ("deviceAppManagement/iosManagedAppProtections", _APPS_READ, _APPS_WRITE, "managedApplications"),
+    ("deviceAppManagement/androidManagedAppProtections", _APPS_READ, _APPS_WRITE, "managedApplications"),
+    (GROUPS_COLLECTION, GROUPS_READ_PERMISSION, GROUPS_WRITE_PERMISSION, "identity"),
 )
 
 
-def _routes() -> list[tuple[str, str, str]]:
-    routes = [(t.collection, t.read_permission, t.write_permission) for t in _TYPES]
+def _routes() -> list[tuple[str, str, str, str]]:
+    routes = [(t.collection, t.read_permission, t.write_permission, t.throttle_family) for t in _TYPES]
     routes.extend(_EXTRA_ROUTES)
+    # Longest first, so the most specific prefix wins.
     return sorted(routes, key=lambda r: len(r[0]), reverse=True)
 
 
 _ROUTES: Final = _routes()
+
+
+def _route(path: str) -> tuple[str, str, str, str] | None:
+    bare = _VERSION_PREFIX.sub("", path.split("?", 1)[0]).lstrip("/")
+    for route in _ROUTES:
+        if bare == route[0] or bare.startswith(route[0] + "/"):
+            return route
+    return None
 
 
 def permission_for(method: str, path: str) -> str | None:
@@ -530,8 +560,16 @@ def permission_for(method: str, path: str) -> str | None:
     Returns:
         The permission name, or ``None`` for routes outside the catalog.
     """
-    bare = _VERSION_PREFIX.sub("", path.split("?", 1)[0]).lstrip("/")
-    for prefix, read, write in _ROUTES:
-        if bare == prefix or bare.startswith(prefix + "/"):
-            return read if method.upper() in ("GET", "HEAD") else write
-    return None
+    route = _route(path)
+    if route is None:
+        return None
+    return route[1] if method.upper() in ("GET", "HEAD") else route[2]
+
+
+def throttle_family_for(path: str) -> str:
+    """Intune's throttling family of a Graph route (``default`` outside the catalog).
+
+    Intune counts its limits per family, so budgets are kept per family too.
+    """
+    route = _route(path)
+    return route[3] if route is not None else "default"

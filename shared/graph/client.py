@@ -33,8 +33,9 @@ import httpx
 
 from shared.graph.auth import BearerAuth, TokenProvider
 from shared.graph.batch import BatchRequest, BatchResponse, chunk_requests
-from shared.graph.budget import BudgetConfig, RateBudget
+from shared.graph.budget import BudgetConfig, Budgets
 from shared.graph.catalog import permission_for as catalog_permission_for
+from shared.graph.catalog import throttle_family_for
 from shared.graph.errors import (
     GraphAuthError,
     GraphBadRequest,
@@ -56,7 +57,7 @@ from shared.graph.retry import (
 )
 from shared.redaction import redact
 
-__all__ = ["DEFAULT_TIMEOUT", "Budgets", "GraphClient", "GraphResponse"]
+__all__ = ["DEFAULT_TIMEOUT", "GraphClient", "GraphResponse"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,29 +77,6 @@ class GraphResponse:
     def json(self) -> dict[str, Any]:
         """The body as a JSON object (``{}`` when Graph sent none)."""
         return self.body if isinstance(self.body, dict) else {}
-
-
-@dataclass
-class Budgets:
-    """The request budgets of one (tenant, app): writes, and requests of any kind."""
-
-    writes: RateBudget | None
-    requests: RateBudget | None
-
-    @classmethod
-    def from_config(cls, config: BudgetConfig | None) -> Budgets:
-        """Budgets for ``config``; ``None`` disables client-side budgeting."""
-        if config is None:
-            return cls(None, None)
-        window = config.window + config.margin
-        return cls(RateBudget(config.write_limit, window), RateBudget(config.read_limit, window))
-
-    async def acquire(self, *, reads: int, writes: int) -> None:
-        """Wait until ``reads + writes`` requests (of which ``writes`` are writes) fit."""
-        if writes and self.writes is not None:
-            await self.writes.acquire(writes)
-        if self.requests is not None and reads + writes:
-            await self.requests.acquire(reads + writes)
 
 
 @dataclass
@@ -168,7 +146,7 @@ class GraphClient:
                 headers={"Accept": "application/json"},
                 follow_redirects=False,
             )
-        shared_budgets = budgets if isinstance(budgets, Budgets) else Budgets.from_config(budgets)
+        shared_budgets = budgets if isinstance(budgets, Budgets) else Budgets(budgets)
         self._shared = _Shared(http, owns, BearerAuth(token_provider), shared_budgets)
 
     # ------------------------------------------------------------------ lifecycle and views
@@ -256,7 +234,7 @@ class GraphClient:
         return await self._send(
             method, url, params=params, json_body=json_body, headers=headers,
             idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
-            budget_reads=reads, budget_writes=writes,
+            budget=[(throttle_family_for(_path_of(url)), reads, writes)],
         )
 
     # ------------------------------------------------------------------ paging
@@ -330,11 +308,15 @@ class GraphClient:
             attempt += 1
             pending_ids = frozenset(r.id for r in pending)
             body = {"requests": [r.to_json(keep_depends_on=pending_ids) for r in pending]}
-            writes = sum(1 for r in pending if not r.is_read)
+            # Graph throttles every request of a batch on its own, so each one draws from its family.
+            plan: dict[str, list[int]] = {}
+            for r in pending:
+                counts = plan.setdefault(throttle_family_for(r.url), [0, 0])
+                counts[0 if r.is_read else 1] += 1
             response = await self._send(
                 "POST", f"/{version}/$batch", params=None, json_body=body, headers=None,
                 idempotent=all(r.method.upper() in IDEMPOTENT_METHODS for r in pending),
-                budget_reads=len(pending) - writes, budget_writes=writes,
+                budget=[(family, c[0], c[1]) for family, c in plan.items()],
             )
             answers = _parse_batch_answers(response.json())
             by_id = {r.id: r for r in pending}
@@ -408,8 +390,7 @@ class GraphClient:
         json_body: Any,
         headers: Mapping[str, str] | None,
         idempotent: bool,
-        budget_reads: int,
-        budget_writes: int,
+        budget: Sequence[tuple[str, int, int]],
     ) -> GraphResponse:
         self._check_origin(url)
         path = _path_of(url)
@@ -419,7 +400,9 @@ class GraphClient:
         shared = self._shared
         while True:
             attempt += 1
-            await shared.budgets.acquire(reads=budget_reads, writes=budget_writes)
+            # Every attempt counts: Graph counts throttled and failed requests too.
+            for family, reads, writes in budget:
+                await shared.budgets.acquire(family=family, reads=reads, writes=writes)
             request = shared.http.build_request(
                 method, url, params=params, json=json_body, headers=headers
             )

@@ -16,8 +16,8 @@ import httpx
 import msal
 
 from shared.graph.auth import PUBLIC_AUTHORITY_HOST, Credential, MsalTokenProvider
-from shared.graph.budget import BudgetConfig
-from shared.graph.client import DEFAULT_TIMEOUT, Budgets, GraphClient
+from shared.graph.budget import PUBLISHED_LIMITS, BudgetConfig, Budgets
+from shared.graph.client import DEFAULT_TIMEOUT, GraphClient
 from shared.graph.retry import RetryPolicy
 
 __all__ = ["GraphClientFactory"]
@@ -40,7 +40,7 @@ class GraphClientFactory:
         ca_bundle: str | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
-        budget: BudgetConfig | None = None,
+        budget: BudgetConfig | None = PUBLISHED_LIMITS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """Configure the clients this factory makes.
@@ -52,7 +52,7 @@ class GraphClientFactory:
             timeout: timeouts of Graph calls.
             retry: retry limits of every client.
             budget: per (tenant, app) limits; defaults to Intune's published numbers. Pass a scaled config
-                against a simulator whose limits are scaled.
+                against a simulator whose limits are scaled, ``None`` for no client-side budget.
             transport: injected transport for Graph calls (tests).
         """
         self.graph_base_url = graph_base_url.rstrip("/")
@@ -62,7 +62,7 @@ class GraphClientFactory:
         )
         self._timeout = timeout
         self._retry = retry
-        self._budget = budget if budget is not None else BudgetConfig()
+        self._budget = budget
         self._transport = transport
         self._lock = threading.Lock()
         self._clients: dict[_Key, GraphClient] = {}
@@ -117,7 +117,7 @@ class GraphClientFactory:
                     tenant_id=tenant_id,
                     client_id=client_id,
                     retry=self._retry,
-                    budgets=Budgets.from_config(self._budget),
+                    budgets=Budgets(self._budget),
                     http=self._shared_http(),
                 )
                 self._clients[key] = client

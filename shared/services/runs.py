@@ -3,7 +3,8 @@
 Starting a run claims its server-derived key atomically in the tenant's partition (the run row, an
 ``active|`` row and, with an ``Idempotency-Key``, an ``idem|`` row, in one transaction). Whoever wins the
 claim launches the orchestration; everyone else gets the existing run with ``reused=True``. Nothing is
-checked-then-inserted: reads only happen after a claim lost, to find out what it lost to.
+checked-then-inserted: a read before the claim only short-cuts repeats of an active request, and the
+transaction alone decides between concurrent starts.
 """
 
 from __future__ import annotations
@@ -163,6 +164,15 @@ class RunService:
         scope_key = (idempotency_scope(principal, tenant_id, idempotency_key)
                      if idempotency_key is not None else None)
         for _ in range(MAX_CLAIM_ATTEMPTS):
+            # Fast path for repeats (retries, duplicate clicks): reading costs less than a failed
+            # transaction. It decides nothing on its own: when it finds nothing, the atomic claim below
+            # is what arbitrates between concurrent starts.
+            existing = await asyncio.to_thread(
+                self._resolve_conflict, tenant_id=tenant_id, kind=kind, derived=derived,
+                scope_key=scope_key,
+            )
+            if existing is not None:
+                return await self._reused(existing, launch)
             now = self._clock()
             run = RunRecord(
                 id=new_run_id(now), tenant_id=tenant_id, kind=kind, target=target, scope=scope,
@@ -178,23 +188,20 @@ class RunService:
             try:
                 await asyncio.to_thread(self._runs.claim, claim)
             except ClaimConflict:
-                existing = await asyncio.to_thread(
-                    self._resolve_conflict, tenant_id=tenant_id, kind=kind, derived=derived,
-                    scope_key=scope_key,
-                )
-                if existing is None:
-                    continue
-                logger.info("run start reused run_id=%s tenant_id=%s kind=%s",
-                            existing.id, tenant_id, kind)
-                return StartResult(await self._recover(existing, launch), reused=True)
+                continue  # someone holds a row of the claim: find out who on the next pass
             logger.info("run claimed run_id=%s tenant_id=%s kind=%s", run.id, tenant_id, kind)
             self._publish(run, RunStatus.QUEUED)
             return StartResult(await self._launch(run, launch), reused=False)
         raise ServiceUnavailable("too many concurrent changes to this tenant's runs; retry")
 
+    async def _reused(self, run: RunRecord, launch: Launcher) -> StartResult:
+        logger.info("run start reused run_id=%s tenant_id=%s kind=%s", run.id, run.tenant_id,
+                    run.kind)
+        return StartResult(await self._recover(run, launch), reused=True)
+
     def _resolve_conflict(self, *, tenant_id: str, kind: RunKind, derived: str,
                           scope_key: str | None) -> RunRecord | None:
-        """Find the run a lost claim lost to; ``None`` means the blocking row vanished: claim again."""
+        """Find the run that holds this request's claim rows; ``None`` when nothing does (claim)."""
         now = self._clock()
         if scope_key is not None:
             idem = self._runs.get_idempotency(tenant_id=tenant_id, scope=scope_key)
@@ -308,6 +315,31 @@ class RunService:
         """
         run = await asyncio.to_thread(self.get, tenant_id=tenant_id, run_id=run_id)
         return await self._recover(run, launch)
+
+    def fail_stalled(self, *, tenant_id: str, now: datetime,
+                     max_age: timedelta = timedelta(minutes=30)) -> builtins.list[RunRecord]:
+        """Fail queued runs that were never launched and are older than ``max_age`` (a sweeper).
+
+        Such a run blocks identical starts until it ends, so after repeated lost launches it is failed
+        with ``launch-failed`` and its key released; the next identical start creates a new run.
+
+        Returns:
+            The runs that were failed.
+        """
+        failed: builtins.list[RunRecord] = []
+        continuation: str | None = None
+        while True:
+            page = self._runs.list(tenant_id=tenant_id, status=RunStatus.QUEUED, top=100,
+                                   continuation=continuation)
+            for run in page.items:
+                if run.launched_at is None and now - run.created_at >= max_age:
+                    failure = ErrorInfo(code="launch-failed",
+                                        message="The run could not be started and was abandoned.")
+                    failed.append(self.complete(tenant_id=tenant_id, run_id=run.id,
+                                                failure=failure))
+            continuation = page.continuation
+            if continuation is None:
+                return failed
 
     # ------------------------------------------------------------------------------ reading
 

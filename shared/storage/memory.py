@@ -62,8 +62,8 @@ def _etag() -> str:
 
 def _page(rows: list[tuple[str, T]], top: int, continuation: str | None) -> Page[T]:
     """Page rows sorted by their key; the token is the last key returned."""
-    if top < 1:
-        raise InvalidRequest("top must be at least 1")
+    if not 1 <= top <= 1000:
+        raise InvalidRequest("top must be between 1 and 1000")
     after = decode_token(continuation) if continuation else None
     if after is not None and not isinstance(after, str):
         raise InvalidRequest("continuation token is not valid")

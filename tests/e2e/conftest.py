@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from localdev.stack import DEMO_GRAPH_ROLES, DEMO_SECRET_SETTING, StackInfo, running_stack
+from localdev.stack import DEMO_GRAPH_ROLES, DEMO_SECRET_SETTING, StackInfo, running_stack, trust
 
 pytestmark = pytest.mark.e2e
 
@@ -112,7 +112,7 @@ def stack(azurite_connection_string: str, tmp_path_factory: pytest.TempPathFacto
     demo_secret = secrets.token_urlsafe(24)
     with running_stack(storage=azurite_connection_string, state_dir=state_dir,
                        demo_secret=demo_secret) as info, \
-            httpx.Client(base_url=info.simulator_base_url, verify=info.simulator_ca_file,
+            httpx.Client(base_url=info.simulator_base_url, verify=trust(info.simulator_ca_file),
                          timeout=60.0) as sim:
         yield Stack(info=info, sim=sim, demo_secret=demo_secret, graph_roles=list(DEMO_GRAPH_ROLES))
 

@@ -122,12 +122,21 @@ def test_fifty_concurrent_identical_posts_create_one_run_and_one_orchestration(
     api, _ = stack.user(tenant, "operator")
     policy = _first_policy(api, tenant, "deviceConfiguration")
     path = _snapshot_path(tenant, "deviceConfiguration", policy["id"])
+    # Graph answers this policy slowly, so the run is still active while all fifty requests land (a run
+    # that already finished is rightly not reused).
+    stack.sim.put("/_sim/faults", json={"rules": [
+        {"kind": "slow", "delaySeconds": 10, "path": f"deviceConfigurations/{policy['id']}",
+         "tenant": tenant},
+    ]}).raise_for_status()
 
     def fire(_: int) -> httpx.Response:
         return api.post(path)
 
-    with ThreadPoolExecutor(max_workers=50) as pool:
-        responses = list(pool.map(fire, range(50)))
+    try:
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            responses = list(pool.map(fire, range(50)))
+    finally:
+        stack.sim.delete("/_sim/faults")
 
     assert {r.status_code for r in responses} == {202}
     run_ids = {r.json()["id"] for r in responses}

@@ -10,6 +10,8 @@ import pytest
 
 from localdev.graphsim.testing import SimHandle, running_simulator
 from shared.graph import CATALOG, BudgetConfig, ClientSecret, GraphClient, GraphClientFactory, RetryPolicy
+from shared.graph.budget import PUBLISHED_LIMITS
+from shared.graph.client import DEFAULT_TIMEOUT
 
 WRITE_ROLES = sorted({t.write_permission for t in CATALOG.values()} | {"Group.ReadWrite.All"})
 READ_ROLES = sorted({t.read_permission for t in CATALOG.values()} | {"Group.Read.All"})
@@ -32,12 +34,12 @@ class SimTenant:
     secret: str
     counts: dict[str, int]
 
-    def factory(self, *, budget: BudgetConfig | None = None, retry: RetryPolicy = FAST_RETRY,
+    def factory(self, *, budget: BudgetConfig | None = PUBLISHED_LIMITS, retry: RetryPolicy = FAST_RETRY,
                 timeout: httpx.Timeout | None = None) -> GraphClientFactory:
         return GraphClientFactory(
             graph_base_url=self.sim.base_url, authority_host=self.sim.base_url,
             ca_bundle=str(self.sim.ca_file), budget=budget, retry=retry,
-            **({"timeout": timeout} if timeout is not None else {}))
+            timeout=timeout or DEFAULT_TIMEOUT)
 
     def client(self, factory: GraphClientFactory, *, read_only: bool = False) -> GraphClient:
         return factory.get(tenant_id=self.tenant_id, client_id=self.client_id,

@@ -20,7 +20,7 @@ from shared.graph import (
     RateBudget,
     RetryPolicy,
 )
-from shared.graph.client import Budgets
+from shared.graph.budget import Budgets
 from tests.graph.helpers import BASE, Recorder, graph_error, make_client
 
 AUTHORITY = "https://login.test"
@@ -159,8 +159,8 @@ async def test_rate_budget_never_exceeds_its_limit_in_any_window() -> None:
 
 async def test_twenty_workers_share_one_write_budget() -> None:
     clock = FakeClock()
-    budgets = Budgets(RateBudget(5, 1.0, clock=clock, sleep=clock.sleep),
-                      RateBudget(50, 1.0, clock=clock, sleep=clock.sleep))
+    budgets = Budgets(BudgetConfig(write_limit=5, read_limit=50, window=1.0, margin=0.0),
+                      clock=clock, sleep=clock.sleep)
     writes: list[float] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -189,5 +189,21 @@ async def test_client_without_budget_sends_immediately() -> None:
     client = GraphClient(base_url=BASE, token_provider=provider_for(sts()), budgets=None,
                          transport=httpx.MockTransport(lambda r: httpx.Response(204)),
                          retry=RetryPolicy())
-    assert client.budgets.writes is None
+    assert client.budgets.family("deviceConfiguration") is None
     await client.aclose()
+
+
+async def test_budgets_are_kept_per_throttling_family() -> None:
+    clock = FakeClock()
+    budgets = Budgets(BudgetConfig(write_limit=2, read_limit=4, window=10.0, margin=0.0),
+                      clock=clock, sleep=clock.sleep)
+    client, _, _, _ = make_client(lambda r: httpx.Response(204), budgets=budgets)
+    for _ in range(2):
+        await client.patch("/beta/deviceManagement/deviceCategories/c", json_body={})
+        await client.patch("/beta/deviceManagement/deviceConfigurations/c", json_body={})
+        await client.patch("/beta/deviceManagement/deviceHealthScripts/c", json_body={})
+    assert clock.now == 0.0  # three families, each within its own limit
+    await client.patch("/beta/deviceManagement/deviceHealthScripts/c", json_body={})
+    assert clock.now == 0.0  # scripts ("Intune devices") have double the limits
+    await client.patch("/beta/deviceManagement/deviceCategories/c", json_body={})
+    assert clock.now == pytest.approx(10.0)

@@ -103,10 +103,31 @@ def _credential(key: rsa.RSAPrivateKey, cert: x509.Certificate) -> dict[str, str
     }
 
 
-def _requests_msal_app(sim, tenant_id, client_id, credential):
+class _BytesSafeHttpx:
+    """An httpx-backed MSAL http_client that form-encodes bytes values as text.
+
+    MSAL passes the client assertion as bytes; httpx would send it as the literal "b'...'".
+    """
+
+    def __init__(self, verify) -> None:
+        self._client = httpx.Client(verify=verify)
+
+    def get(self, url, **kwargs):
+        return self._client.get(url, **kwargs)
+
+    def post(self, url, data=None, **kwargs):
+        if isinstance(data, dict):
+            data = {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
+        return self._client.post(url, data=data, **kwargs)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _cert_msal_app(sim, tenant_id, client_id, credential):
     return msal.ConfidentialClientApplication(
         client_id, client_credential=credential, authority=f"{sim.base_url}/{tenant_id}",
-        instance_discovery=False, verify=str(sim.ca_file))
+        instance_discovery=False, http_client=_BytesSafeHttpx(sim.ssl_context()))
 
 
 def test_certificate_assertion_is_verified_against_the_registered_certificate(sim, tenant_id):
@@ -114,13 +135,11 @@ def test_certificate_assertion_is_verified_against_the_registered_certificate(si
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     app = sim.control.create_app(tenant_id, roles=["Group.Read.All"], certificate_pem=pem)
     assert "secret" not in app
-    # MSAL hands the assertion to its http_client as bytes, which httpx would form-encode as
-    # "b'...'"; MSAL's own requests-based client encodes it correctly.
-    good = _requests_msal_app(sim, tenant_id, app["clientId"], _credential(key, cert))
+    good = _cert_msal_app(sim, tenant_id, app["clientId"], _credential(key, cert))
     assert "access_token" in good.acquire_token_for_client(scopes=GRAPH_SCOPE)
 
     other_key, other_cert = _self_signed()
-    bad = _requests_msal_app(sim, tenant_id, app["clientId"], _credential(other_key, other_cert))
+    bad = _cert_msal_app(sim, tenant_id, app["clientId"], _credential(other_key, other_cert))
     result = bad.acquire_token_for_client(scopes=GRAPH_SCOPE)
     assert result["error"] == "invalid_client"
 

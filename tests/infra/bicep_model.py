@@ -11,10 +11,11 @@ A deliberately small evaluator resolves what the checks need: variable and param
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,12 @@ class Infra:
         return found[0]
 
 
+@lru_cache(maxsize=64)
+def _parse_text(text: str) -> dict[str, Any]:
+    # Broken copies differ from the real templates in one file only: parse every distinct text once.
+    return dict(_PARSER.parse(text=text))
+
+
 def _unterminated_string(text: str) -> tuple[int, int] | None:
     """Line and column of the first single-quoted string left open at the end of its line, if any."""
     in_block_comment = False
@@ -348,7 +355,7 @@ def parse_file(path: Path, root: Path) -> BicepFile:
     rel = path.relative_to(root.parent).as_posix()
     text = path.read_text(encoding="utf-8")
     try:
-        doc = _PARSER.parse(text=text)
+        doc = copy.deepcopy(_parse_text(text))
     except UnexpectedInput as error:
         # A string cannot span lines in Bicep, but the lexer only notices at the next quote, often many lines
         # later: point at the line that opened the string instead.
@@ -363,7 +370,7 @@ def parse_file(path: Path, root: Path) -> BicepFile:
         marks = [n for n, line in enumerate(text.splitlines(), 1) if "'''" in line]
         line = marks[-1] if marks else 1
         raise BicepSyntaxError(f"{rel}:{line}:1: {error}") from error
-    return BicepFile(path=path, rel=rel, text=text, doc=dict(doc))
+    return BicepFile(path=path, rel=rel, text=text, doc=doc)
 
 
 def load_infra(root: Path = INFRA_ROOT) -> Infra:

@@ -634,6 +634,15 @@ def check_durable_task_scheduler(infra: Infra) -> Problems:
             problems.append(
                 f"{main.where(module)}: module {symbol} is deployed={deployed} with durableBackend={backend}"
             )
+    # The app settings are evaluated per backend inside api.bicep: it must receive main's parameter as is.
+    for api_symbol, api_module in main.modules.items():
+        if api_module.get("detail", {}).get("path", "").endswith("app/api.bicep"):
+            passed = main.evaluate(api_module["config"].get("params", {}).get("durableBackend"))
+            if passed != Ref("durableBackend"):
+                problems.append(
+                    f"{main.where(api_module, 'durableBackend')}: module {api_symbol} must pass "
+                    f"durableBackend: durableBackend, found {expr_text(passed)}"
+                )
     passed_hub = main.evaluate(config["config"].get("params", {}).get("taskHubName"))
     default_hub = main.parameters.get("taskHubName", {}).get("default")
     if passed_hub != Ref("taskHubName") or default_hub != hub:

@@ -227,3 +227,64 @@ def test_scheduler_hub_name_drift_is_reported(infra_copy: Path) -> None:
     assert len(problems) == 1
     assert problems[0].startswith("infra/main.bicep:")
     assert "must be host.json's hubName (IntuneBackupHub)" in problems[0]
+
+
+def test_plain_runtime_storage_setting_is_reported(infra_copy: Path) -> None:
+    _edit(
+        infra_copy / "app" / "api.bicep",
+        "AzureWebJobsStorage__credential: 'managedidentity'",
+        "AzureWebJobsStorage: 'x'",
+    )
+    infra = load_infra(infra_copy)
+    where = checks.app_settings_resource(infra).where()
+
+    problems = checks.check_identity_based_storage(infra)
+
+    assert (
+        f"{where}: AzureWebJobsStorage must not be a plain value; use AzureWebJobsStorage__* identity "
+        "settings" in problems
+    )
+    assert f"{where}: AzureWebJobsStorage__credential must be 'managedidentity'" in problems
+
+
+def test_scheduler_deployed_regardless_of_the_backend_is_reported(infra_copy: Path) -> None:
+    line = _edit(
+        infra_copy / "main.bicep",
+        "'app/durable-task-scheduler.bicep' = if (useDurableTaskScheduler) {",
+        "'app/durable-task-scheduler.bicep' = {",
+    )
+
+    problems = checks.check_durable_task_scheduler(load_infra(infra_copy))
+
+    assert problems == [
+        f"infra/main.bicep:{line}: module durableTaskScheduler must be conditional on the "
+        "durableBackend parameter"
+    ]
+
+
+def test_registry_module_is_reported(infra_copy: Path) -> None:
+    line = _edit(
+        infra_copy / "main.bicep",
+        "module identity 'app/identity.bicep' = {",
+        "module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {",
+    )
+
+    problems = checks.check_no_keys_or_connection_strings(load_infra(infra_copy))
+
+    assert f"infra/main.bicep:{line}: forbidden text 'br/public:'" in problems
+    assert (
+        f"infra/main.bicep:{line}: module identity is not a local module (offline checks cannot see "
+        "inside registry modules)" in problems
+    )
+
+
+def test_api_module_with_a_fixed_backend_is_reported(infra_copy: Path) -> None:
+    line = _edit(
+        infra_copy / "main.bicep", "    durableBackend: durableBackend", "    durableBackend: 'AzureStorage'"
+    )
+
+    problems = checks.check_durable_task_scheduler(load_infra(infra_copy))
+
+    assert problems == [
+        f"infra/main.bicep:{line}: module api must pass durableBackend: durableBackend, found AzureStorage"
+    ]

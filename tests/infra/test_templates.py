@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.infra import checks
-from tests.infra.bicep_model import Infra, Ref
+from tests.infra.bicep_model import Infra, Ref, _unterminated_string
 
 
 @pytest.mark.parametrize("check", checks.ALL_CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
@@ -54,3 +54,9 @@ def test_every_bicep_file_is_checked(infra: Infra) -> None:
     on_disk = {p.relative_to(infra.root.parent).as_posix() for p in infra.root.rglob("*.bicep")}
     assert set(infra.files) == on_disk
     assert len(on_disk) >= 8
+
+
+def test_no_real_template_looks_like_an_unterminated_string(infra: Infra) -> None:
+    # The syntax-error locator must never blame a valid line.
+    for bicep in infra.files.values():
+        assert _unterminated_string(bicep.text) is None, bicep.rel

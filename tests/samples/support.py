@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,13 @@ def raise_event(client: httpx.Client, started: StartedInstance, event_name: str,
     """Raise an event through ``sendEventPostUri`` with a JSON body; the host must accept it."""
     response = client.post(started.event_url(event_name), json=data)
     assert response.status_code == 202, response.text
+
+
+def orchestration_seconds(body: dict[str, Any]) -> float:
+    """Seconds from ``createdTime`` to ``lastUpdatedTime`` (orchestration time: virtual or real)."""
+    created = datetime.fromisoformat(body["createdTime"])
+    updated = datetime.fromisoformat(body["lastUpdatedTime"])
+    return (updated - created).total_seconds()
 
 
 def wait_for_file(path: Path, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> str:

@@ -34,7 +34,7 @@ def test_and_rule_waits_for_both_events(client: httpx.Client) -> None:
 
     raise_through_the_app(client, started.instance_id, "A")
     # Give the host ample time to process A; the instance must still wait for B.
-    time.sleep(1.0)
+    time.sleep(0.5)
     assert status(client, started)["runtimeStatus"] == "Running"
     raise_through_the_app(client, started.instance_id, "B")
     final = wait_until_done(client, started)

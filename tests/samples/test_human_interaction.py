@@ -20,6 +20,7 @@ import pytest
 
 from tests.samples.support import (
     StartedInstance,
+    orchestration_seconds,
     raise_event,
     sample_host,
     start,
@@ -135,6 +136,8 @@ def test_no_answer_within_the_window_times_out_unverified(
 
     assert final["runtimeStatus"] == "Completed"
     assert final["output"] is False
+    # It ended when the 180-second window closed, not earlier.
+    assert orchestration_seconds(final) >= 180
 
 
 def test_an_invalid_phone_number_fails_the_orchestration(client: httpx.Client) -> None:

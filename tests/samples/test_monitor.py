@@ -16,13 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.samples.support import sample_host, start, wait_until_done
+from tests.samples.support import orchestration_seconds, sample_host, start, wait_until_done
 
 pytestmark = pytest.mark.azurite
 
 STARTER = "/api/orchestrators/E3_Monitor"
 QUIET_STATUS = "The repository does not have too many issues, for now ..."
 ALERT_TEXT = "Hey! You may want to check on your repo, there are too many open issues"
+WINDOW_SECONDS = 5 * 60
 POLLS_IN_WINDOW = 5  # a poll at minutes 0, 1, 2, 3 and 4 of the five-minute window
 
 
@@ -77,6 +78,8 @@ def test_a_quiet_repository_is_watched_for_the_whole_window(client: httpx.Client
     assert final["customStatus"] == QUIET_STATUS
     assert scenario.polls == POLLS_IN_WINDOW
     assert scenario.texts == []
+    # The loop ran on durable timers through the whole window (orchestration time, not wall time).
+    assert orchestration_seconds(final) >= WINDOW_SECONDS
 
 
 def test_too_many_issues_at_the_first_poll_alerts_and_stops(client: httpx.Client,
@@ -102,6 +105,8 @@ def test_issues_piling_up_later_end_the_loop_early(client: httpx.Client, stub_di
     assert final["customStatus"] == QUIET_STATUS  # set by the two quiet polls before the alert
     assert scenario.polls == 3
     assert scenario.texts == [{"to": scenario.phone, "body": ALERT_TEXT}]
+    # Two one-minute waits before the third poll, and no further waiting after the alert.
+    assert 120 <= orchestration_seconds(final) < 180
 
 
 def test_an_unknown_repository_fails_the_monitor(client: httpx.Client) -> None:

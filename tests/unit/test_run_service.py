@@ -211,6 +211,22 @@ class TestRecovery:
         assert after.run.id == within_grace.run.id
         assert h.launcher.launched == [after.run.id]
 
+    async def test_sweeper_fails_runs_that_never_launched_and_frees_their_key(self, h):
+        h.launcher.fail_next = 1
+        with pytest.raises(ServiceUnavailable):
+            await start(h)
+        launched = (await start(h, scope={"other": 1})).run
+        h.clock.advance(minutes=31)
+        failed = h.service.fail_stalled(tenant_id=TENANT, now=h.clock())
+        assert len(failed) == 1
+        assert failed[0].status == RunStatus.FAILED
+        assert failed[0].failure is not None
+        assert failed[0].failure.code == "launch-failed"
+        assert h.service.get(tenant_id=TENANT, run_id=launched.id).status == RunStatus.QUEUED
+        fresh = await start(h)
+        assert not fresh.reused
+        assert fresh.run.id != failed[0].id
+
     async def test_monitor_relaunch_is_a_no_op_for_launched_runs(self, h):
         run = (await start(h)).run
         h.clock.advance(minutes=5)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tests.dfhost.conformance.conftest import HostClient, events_of
 
 
-def _waiting(status: dict) -> bool:
-    return status["customStatus"] == {"stage": "waiting"}
+def _waiting(status: dict[str, Any]) -> bool:
+    return bool(status["customStatus"] == {"stage": "waiting"})
 
 
 def test_event_raised_after_the_wait_through_the_sdk_client(real_host: HostClient) -> None:

@@ -276,3 +276,19 @@ async def test_real_clock_engine_runs_a_chain(invoker, calls):
     finally:
         await engine.stop()
     assert status["output"] == ["Hello Rome!"]
+
+
+async def test_continue_as_new_drops_events_the_old_execution_did_not_use(manual):
+    iid = await manual.start_instance("can_waiter", "cw", body(0))
+    await status_of(manual, iid)
+    await manual.raise_event(iid, "next", "1")
+    await manual.raise_event(iid, "next", "2")   # same batch, unused by execution 1
+    status = await status_of(manual, iid)
+    # Python cannot ask for preserveUnprocessedEvents: execution 2 waits again
+    assert status["runtimeStatus"] == "Running"
+    assert status["input"] == "1"
+    assert [e["EventType"] for e in status["historyEvents"]].count("EventRaised") == 0
+    await manual.raise_event(iid, "next", "3")
+    status = await status_of(manual, iid)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == 1

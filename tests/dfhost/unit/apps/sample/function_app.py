@@ -224,3 +224,13 @@ def parent_of_waiter(context: df.DurableOrchestrationContext):
     except Exception as exc:  # noqa: BLE001 - the SDK raises plain Exception
         return {"child_failed": str(exc).split("\n")[0]}
     return "unreachable"
+
+
+@app.orchestration_trigger(context_name="context")
+def can_waiter(context: df.DurableOrchestrationContext):
+    count = context.get_input() or 0
+    yield context.wait_for_external_event("next")
+    if count < 1:
+        context.continue_as_new(count + 1)
+        return None
+    return count

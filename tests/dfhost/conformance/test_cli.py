@@ -1,4 +1,4 @@
-"""The CLI refuses bad input with a clear message and exit code 2."""
+"""The CLI: bad input exits with code 2 and says why; start-up output; clean SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from localdev.procs import ROOT, free_port
+from localdev.dfhost.testing import running_host
+from localdev.procs import ROOT, free_port, port_open
 from tests.dfhost.conformance.conftest import FIXTURES
 
 
@@ -44,3 +45,26 @@ def test_module_without_function_app_object() -> None:
     result = _serve(FIXTURES / "no_app_object")
     assert result.returncode == 2
     assert "defines no function app object" in result.stderr
+
+
+def test_sigterm_stops_the_host_cleanly(azurite_connection_string: str, tmp_path: Path) -> None:
+    with running_host(FIXTURES / "triggers_app", connection_string=azurite_connection_string,
+                      extra_env={"DFHOST_STATE_DIR": str(tmp_path), "WORK_QUEUE": "sigterm"},
+                      ) as host:
+        port = int(host.base_url.rsplit(":", 1)[1])
+        assert port_open(port)
+    # Leaving the block sends SIGTERM: the engine stops and the ports close.
+    log = host.log_path.read_text(errors="replace")
+    assert "Stopping the host" in log
+    assert "Host stopped" in log
+    assert "Traceback" not in log
+    assert not port_open(port)
+
+
+def test_startup_prints_the_function_urls(azurite_connection_string: str, tmp_path: Path) -> None:
+    with running_host(FIXTURES / "durable_app", connection_string=azurite_connection_string,
+                      extra_env={"DFHOST_STATE_DIR": str(tmp_path)}) as host:
+        log = host.log_tail(20000)
+    assert f"greet: [GET,POST] {host.base_url}/api/greet/{{name?}}" in log
+    assert f"Durable RPC: {host.rpc_base_url}" in log
+    assert "Task hub: ConformanceHub" in log

@@ -1,0 +1,350 @@
+"""Start latency and completion time of policy snapshots on the local stack.
+
+Starts Azurite, the Graph + Entra simulator and the local Durable host (and always stops them), seeds a
+generated customer tenant with more policies than requests, so that every POST targets a different
+policy and creates a new run, then measures:
+
+1. the time to the ``202`` of ``POST .../policies/{type}/{id}/snapshots`` under N concurrent callers
+   (threads, one httpx client and one operator token each): count, p50, p90, p99, max and throughput;
+2. the wall time from POST to ``succeeded`` of one policy on an otherwise idle stack (5 times, and the
+   median), and how long all runs started in step 1 took to finish.
+
+The numbers come from the local stack (Python Durable host + Azurite on this machine), not from Azure.
+
+Run: ``.venv/bin/python -m benchmarks.snapshot_start [--callers 20] [--requests 200]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import queue
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from localdev.azurite import start_azurite
+from localdev.stack import DEMO_GRAPH_ROLES, DEMO_SECRET_SETTING, StackInfo, running_stack
+from shared.graph.catalog import CATALOG
+
+IDLE_REPEATS = 5
+# Generated policies are named "Gen - <type> <n>"; built-in objects (default scope tag, enrollment
+# defaults) are left out so every target is an ordinary policy.
+GENERATED_PREFIX = "Gen - "
+IDLE_POLICY_TYPE = "settingsCatalog"
+TERMINAL = {"succeeded", "partial", "failed", "cancelled"}
+
+
+@dataclass
+class Seeded:
+    """The customer tenant, the admin token and the policies to capture."""
+
+    tenant_id: str
+    admin_token: str
+    idle_target: tuple[str, str]
+    burst_targets: list[tuple[str, str]]
+
+
+@dataclass
+class BurstResult:
+    """What the concurrent callers saw."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    run_ids: list[str] = field(default_factory=list)
+    started_at: float = 0.0
+    wall_seconds: float = 0.0
+
+
+class Sim:
+    """The simulator's control API: tenants, app registrations and tokens."""
+
+    def __init__(self, info: StackInfo, client: httpx.Client) -> None:
+        self.info = info
+        self.client = client
+
+    def token(self, *, oid: str, roles: list[str] | None = None, idtyp: str = "user") -> str:
+        body: dict[str, Any] = {"tenantId": self.info.operator_tenant_id, "audience": self.info.api_audience,
+                                "oid": oid, "name": f"Bench {oid[:8]}", "idtyp": idtyp,
+                                "roles": roles or []}
+        if idtyp == "app":
+            body["appid"] = oid
+        response = self.client.post("/_sim/tokens", json=body)
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+
+def api_client(info: StackInfo, token: str) -> httpx.Client:
+    return httpx.Client(base_url=info.api_base_url, timeout=60.0,
+                        headers={"Authorization": f"Bearer {token}"})
+
+
+def _ok(response: httpx.Response, what: str) -> httpx.Response:
+    if response.status_code not in (200, 201, 204):
+        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:300]}")
+    return response
+
+
+def seed(info: StackInfo, sim: Sim, demo_secret: str, policies: int) -> Seeded:
+    """A generated tenant registered with our API, and its generated policies split into targets."""
+    tenant_id = str(uuid.uuid4())
+    _ok(sim.client.post("/_sim/tenants", json={"preset": "generated", "tenantId": tenant_id, "seed": 7,
+                                               "policies": policies,
+                                               "displayName": f"Bench {tenant_id[:8]}"}),
+        "create tenant")
+    _ok(sim.client.post(f"/_sim/tenants/{tenant_id}/apps", json={
+        "clientId": info.demo_graph_client_id, "secret": demo_secret, "roles": list(DEMO_GRAPH_ROLES)}),
+        "create app registration")
+    admin_token = sim.token(oid=str(uuid.uuid4()), roles=["Platform.Admin"], idtyp="app")
+    targets: list[tuple[str, str]] = []
+    with api_client(info, admin_token) as admin:
+        _ok(admin.put(f"/tenants/{tenant_id}", json={
+            "displayName": f"Bench {tenant_id[:8]}",
+            "graph": {"clientId": info.demo_graph_client_id,
+                      "credential": {"type": "appSetting", "name": DEMO_SECRET_SETTING}}}),
+            "register tenant")
+        reader_oid = str(uuid.uuid4())
+        grant(admin, tenant_id, reader_oid)
+        with api_client(info, sim.token(oid=reader_oid)) as reader:
+            for policy_type in CATALOG:
+                items = _ok(reader.get(f"/tenants/{tenant_id}/policies", params={"type": policy_type}),
+                            f"list {policy_type}").json()["items"]
+                targets += [(policy_type, str(p["id"])) for p in items
+                            if str(p["displayName"]).startswith(GENERATED_PREFIX)]
+    idle = next(t for t in targets if t[0] == IDLE_POLICY_TYPE)
+    burst = [t for t in targets if t != idle]
+    # Graph ids are GUIDs, so ordering by id interleaves the types: the burst is not all of one kind.
+    burst.sort(key=lambda t: t[1])
+    return Seeded(tenant_id=tenant_id, admin_token=admin_token, idle_target=idle, burst_targets=burst)
+
+
+def grant(admin: httpx.Client, tenant_id: str, oid: str, role: str = "operator") -> None:
+    _ok(admin.put(f"/tenants/{tenant_id}/grants/{oid}", json={"role": role}), "grant")
+
+
+def snapshot_path(tenant_id: str, target: tuple[str, str]) -> str:
+    return f"/tenants/{tenant_id}/policies/{target[0]}/{target[1]}/snapshots"
+
+
+def wait_run(client: httpx.Client, tenant_id: str, run_id: str, *, timeout: float,
+             interval: float = 0.1) -> dict[str, Any]:
+    """Poll one run until it is terminal; the caller reads the clock after it returns."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = _ok(client.get(f"/tenants/{tenant_id}/runs/{run_id}"), "get run").json()
+        if run["status"] in TERMINAL:
+            return dict(run)
+        time.sleep(interval)
+    raise TimeoutError(f"run {run_id} not terminal within {timeout:.0f}s")
+
+
+def idle_runs(client: httpx.Client, seeded: Seeded) -> tuple[float, list[float]]:
+    """One cold run, then IDLE_REPEATS runs of the same policy, each started after the last finished."""
+    times: list[float] = []
+    for _ in range(IDLE_REPEATS + 1):
+        started = time.perf_counter()
+        response = client.post(snapshot_path(seeded.tenant_id, seeded.idle_target))
+        if response.status_code != 202:
+            raise RuntimeError(f"idle POST: HTTP {response.status_code}: {response.text[:300]}")
+        run = wait_run(client, seeded.tenant_id, response.json()["id"], timeout=60.0, interval=0.05)
+        elapsed = time.perf_counter() - started
+        if run["status"] != "succeeded":
+            print(f"  note: idle run {run['id']} ended {run['status']}: {run.get('failure')}")
+        times.append(elapsed * 1000)
+    return times[0], times[1:]
+
+
+def burst(info: StackInfo, seeded: Seeded, tokens: list[str], requests: int) -> BurstResult:
+    """Fire ``requests`` POSTs from ``len(tokens)`` threads at once, each to a different policy."""
+    work: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+    for target in seeded.burst_targets[:requests]:
+        work.put(target)
+    result = BurstResult()
+    lock = threading.Lock()
+    gate = threading.Barrier(len(tokens) + 1)
+
+    def caller(token: str) -> None:
+        with api_client(info, token) as client:
+            # A first request per connection would otherwise add connect time to one sample per caller.
+            client.get("/health")
+            gate.wait()
+            while True:
+                try:
+                    target = work.get_nowait()
+                except queue.Empty:
+                    return
+                sent = time.perf_counter()
+                try:
+                    response = client.post(snapshot_path(seeded.tenant_id, target))
+                except httpx.HTTPError as exc:
+                    with lock:
+                        result.errors[type(exc).__name__] += 1
+                    continue
+                elapsed_ms = (time.perf_counter() - sent) * 1000
+                with lock:
+                    if response.status_code == 202:
+                        result.latencies_ms.append(elapsed_ms)
+                        result.run_ids.append(str(response.json()["id"]))
+                        if response.json().get("reused"):
+                            result.errors["202 reused (unexpected)"] += 1
+                    else:
+                        result.errors[f"HTTP {response.status_code}"] += 1
+
+    threads = [threading.Thread(target=caller, args=(t,), daemon=True) for t in tokens]
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    result.started_at = time.time()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    result.wall_seconds = time.perf_counter() - started
+    return result
+
+
+def _parse_time(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def wait_all(client: httpx.Client, tenant_id: str, run_ids: list[str], *,
+             timeout: float) -> tuple[Counter[str], float | None, int]:
+    """Wait until none of ``run_ids`` is active; return their statuses, last finish time and stragglers."""
+    wanted = set(run_ids)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        active = 0
+        for status in ("queued", "running"):
+            page = _ok(client.get(f"/tenants/{tenant_id}/runs", params={"status": status, "top": 1}),
+                       "list active runs").json()
+            active += len(page["items"])
+        if not active:
+            break
+        time.sleep(0.5)
+    statuses: Counter[str] = Counter()
+    last_finish: float | None = None
+    continuation: str | None = None
+    seen = 0
+    while True:
+        params: dict[str, Any] = {"top": 200}
+        if continuation:
+            params["continuation"] = continuation
+        page = _ok(client.get(f"/tenants/{tenant_id}/runs", params=params), "list runs").json()
+        for run in page["items"]:
+            if run["id"] not in wanted:
+                continue
+            seen += 1
+            statuses[run["status"]] += 1
+            if run.get("finishedAt"):
+                finished = _parse_time(run["finishedAt"])
+                last_finish = finished if last_finish is None else max(last_finish, finished)
+        continuation = page.get("continuation")
+        if not continuation:
+            break
+    return statuses, last_finish, len(wanted) - seen
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of ``values`` (non-empty)."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+@contextmanager
+def local_stack(demo_secret: str) -> Iterator[StackInfo]:
+    """Azurite (in memory) plus the simulator and the host, all stopped on the way out."""
+    azurite = start_azurite()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-stack-") as state, \
+                running_stack(storage=azurite.connection_string, state_dir=Path(state),
+                              demo_secret=demo_secret) as info:
+            yield info
+    finally:
+        azurite.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.snapshot_start",
+                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--callers", type=int, default=20, help="concurrent callers (default 20)")
+    parser.add_argument("--requests", type=int, default=200, help="snapshot POSTs in total (default 200)")
+    parser.add_argument("--finish-timeout", type=float, default=150.0,
+                        help="seconds to wait for all burst runs to finish (default 150)")
+    args = parser.parse_args(argv)
+    if args.callers < 1 or args.requests < 1:
+        parser.error("--callers and --requests must be positive")
+
+    began = time.perf_counter()
+    demo_secret = secrets.token_urlsafe(24)
+    with local_stack(demo_secret) as info, \
+            httpx.Client(base_url=info.simulator_base_url, verify=info.simulator_ca_file,
+                         timeout=60.0) as sim_client:
+        print(f"stack up in {time.perf_counter() - began:.1f}s")
+        sim = Sim(info, sim_client)
+        # Generated tenants spread policies over ~18 types; a margin keeps one policy per request.
+        seeded = seed(info, sim, demo_secret, policies=args.requests + args.requests // 4 + 40)
+        if len(seeded.burst_targets) < args.requests:
+            print(f"only {len(seeded.burst_targets)} distinct policies for {args.requests} requests")
+            return 1
+        tokens: list[str] = []
+        with api_client(info, seeded.admin_token) as admin:
+            for _ in range(args.callers):
+                oid = str(uuid.uuid4())
+                grant(admin, seeded.tenant_id, oid)
+                tokens.append(sim.token(oid=oid))
+        print(f"seeded tenant with {len(seeded.burst_targets) + 1} generated policies, "
+              f"{args.callers} operators")
+
+        print(f"\n[idle] POST -> succeeded, one {IDLE_POLICY_TYPE} policy, stack otherwise idle")
+        with api_client(info, tokens[0]) as client:
+            cold, warm = idle_runs(client, seeded)
+        print(f"  first run (cold): {cold:.0f} ms")
+        print("  runs: " + ", ".join(f"{t:.0f}" for t in warm) + " ms")
+        print(f"  median: {statistics.median(warm):.0f} ms")
+
+        print(f"\n[burst] {args.requests} snapshot POSTs, {args.callers} concurrent callers, "
+              "each POST a different policy")
+        result = burst(info, seeded, tokens, args.requests)
+        lat = result.latencies_ms
+        errors = sum(result.errors.values())
+        print(f"  202: {len(lat)}  errors: {errors}"
+              + (f" ({dict(result.errors)})" if result.errors else ""))
+        if lat:
+            print(f"  start latency ms: p50 {percentile(lat, 50):.0f}  p90 {percentile(lat, 90):.0f}  "
+                  f"p99 {percentile(lat, 99):.0f}  max {max(lat):.0f}  (mean {statistics.fmean(lat):.0f})")
+        print(f"  burst wall time: {result.wall_seconds:.2f}s  throughput: "
+              f"{len(lat) / result.wall_seconds:.1f} accepted starts/s")
+
+        with api_client(info, tokens[0]) as client:
+            statuses, last_finish, missing = wait_all(client, seeded.tenant_id, result.run_ids,
+                                                      timeout=args.finish_timeout)
+        print(f"  run outcomes: {dict(statuses)}" + (f", {missing} not listed" if missing else ""))
+        active = statuses["queued"] + statuses["running"]
+        if last_finish is not None:
+            suffix = f" ({active} still active after {args.finish_timeout:.0f}s)" if active else ""
+            print(f"  all {len(result.run_ids)} runs finished {last_finish - result.started_at:.1f}s "
+                  f"after the first POST (last finishedAt){suffix}")
+
+    cores = os.cpu_count()
+    print(f"\nmachine: {platform.node()} {platform.machine()}, {cores} cores, "
+          f"Python {platform.python_version()}, total {time.perf_counter() - began:.0f}s")
+    print("note: local stack (Python Durable host + Azurite + Graph simulator on one machine), not Azure.")
+    return 0 if errors == 0 and not active and not missing else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
