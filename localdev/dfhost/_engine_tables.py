@@ -291,12 +291,18 @@ class TableStore:
                         {"mode": UpdateMode.REPLACE}) for m in commit.new_messages]
         if len(operations) > MAX_BATCH_OPS:
             raise ValueError(f"episode commit needs {len(operations)} operations")
+        room = MAX_BATCH_OPS - len(operations)
+        now_too, later = commit.consumed_later[:room], commit.consumed_later[room:]
+        operations += [("delete", {"PartitionKey": pk, "RowKey": encode_key(k)}) for k in now_too]
         try:
             await self.table.submit_transaction(operations)
         except HttpResponseError as exc:
             if exc.status_code in (409, 412) or "UpdateConditionNotSatisfied" in str(exc):
                 raise ConcurrencyConflict(instance_id) from exc
             raise
+        if later:
+            # A crash before these deletes leaves duplicates the engine drops on its next read.
+            await self._delete_rows(instance_id, [encode_key(k) for k in later])
         if state.execution_id != commit.history_execution_id:
             # continue-as-new resets the history: drop the old execution's episodes
             old = await self._rows(instance_id, f"ep:{commit.history_execution_id}:")

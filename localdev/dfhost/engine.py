@@ -52,8 +52,13 @@ logger = logging.getLogger(__name__)
 TERMINAL = frozenset({"Completed", "Failed", "Terminated"})
 RUNNING_LIKE = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
 MAX_INSTANCE_ID = 256
-# Consumed messages per episode: keeps one commit inside a 100-operation entity-group transaction.
+# Messages whose consumption must be atomic with the episode (events, starts): keeps the
+# commit inside one 100-operation entity-group transaction.
 MAX_BATCH = 64
+# Completions and timer fires are deduplicated against the history, so their inbox rows may be
+# deleted after the commit; larger episodes mean fewer full replays of a big fan-out.
+MAX_EPISODE_MESSAGES = 1000
+MAX_EPISODE_CHARS = 1_000_000
 EPISODE_RETRY_SECONDS = 1.0
 _OOP_MARKER = "$OutOfProcData$:"
 _BAD_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
@@ -461,6 +466,15 @@ class Engine:
     def _completed_ids(history: list[HistoryEvent]) -> set[int]:
         return {e["TaskScheduledId"] for e in history if e["EventType"] in _COMPLETIONS}
 
+    @staticmethod
+    def _dedupe_key(event: HistoryEvent) -> tuple[str, int] | None:
+        """Identity of a message that may arrive twice but must enter the history once."""
+        if event["EventType"] in _COMPLETIONS:
+            return ("task", int(event["TaskScheduledId"]))
+        if event["EventType"] == EventType.TIMER_FIRED:
+            return ("timer", int(event["TimerId"]))
+        return None
+
     async def _episode(self, instance_id: str) -> bool:
         """Run one episode if the instance has visible messages; True if it should run again."""
         state = await self._store.get_state(instance_id)
@@ -520,19 +534,27 @@ class Engine:
                            now: datetime) -> bool:
         instance_id = state.instance_id
         history = await self._load_history(state)
-        done = self._completed_ids(history)
+        seen = {key for key in map(self._dedupe_key, history) if key is not None}
         batch: list[Message] = []
+        atomic: list[str] = []
+        idempotent: list[str] = []
         dropped: list[str] = []
+        chars = 0
         for message in current:
-            event = message.event
-            task_id = event.get("TaskScheduledId")
-            if event["EventType"] in _COMPLETIONS and task_id in done:
+            key = self._dedupe_key(message.event)
+            if key is not None and key in seen:
                 dropped.append(message.key)   # a duplicate delivery: record each result once
                 continue
-            if len(batch) >= MAX_BATCH:
+            size = len(json.dumps(message.event))
+            if batch and (len(batch) >= MAX_EPISODE_MESSAGES or chars + size > MAX_EPISODE_CHARS
+                          or (key is None and len(atomic) >= MAX_BATCH)):
                 break
-            if event["EventType"] in _COMPLETIONS:
-                done.add(int(event["TaskScheduledId"]))
+            chars += size
+            if key is None:
+                atomic.append(message.key)
+            else:
+                seen.add(key)
+                idempotent.append(message.key)
             batch.append(message)
         if dropped:
             await self._store.delete_messages(instance_id, dropped)
@@ -579,7 +601,7 @@ class Engine:
         if timers:
             await self._store.add_messages(instance_id, timers)
         children = [await self._start_child(state, sub) for sub in outcome.sub_orchestrations]
-        await self._commit(state, new_state, episode, [m.key for m in batch], new_messages)
+        await self._commit(state, new_state, episode, atomic, new_messages, idempotent)
         for item in work:
             self._dispatch(instance_id, item)
         for timer in timers:
@@ -591,11 +613,13 @@ class Engine:
         return True
 
     async def _commit(self, old: InstanceState, new: InstanceState, events: list[HistoryEvent],
-                      consumed: list[str], new_messages: list[Message] | None = None) -> None:
+                      consumed: list[str], new_messages: list[Message] | None = None,
+                      consumed_later: list[str] | None = None) -> None:
         try:
             await self._store.commit_episode(old.instance_id, EpisodeCommit(
                 state=new, history_execution_id=old.execution_id, events=events,
-                consumed=consumed, new_messages=new_messages or []))
+                consumed=consumed, new_messages=new_messages or [],
+                consumed_later=consumed_later or []))
         except ConcurrencyConflict:
             self._history.pop(old.instance_id, None)
             raise

@@ -83,6 +83,8 @@ class EpisodeCommit:
     events: list[HistoryEvent]
     consumed: list[str] = field(default_factory=list)
     new_messages: list[Message] = field(default_factory=list)
+    # Deduplicated against the history, so these may be deleted after the atomic commit.
+    consumed_later: list[str] = field(default_factory=list)
 
 
 class Store(Protocol):
@@ -212,7 +214,7 @@ class InMemoryStore:
         if commit.history_execution_id != commit.state.execution_id:
             # continue-as-new: the old execution's history is reset
             part.episodes.pop(commit.history_execution_id, None)
-        for key in commit.consumed:
+        for key in [*commit.consumed, *commit.consumed_later]:
             part.inbox.pop(key, None)
         for message in commit.new_messages:
             part.inbox.setdefault(message.key, message)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -107,11 +109,24 @@ def main() -> None:
             "client_secret": app["secret"], "scope": "https://graph.microsoft.com/.default"},
             verify=sim.ssl_context()).json()["access_token"]
         started = time.perf_counter()
+        cpu_before = _cpu_seconds(sim.pid)
         requests = asyncio.run(full_read(sim, tenant["tenantId"], token, args.concurrency))
         elapsed = time.perf_counter() - started
+        server_cpu = _cpu_seconds(sim.pid) - cpu_before
     print(f"generated {args.policies} policies via control API in {generated:.2f}s")
     print(f"full read: {requests} requests in {elapsed:.2f}s "
-          f"({requests / elapsed:.0f} req/s, concurrency {args.concurrency})")
+          f"({requests / elapsed:.0f} req/s, concurrency {args.concurrency}); simulator CPU "
+          f"{server_cpu:.2f}s ({server_cpu / requests * 1000:.1f} ms/request)")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process (Linux), to tell server cost from machine load."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 if __name__ == "__main__":

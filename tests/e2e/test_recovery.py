@@ -1,0 +1,70 @@
+"""A process that dies between claiming a run and starting its orchestration loses nothing.
+
+The crash is reproduced exactly: the claim rows are written to Table Storage as the start request would have
+written them, and no orchestration is started. The next identical request, or the monitor, must launch it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from shared.domain import CreatedBy, RunKind, RunRecord, RunTarget, derive_idempotency_key, new_run_id
+from shared.ports import ActiveEntry, RunClaim
+from shared.storage.factory import StorageFactory
+from tests.e2e.conftest import Stack, wait_terminal
+
+pytestmark = pytest.mark.e2e
+
+
+def _orphan_run(stack: Stack, tenant_id: str, oid: str, policy_type: str, policy_id: str) -> RunRecord:
+    """Write the claim of a run whose process died before ``start_new`` (two minutes ago)."""
+    then = datetime.now(UTC) - timedelta(minutes=2)
+    target = RunTarget(policy_type=policy_type, policy_id=policy_id)
+    derived = derive_idempotency_key(tenant_id, RunKind.POLICY_CAPTURE, target, {})
+    run = RunRecord(id=new_run_id(then), tenant_id=tenant_id, kind=RunKind.POLICY_CAPTURE, target=target,
+                    created_by=CreatedBy(id=oid, name="Crashed Caller"), created_at=then,
+                    derived_key=derived, launch_attempted_at=then)
+    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string)
+    try:
+        storage.runs().claim(RunClaim(tenant_id=tenant_id, run=run, active=ActiveEntry(derived, run.id)))
+    finally:
+        storage.close()
+    return run
+
+
+def _instances(stack: Stack, run_id: str) -> list[str]:
+    response = httpx.get(f"{stack.info.host_base_url}/runtime/webhooks/durabletask/instances",
+                         params={"instanceIdPrefix": run_id})
+    return [s["instanceId"] for s in response.json()]
+
+
+def test_the_next_identical_start_launches_a_run_whose_launch_was_lost(stack: Stack) -> None:
+    tenant = stack.new_customer_tenant()
+    api, oid = stack.user(tenant, "operator")
+    policy = api.get(f"/tenants/{tenant}/policies", params={"type": "settingsCatalog"}).json()["items"][0]
+    orphan = _orphan_run(stack, tenant, oid, "settingsCatalog", policy["id"])
+    assert _instances(stack, orphan.id) == []
+
+    response = api.post(f"/tenants/{tenant}/policies/settingsCatalog/{policy['id']}/snapshots")
+
+    assert response.status_code == 202
+    assert response.json()["id"] == orphan.id
+    assert response.json()["reused"] is True
+    done = wait_terminal(api, response.headers["Location"])
+    assert done["status"] == "succeeded"
+    assert _instances(stack, orphan.id) == [orphan.id]
+
+
+def test_the_monitor_launches_a_run_whose_launch_was_lost(stack: Stack) -> None:
+    tenant = stack.new_customer_tenant()
+    api, oid = stack.user(tenant, "operator")
+    policy = api.get(f"/tenants/{tenant}/policies", params={"type": "scopeTag"}).json()["items"][0]
+    orphan = _orphan_run(stack, tenant, oid, "scopeTag", policy["id"])
+
+    done = wait_terminal(api, f"{stack.info.api_base_url}/tenants/{tenant}/runs/{orphan.id}/monitor")
+
+    assert done["status"] == "succeeded"
+    assert done["counts"]["succeeded"] == 1
