@@ -6,6 +6,7 @@ from __future__ import annotations
 from http_triggers import (  # noqa: F401
     health,
     notifications,
+    openapi,
     policies,
     progress,
     runs,

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain import ItemOutcome, ManagedTenant, Notification, Page, Role, RunRecord
+from shared.openapi import INTERNAL_RUN_FIELDS
 from shared.services.runs import ProgressEntry
 
 __all__ = ["render_item_page", "render_notification_page", "render_progress", "render_run",
            "render_run_page", "render_tenant", "run_links"]
 
-# Bookkeeping that stays server-side: the derived key, recovery timestamps and the planned item count.
-_INTERNAL_RUN_FIELDS = {"derivedKey", "launchAttemptedAt", "launchedAt", "expectedItems", "scope"}
 
 
 def run_links(api_base: str, run: RunRecord) -> dict[str, str]:
@@ -23,7 +22,7 @@ def run_links(api_base: str, run: RunRecord) -> dict[str, str]:
 def render_run(run: RunRecord, api_base: str, *, reused: bool = False) -> dict[str, Any]:
     """A run as the API returns it."""
     body = {k: v for k, v in run.model_dump(mode="json", by_alias=True).items()
-            if k not in _INTERNAL_RUN_FIELDS}
+            if k not in INTERNAL_RUN_FIELDS}
     body["reused"] = reused
     body["links"] = run_links(api_base, run)
     return body

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     auth_issuer_tenants: str = Field(
         default="",
         description="Comma-separated operator tenant ids whose tokens are accepted (issuer allow-list). "
-        "Empty means only tokens from tenants registered with a grant are accepted.",
+        "Empty accepts no caller at all in entra-jwt mode (fail closed).",
     )
     auth_authority_host: str = Field(
         default="https://login.microsoftonline.com",

@@ -88,11 +88,9 @@ async def run_batch(sim: Simulator, version: str, raw: bytes, headers: Mapping[s
                                                  client_request_id=request_id)})
             continue
         parts = urlsplit(item["url"])
+        # Item URLs are relative to the envelope's version: "/beta/..." inside a batch is an
+        # unknown "beta" segment, as in Graph.
         path = parts.path.lstrip("/")
-        if path.startswith(("v1.0/", "beta/")):
-            # Graph resolves item URLs against the envelope's version; a versioned item URL
-            # is not found.
-            path = "__versioned__/" + path
         outcome = await sim.process(
             method=item["method"].upper(), version=version, path=path,
             query=dict(parse_qsl(parts.query, keep_blank_values=True)), raw_query=parts.query,

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +65,14 @@ class Reader:
         return items
 
 
-async def full_read(sim: SimHandle, tenant_id: str, token: str, concurrency: int) -> int:
+async def full_read(sim: SimHandle, token: str, concurrency: int) -> int:
     async with httpx.AsyncClient(base_url=f"{sim.base_url}/beta/", verify=sim.ssl_context(),
                                  headers={"Authorization": f"Bearer {token}"},
                                  timeout=60) as client:
         reader = Reader(client, concurrency)
         lists = await asyncio.gather(*(reader.all_pages(url) for url in LISTS))
         by_url = dict(zip(LISTS, lists, strict=True))
-        tasks = []
+        tasks: list[Coroutine[Any, Any, object]] = []
         for policy in by_url[LISTS[0]]:
             tasks.append(reader.all_pages(
                 f"deviceManagement/configurationPolicies/{policy['id']}/settings"))
@@ -110,7 +111,7 @@ def main() -> None:
             verify=sim.ssl_context()).json()["access_token"]
         started = time.perf_counter()
         cpu_before = _cpu_seconds(sim.pid)
-        requests = asyncio.run(full_read(sim, tenant["tenantId"], token, args.concurrency))
+        requests = asyncio.run(full_read(sim, token, args.concurrency))
         elapsed = time.perf_counter() - started
         server_cpu = _cpu_seconds(sim.pid) - cpu_before
     print(f"generated {args.policies} policies via control API in {generated:.2f}s")

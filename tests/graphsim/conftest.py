@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import msal
@@ -81,9 +82,9 @@ def new_guid() -> str:
     return str(uuid.uuid4())
 
 
-def read_all_pages(client: httpx.Client, url: str, **params: str) -> list[dict]:
+def read_all_pages(client: httpx.Client, url: str, **params: str) -> list[dict[str, Any]]:
     """Follow @odata.nextLink verbatim until it is absent."""
-    items: list[dict] = []
+    items: list[dict[str, Any]] = []
     response = client.get(url, params=params or None)
     while True:
         assert response.status_code == 200, response.text

@@ -47,9 +47,11 @@ def test_items_are_routed_individually(sim, graph, tenant_id):
     ]})
     assert response.status_code == 200
     by_id = {r["id"]: r for r in response.json()["responses"]}
-    assert by_id["1"]["status"] == 200 and by_id["1"]["body"]["id"] == category["id"]
+    assert by_id["1"]["status"] == 200
+    assert by_id["1"]["body"]["id"] == category["id"]
     assert by_id["2"]["status"] == 404
-    assert by_id["3"]["status"] == 200 and len(by_id["3"]["body"]["value"]) == 1
+    assert by_id["3"]["status"] == 200
+    assert len(by_id["3"]["body"]["value"]) == 1
     assert by_id["3"]["body"]["@odata.nextLink"].startswith(sim.base_url)
     assert by_id["4"]["status"] == 201
     assert by_id["5"]["status"] == 400

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from localdev.graphsim.seed import build_tenant
-from localdev.graphsim.state import SimState
+from localdev.graphsim.state import SimState, Tenant
 
 DM = "/deviceManagement"
 ALL_TYPES = ["settingsCatalog", "deviceConfiguration", "updateRing", "compliancePolicy",
@@ -28,7 +28,7 @@ def test_demo_tenant_has_every_type(sim, tenant_id):
     assert all(counts[key] >= 1 for key in ALL_TYPES)
 
 
-def _ids_by_name(tenant, coll: str) -> dict[str, str]:
+def _ids_by_name(tenant: Tenant, coll: str) -> dict[str, str]:
     return {o.get("displayName") or o["name"]: o["id"] for o in tenant.items(coll)}
 
 
@@ -45,14 +45,14 @@ def test_demo_seeds_are_deterministic_and_differ_across_seeds():
     assert tags_one["Default"] == tags_other["Default"] == "0"
     assert all(tags_one[n] != tags_other[n] for n in tags_one if n != "Default")
 
-    def custom_admx(tenant) -> dict[str, str]:
+    def custom_admx(tenant: Tenant) -> dict[str, str]:
         return {d["displayName"]: d["id"] for d in tenant.items("groupPolicyDefinitions")
                 if d["policyType"] == "admxIngested"}
 
     assert custom_admx(one).keys() == custom_admx(other).keys()
     assert not set(custom_admx(one).values()) & set(custom_admx(other).values())
 
-    def builtin_admx(tenant) -> set[str]:
+    def builtin_admx(tenant: Tenant) -> set[str]:
         return {d["id"] for d in tenant.items("groupPolicyDefinitions")
                 if d["policyType"] == "admxBacked"}
 
@@ -84,7 +84,8 @@ def test_mutations_and_objects(sim, graph, tenant_id):
     assert read["description"] == "changed by admin"
 
     policy = control.objects(tenant_id, "settingsCatalog")[0]
-    assert "settings" in policy and "assignments" in policy
+    assert "settings" in policy
+    assert "assignments" in policy
     bumped = control.mutate(tenant_id, "edit", "settingsCatalog", obj_id=policy["id"],
                             patch={"name": "Renamed"})
     assert bumped["lastModifiedDateTime"] > policy["lastModifiedDateTime"]
@@ -96,7 +97,8 @@ def test_mutations_and_objects(sim, graph, tenant_id):
     control.mutate(tenant_id, "delete", "deviceConfiguration", obj_id=added["id"])
     assert client.get(f"{DM}/deviceConfigurations/{added['id']}").status_code == 404
     rings = control.objects(tenant_id, "updateRing")
-    assert rings and all(r["@odata.type"].endswith("windowsUpdateForBusinessConfiguration")
+    assert rings
+    assert all(r["@odata.type"].endswith("windowsUpdateForBusinessConfiguration")
                          for r in rings)
 
 
@@ -107,11 +109,13 @@ def test_request_log_and_counters(sim, graph, tenant_id):
     client.post(f"{DM}/deviceCategories", json={"displayName": "n"})
     log = sim.control.requests(tenant=tenant_id, since=since)
     assert [(e["method"], e["status"]) for e in log] == [("GET", 200), ("POST", 201)]
-    assert log[0]["bucket"] == "enrollment" and log[0]["app"]
+    assert log[0]["bucket"] == "enrollment"
+    assert log[0]["app"]
     assert sim.control.requests(tenant=tenant_id, since=since, limit=1) == log[-1:]
     counters = sim.control.counters()
     row = counters["appTenant"][f"{log[0]['app']}/{tenant_id}"]
-    assert row["reads"] >= 1 and row["writes"] == 1
+    assert row["reads"] >= 1
+    assert row["writes"] == 1
     assert counters["tenant"][tenant_id]["writes"] >= 1
 
 

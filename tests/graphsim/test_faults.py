@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import msal
 import pytest
+
+from localdev.graphsim.testing import SimHandle
 
 DM = "/deviceManagement"
 PATH = "deviceCategories$"
@@ -101,7 +104,8 @@ def test_fault_filters_by_method_tenant_and_app(sim, graph, tenant_id):
     assert client.get(f"{DM}/deviceCategories").status_code == 200
 
 
-def _firing_pattern(sim, client, rules, seed) -> list[int]:
+def _firing_pattern(sim: SimHandle, client: httpx.Client, rules: list[dict[str, Any]],
+                    seed: int) -> list[int]:
     sim.control.set_faults(rules, seed=seed)
     return [client.get(f"{DM}/deviceCategories").status_code for _ in range(12)]
 
@@ -113,7 +117,8 @@ def test_firing_is_deterministic_for_a_seed(sim, graph):
     first = _firing_pattern(sim, client, rules, seed=42)
     second = _firing_pattern(sim, client, rules, seed=42)
     assert first == second
-    assert 503 in first and 200 in first
+    assert 503 in first
+    assert 200 in first
     other = [_firing_pattern(sim, client, rules, seed=s) for s in range(1, 6)]
     assert any(p != first for p in other)
 
@@ -126,7 +131,8 @@ def test_nth_every_and_times(sim, graph):
                                            "times": 2}], seed=0)
     assert [i for i, s in enumerate(every) if s == 500] == [3, 7]
     described = sim.control.faults()[0]
-    assert described["matched"] == 12 and described["fired"] == 2
+    assert described["matched"] == 12
+    assert described["fired"] == 2
 
 
 def test_unknown_fault_kind_is_rejected(sim):

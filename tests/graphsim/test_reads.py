@@ -145,7 +145,8 @@ def test_group_policy_definition_and_presentation_values(graph):
     with_presentations = 0
     for value in values["value"]:
         definition = value["definition"]
-        assert definition["displayName"] and definition["categoryPath"]
+        assert definition["displayName"]
+        assert definition["categoryPath"]
         assert client.get(f"{DM}/groupPolicyDefinitions/{definition['id']}").status_code == 200
         pvs = client.get(f"{DM}/groupPolicyConfigurations/{gpo['id']}/definitionValues/"
                          f"{value['id']}/presentationValues",
@@ -179,7 +180,8 @@ def test_intents_settings_and_categories(graph):
     assert len(intents) == 2
     intent = intents[0]
     settings = client.get(f"{DM}/intents/{intent['id']}/settings").json()["value"]
-    assert settings and all("definitionId" in s and "valueJson" in s for s in settings)
+    assert settings
+    assert all("definitionId" in s and "valueJson" in s for s in settings)
     categories = client.get(f"{DM}/intents/{intent['id']}/categories").json()["value"]
     per_category = sum(len(client.get(f"{DM}/intents/{intent['id']}/categories/{c['id']}/"
                                       "settings").json()["value"]) for c in categories)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from localdev.graphsim.testing import SimHandle
+
 DM = "/deviceManagement"
 
 
@@ -47,7 +49,7 @@ def test_unknown_routes_ids_and_versions(sim, graph):
     assert client.request("PUT", f"{DM}/deviceCategories", json={}).status_code == 405
 
 
-def _get(sim, token: str | None) -> httpx.Response:
+def _get(sim: SimHandle, token: str | None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.get(f"{sim.base_url}/beta{DM}/deviceCategories", headers=headers,
                      verify=sim.ssl_context())

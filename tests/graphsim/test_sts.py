@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 import time
+from typing import Any
 
 import httpx
 import jwt
@@ -13,10 +15,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from localdev.graphsim.testing import SimHandle
 from tests.graphsim.conftest import GRAPH_SCOPE, msal_app, new_guid
 
 
-def _jwks_key(sim, tenant_id: str, token: str):
+def _jwks_key(sim: SimHandle, tenant_id: str, token: str) -> Any:
     keys = httpx.get(f"{sim.base_url}/{tenant_id}/discovery/v2.0/keys",
                      verify=sim.ssl_context()).json()
     kid = jwt.get_unverified_header(token)["kid"]
@@ -99,7 +102,7 @@ def _credential(key: rsa.RSAPrivateKey, cert: x509.Certificate) -> dict[str, str
         "private_key": key.private_bytes(serialization.Encoding.PEM,
                                          serialization.PrivateFormat.PKCS8,
                                          serialization.NoEncryption()).decode(),
-        "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # noqa: S303 - Entra's x5t is SHA-1
+        "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),
     }
 
 
@@ -109,13 +112,13 @@ class _BytesSafeHttpx:
     MSAL passes the client assertion as bytes; httpx would send it as the literal "b'...'".
     """
 
-    def __init__(self, verify) -> None:
+    def __init__(self, verify: ssl.SSLContext) -> None:
         self._client = httpx.Client(verify=verify)
 
-    def get(self, url, **kwargs):
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self._client.get(url, **kwargs)
 
-    def post(self, url, data=None, **kwargs):
+    def post(self, url: str, data: Any = None, **kwargs: Any) -> httpx.Response:
         if isinstance(data, dict):
             data = {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
         return self._client.post(url, data=data, **kwargs)
@@ -124,7 +127,8 @@ class _BytesSafeHttpx:
         self._client.close()
 
 
-def _cert_msal_app(sim, tenant_id, client_id, credential):
+def _cert_msal_app(sim: SimHandle, tenant_id: str, client_id: str,
+                   credential: dict[str, str]) -> msal.ConfidentialClientApplication:
     return msal.ConfidentialClientApplication(
         client_id, client_credential=credential, authority=f"{sim.base_url}/{tenant_id}",
         instance_discovery=False, http_client=_BytesSafeHttpx(sim.ssl_context()))

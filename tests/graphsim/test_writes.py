@@ -47,7 +47,8 @@ def test_settings_catalog_create_put_patch_and_assign(sim, graph, tenant_id):
     assert replaced.status_code == 204
     after = client.get(f"{DM}/configurationPolicies/{policy['id']}",
                        params={"$expand": "settings"}).json()
-    assert after["settingCount"] == 1 and len(after["settings"]) == 1
+    assert after["settingCount"] == 1
+    assert len(after["settings"]) == 1
     assert after["description"] == "v2"
     assert after["lastModifiedDateTime"] >= policy["lastModifiedDateTime"]
 
@@ -62,7 +63,8 @@ def test_settings_catalog_create_put_patch_and_assign(sim, graph, tenant_id):
     assert assigned.json()["value"][0]["target"]["groupId"] == _group_id(client)
     stored = next(o for o in sim.control.objects(tenant_id, "settingsCatalog")
                   if o["id"] == policy["id"])
-    assert stored["isAssigned"] is True and len(stored["assignments"]) == 1
+    assert stored["isAssigned"] is True
+    assert len(stored["assignments"]) == 1
 
 
 @pytest.mark.parametrize("field", ["id", "createdDateTime", "lastModifiedDateTime", "version",
@@ -96,11 +98,13 @@ def test_device_configuration_needs_odata_type_and_bumps_version(graph):
         "passwordRequired": True})
     assert created.status_code == 201
     item = created.json()
-    assert item["version"] == 1 and item["roleScopeTagIds"] == ["0"]
+    assert item["version"] == 1
+    assert item["roleScopeTagIds"] == ["0"]
     assert client.patch(f"{DM}/deviceConfigurations/{item['id']}",
                         json={"passwordRequired": False}).status_code == 204
     again = client.get(f"{DM}/deviceConfigurations/{item['id']}").json()
-    assert again["version"] == 2 and again["passwordRequired"] is False
+    assert again["version"] == 2
+    assert again["passwordRequired"] is False
     changed_type = client.patch(f"{DM}/deviceConfigurations/{item['id']}", json={
         "@odata.type": "#microsoft.graph.iosGeneralDeviceConfiguration"})
     assert changed_type.status_code == 400

@@ -1,0 +1,1 @@
+"""Use cases: runs, tenants and grants, notifications, capture."""
