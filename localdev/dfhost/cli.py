@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from localdev.dfhost.registry import (
     load_registry,
 )
 from localdev.procs import free_port, port_open
-from shared.redaction import RedactingFilter
+from shared.redaction import RedactingFilter, redact
 
 __all__ = ["main"]
 
@@ -94,8 +95,17 @@ def _describe(registry: Registry, base_url: str, prefix: str) -> list[str]:
     return lines
 
 
+def _thread_pool_size(config: HostConfig) -> int:
+    # The Python worker honours PYTHON_THREADPOOL_THREAD_COUNT for sync functions; the asyncio
+    # default (cores + 4) would cap sync activities below maxConcurrentActivityFunctions.
+    configured = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(32, config.max_concurrent_activities + 8)
+
+
 async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registry,
-                 storage: str | None) -> None:
+                 storage: str | None) -> int:
     from localdev.dfhost.engine import Engine, EngineOptions
     from localdev.dfhost.http_api import HostHttp, build_main_app, build_rpc_app
     from localdev.dfhost.triggers import TriggerRunner
@@ -112,9 +122,16 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
     engine = Engine(invoker=registry, connection_string=storage, options=options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=_thread_pool_size(config),
+                                                 thread_name_prefix="dfhost-fn"))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await engine.start()
+    try:
+        await engine.start()
+    except Exception as exc:  # noqa: BLE001 - report unreachable storage in one line
+        print(f"error: the durable engine could not start: {redact(str(exc))}", file=sys.stderr,
+              flush=True)
+        return 1
     host = HostHttp(registry=registry, engine=engine, hub=hub, route_prefix=config.route_prefix,
                     port=args.port, rpc_port=rpc_port)
     runners = [web.AppRunner(build_main_app(host), access_log=None),
@@ -124,7 +141,12 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
     try:
         for runner, port in zip(runners, (args.port, rpc_port), strict=True):
             await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+            try:
+                await web.TCPSite(runner, "127.0.0.1", port).start()
+            except OSError as exc:
+                print(f"error: cannot listen on 127.0.0.1:{port}: {exc.strerror}",
+                      file=sys.stderr, flush=True)
+                return EXIT_BAD_INPUT
         triggers.start()
         base_url = f"http://127.0.0.1:{args.port}"
         for line in _describe(registry, base_url, config.route_prefix):
@@ -142,6 +164,7 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
                 await runner.cleanup()
         await engine.stop()
         logger.info("Host stopped")
+    return 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -162,8 +185,7 @@ def serve(args: argparse.Namespace) -> int:
     counts = {t: len(registry.of_type(t)) for t in (HTTP, ORCHESTRATION, ACTIVITY)}
     logger.info("Loaded %d functions from %s (%s)", len(registry.functions), app_dir,
                 ", ".join(f"{k}={v}" for k, v in counts.items()))
-    asyncio.run(_serve(args, config, registry, storage))
-    return 0
+    return asyncio.run(_serve(args, config, registry, storage))
 
 
 def main(argv: list[str] | None = None) -> int:

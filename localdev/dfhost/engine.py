@@ -271,7 +271,8 @@ class Engine:
         return instance_id
 
     async def _create(self, instance_id: str, name: str, input_json: str | None,
-                      version: str | None, parent: ParentRef | None, execution_id: str) -> None:
+                      version: str | None, parent: ParentRef | None, execution_id: str,
+                      *, wake: bool = True) -> None:
         existing = await self._store.get_state(instance_id)
         if (existing is not None and existing.status in RUNNING_LIKE
                 and self._options.overridable_existing_instance_states != "AnyState"):
@@ -283,7 +284,8 @@ class Engine:
                               version=version, parent=parent)
         self._history.pop(instance_id, None)
         await self._store.create_instance(state, self._start_message(state))
-        self._wake(instance_id)
+        if wake:
+            self._wake(instance_id)
 
     def _start_message(self, state: InstanceState) -> Message:
         parent = state.parent
@@ -676,8 +678,10 @@ class Engine:
             if sub.name not in self._invoker.orchestrator_names():
                 raise UnknownOrchestrator(f"The function '{sub.name}' doesn't exist, is "
                                           "disabled, or is not an orchestrator function.")
+            # Woken only after the parent's episode commits, like DTFx sending the
+            # ExecutionStarted message with the parent's checkpoint.
             await self._create(sub.instance_id, sub.name, input_json, sub.version, ref,
-                               child_execution)
+                               child_execution, wake=False)
         except (OrchestrationAlreadyExists, UnknownOrchestrator) as exc:
             await self._send_to_parent(ref, make_event(
                 EventType.SUB_ORCHESTRATION_FAILED, self._clock.now(),

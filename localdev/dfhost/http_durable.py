@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -114,7 +114,8 @@ def _time(query: Any, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace(" ", "+"))
     except ValueError:
         raise BadRequest(f"Query parameter {name} is not an ISO-8601 time: {value!r}") from None
-    return parsed
+    # The extension reads times without an offset as UTC.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _statuses(query: Any) -> list[str] | None:

@@ -423,11 +423,30 @@ class GraphRouter:
             obj["localizedNotificationMessages"] = []
         if spec.name == "roleScopeTags":
             obj["isBuiltIn"] = False
+        if spec.name == "deviceConfigurations":
+            self._protect_oma_secrets(req, obj)
         req.tenant.coll(spec.name)[obj["id"]] = obj
         self.state.mark_dirty()
         body_out = {"@odata.context": self.ctx(req, f"{spec.path}/$entity")}
         body_out.update(self.render(req, spec, obj, expand={}, in_list=False))
         return GraphResponse(201, body_out)
+
+    @staticmethod
+    def _protect_oma_secrets(req: GraphRequest, obj: Item) -> None:
+        """Keep encrypted OMA values server-side and return them masked, as Intune does."""
+        settings = obj.get("omaSettings")
+        if not isinstance(settings, list):
+            return
+        secrets = req.tenant.coll("_omaSecrets")
+        for setting in settings:
+            if not isinstance(setting, dict) or not setting.get("isEncrypted"):
+                continue
+            if setting.get("value") in (None, "****"):
+                continue
+            ref = new_id()
+            secrets[ref] = {"id": ref, "value": setting["value"]}
+            setting["value"] = "****"
+            setting["secretReferenceValueId"] = ref
 
     @staticmethod
     def _setting(setting: Item, index: int) -> Item:
@@ -452,8 +471,11 @@ class GraphRouter:
     def _check_block_action(rules: Any) -> None:
         blocks = 0
         for rule in rules if isinstance(rules, list) else []:
-            for action in rule.get("scheduledActionConfigurations") or []:
-                blocks += action.get("actionType") == "block"
+            actions = rule.get("scheduledActionConfigurations") if isinstance(rule, dict) else None
+            if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+                raise GraphError(400, "BadRequest", "Each scheduled action rule needs a list of "
+                                 "scheduledActionConfigurations.", nested=True)
+            blocks += sum(a.get("actionType") == "block" for a in actions)
         if blocks != 1:
             raise GraphError(400, "BadRequest", "Compliance policy must have one and only one "
                              "block scheduled action", nested=True)
@@ -506,7 +528,7 @@ class GraphRouter:
         if spec.name == "deviceHealthScripts" and obj.get("isGlobalScript") and verb != "read":
             raise GraphError(403, "Forbidden", "Global scripts cannot be modified.", nested=True)
 
-    def update(self, _req: GraphRequest, spec: CollectionSpec, obj: Item,
+    def update(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
                body: Item) -> GraphResponse:
         """PATCH: merge the body, bump modified time and version (204)."""
         self._guard_builtin(spec, obj, "modified")
@@ -515,6 +537,8 @@ class GraphRouter:
             raise GraphError(400, "BadRequest", "The @odata.type of an object cannot change.",
                              nested=bool(spec.root))
         body.pop("@odata.type", None)
+        if spec.name == "deviceConfigurations":
+            self._protect_oma_secrets(req, body)
         if spec.name == "groups":
             body = {k: v for k, v in body.items() if not k.endswith("@odata.bind")}
         obj.update(body)
@@ -543,6 +567,10 @@ class GraphRouter:
     def delete(self, req: GraphRequest, spec: CollectionSpec, obj: Item) -> GraphResponse:
         """DELETE one object (204)."""
         self._guard_builtin(spec, obj, "deleted")
+        if spec.name == "windowsAutopilotDeploymentProfiles" and obj.get("assignments"):
+            # Intune refuses to delete an assigned profile; tools delete its assignments first.
+            raise GraphError(400, "BadRequest", "The profile is assigned. Remove its assignments "
+                             "before deleting it.", nested=True)
         if spec.name == "managedAppPolicies":
             spec = COLLECTIONS[_coll_of_type(obj["@odata.type"])]
         del req.tenant.coll(spec.name)[obj["id"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections import deque
@@ -19,10 +20,12 @@ from localdev.graphsim.faults import FaultRule, Faults
 from localdev.graphsim.graph import GraphRequest, GraphResponse, GraphRouter, resolve
 from localdev.graphsim.odata import JSON_CONTENT_TYPE, GraphError, error_body
 from localdev.graphsim.state import SimState
-from localdev.graphsim.throttle import Throttle, format_retry_after
+from localdev.graphsim.throttle import Throttle
 from localdev.graphsim.tokens import SigningKey, TokenError
 
 __all__ = ["Outcome", "Simulator"]
+
+logger = logging.getLogger(__name__)
 
 VERSIONS = ("v1.0", "beta")
 DIAGNOSTIC = ('{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"5","ScaleUnit":"000",'
@@ -174,6 +177,13 @@ class Simulator:
             response = GraphResponse(err.status, error_body(
                 err, request_id=request_id, client_request_id=request_id,
                 path=entry["path"]), dict(err.headers))
+        except Exception:
+            logger.exception("graph simulator handler failed path=%s", entry["path"])
+            crash = GraphError(500, "InternalServerError", "An internal server error has "
+                               "occurred.", nested=True)
+            response = GraphResponse(500, error_body(crash, request_id=request_id,
+                                                     client_request_id=request_id,
+                                                     path=entry["path"]))
         entry["status"] = response.status
         self.log.append(entry)
         return Outcome(response, transport)
@@ -183,13 +193,10 @@ class Simulator:
         kind = fault.kind
         headers: dict[str, str] = {}
         if kind in ("429", "503"):
-            if isinstance(fault.retry_after, str):
-                headers["Retry-After"] = fault.retry_after
-            else:
-                retry = format_retry_after(float(fault.retry_after or 1), "float" if isinstance(
-                    fault.retry_after, float) and not fault.retry_after.is_integer() else "int")
-                if retry is not None:
-                    headers["Retry-After"] = retry
+            value = fault.retry_after if fault.retry_after is not None else 1
+            # Numbers are sent as given ("10", "2.128"); strings (an HTTP date) verbatim.
+            headers["Retry-After"] = (value if isinstance(value, str)
+                                      else f"{float(value):g}")
         if kind == "429":
             return GraphError(429, "TooManyRequests", "Please retry again later.", headers=headers)
         if kind in ("503", "503-no-retry-after"):

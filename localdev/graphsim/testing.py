@@ -36,13 +36,14 @@ class SimHandle:
 
 
 @contextmanager
-def running_simulator(*, seed_demo: bool = False,
-                      startup_timeout: float = 30.0) -> Iterator[SimHandle]:
+def running_simulator(*, seed_demo: bool = False, startup_timeout: float = 30.0,
+                      state_file: Path | None = None) -> Iterator[SimHandle]:
     """Start ``python -m localdev.graphsim serve`` on a free port and stop it afterwards.
 
     Args:
         seed_demo: Seed the demo tenant at start (``localdev.graphsim.seed.DEMO_TENANT_ID``).
         startup_timeout: Seconds to wait for ``GET /_sim/health``.
+        state_file: Persist tenants to this file (and load it at start), to test restarts.
 
     Yields:
         The handle of the running simulator.
@@ -57,6 +58,8 @@ def running_simulator(*, seed_demo: bool = False,
            "--tls-dir", str(work / "tls")]
     if seed_demo:
         cmd.append("--seed-demo")
+    if state_file is not None:
+        cmd += ["--state-file", str(state_file)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)

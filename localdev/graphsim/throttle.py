@@ -18,6 +18,9 @@ from localdev.graphsim.catalog import limits_for
 __all__ = ["Bucket", "Throttle", "ThrottleDecision"]
 
 RETRY_AFTER_MODES = ("int", "float", "absent", "http-date")
+# Graph-wide limit per app across all tenants (current docs: 130,000 requests per 10 s).
+GLOBAL_PER_APP = 130_000
+GLOBAL_WINDOW = 10.0
 
 
 @dataclass
@@ -90,6 +93,7 @@ class Throttle:
             ((family, "app+tenant", app, tenant, "any"), a_app,
              f"Tenant_Application/ReadWrite/{app}/{tenant}"),
             ((family, "tenant", "", tenant, "any"), a_tenant, f"Tenant/ReadWrite/{tenant}"),
+            (("global", "app", app, "", "any"), GLOBAL_PER_APP, f"Application/ReadWrite/{app}"),
         ]
         if write:
             keys[:0] = [((family, "app+tenant", app, tenant, "write"), w_app,
@@ -98,7 +102,7 @@ class Throttle:
                          f"Tenant/Write/{tenant}")]
         decision = ThrottleDecision(family=family)
         for key, limit, scope in keys:
-            bucket = self._bucket(key, limit, window, now)
+            bucket = self._bucket(key, limit, GLOBAL_WINDOW if key[0] == "global" else window, now)
             bucket.refill(now)
             bucket.count += 1
             if not self.enabled:

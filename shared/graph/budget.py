@@ -43,7 +43,7 @@ class BudgetConfig:
     write_limit: int = 100
     read_limit: int = 1000
     window: float = 20.0
-    margin: float = 0.25
+    margin: float = 1.0
     family_multipliers: Mapping[str, float] = field(default_factory=_default_multipliers)
 
     def limits(self, family: str) -> tuple[int, int]:

@@ -9,6 +9,7 @@ different number, the capture is marked incomplete instead of being stored as if
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -249,9 +250,10 @@ class PolicyReader:
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        work: list[tuple[str, PolicySummary]] = []
-        for key in type_keys:
-            work.extend((key, summary) for summary in await self.list_policies(key))
+        listed = [[(key, summary) for summary in await self.list_policies(key)] for key in type_keys]
+        # Interleave the types: Intune throttles per service family, so mixing types keeps several
+        # families' budgets busy at once instead of queueing on one family at a time.
+        work = [item for group in itertools.zip_longest(*listed) for item in group if item is not None]
         pending: set[asyncio.Task[CapturedPolicy]] = set()
         queue = iter(work)
         try:

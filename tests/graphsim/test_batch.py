@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 DM = "/deviceManagement"
 
 
-def _get(i: int, url: str = f"{DM}/deviceCategories") -> dict:
+def _get(i: int, url: str = f"{DM}/deviceCategories") -> dict[str, Any]:
     return {"id": str(i), "method": "GET", "url": url}
 
 

@@ -145,3 +145,17 @@ def test_reset_empties_everything(sim):
     assert sim.control.tenants() == []
     assert sim.control.faults() == []
     assert sim.control.requests() == []
+
+
+def test_state_file_survives_a_restart(tmp_path):
+    from localdev.graphsim.testing import running_simulator
+
+    state_file = tmp_path / "sim-state.json"
+    with running_simulator(state_file=state_file) as first:
+        tenant = first.control.create_tenant("demo", seed=4)["tenantId"]
+        first.control.mutate(tenant, "edit", "deviceCategory",
+                             obj_id=first.control.objects(tenant, "deviceCategory")[0]["id"],
+                             patch={"description": "kept"})
+    with running_simulator(state_file=state_file) as second:
+        categories = second.control.objects(tenant, "deviceCategory")
+        assert categories[0]["description"] == "kept"

@@ -6,12 +6,13 @@ import math
 import time
 from email.utils import parsedate_to_datetime
 
+import httpx
 import pytest
 
 DM = "/deviceManagement"
 
 
-def _burst_writes(client, n: int) -> list:
+def _burst_writes(client: httpx.Client, n: int) -> list[httpx.Response]:
     return [client.post(f"{DM}/deviceCategories", json={"displayName": f"c{i}"})
             for i in range(n)]
 
@@ -76,8 +77,8 @@ def test_script_family_has_double_the_limits(sim, graph, tenant_id):
     buckets = sim.control.counters()["buckets"]
 
     def capacity(family: str) -> float:
-        return next(b["capacity"] for b in buckets if b["family"] == family
-                    and b["scope"] == "app+tenant" and b["class"] == "any")
+        return float(next(b["capacity"] for b in buckets if b["family"] == family
+                    and b["scope"] == "app+tenant" and b["class"] == "any"))
 
     assert capacity("devices") == 2 * capacity("enrollment") == 20
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 import pytest
 
 DM = "/deviceManagement"
 GROUP_TARGET = "#microsoft.graph.groupAssignmentTarget"
 
 
-def _group_id(client) -> str:
-    return client.get("/groups", params={"$filter": "displayName eq 'Pilot Users'"}).json()[
-        "value"][0]["id"]
+def _group_id(client: httpx.Client) -> str:
+    return str(client.get("/groups", params={"$filter": "displayName eq 'Pilot Users'"}).json()[
+        "value"][0]["id"])
 
 
-def _target(group_id: str) -> dict:
+def _target(group_id: str) -> dict[str, Any]:
     return {"target": {"@odata.type": GROUP_TARGET, "groupId": group_id,
                        "deviceAndAppManagementAssignmentFilterId": None,
                        "deviceAndAppManagementAssignmentFilterType": "none"}}
@@ -392,3 +395,43 @@ def test_roles_per_route(graph, roles, method, path, status):
     if status == 403 and not path.startswith("/groups"):
         assert "Application is not authorized to perform this operation" in response.json()[
             "error"]["message"]
+
+
+def test_malformed_action_bodies_are_400(graph):
+    client = graph()
+    policy = client.post(f"{DM}/deviceCompliancePolicies", json={
+        "@odata.type": "#microsoft.graph.windows10CompliancePolicy", "displayName": "c",
+        "scheduledActionsForRule": [{"ruleName": "PasswordRequired",
+                                     "scheduledActionConfigurations": [
+                                         {"actionType": "block"}]}]}).json()
+    odd = client.post(f"{DM}/deviceCompliancePolicies/{policy['id']}/scheduleActionsForRules",
+                      json={"deviceComplianceScheduledActionForRules": ["not an object"]})
+    assert odd.status_code == 400
+    assert odd.json()["error"]["code"] == "BadRequest"
+    assert client.get(f"{DM}/deviceCompliancePolicies/{policy['id']}").status_code == 200
+
+
+def test_encrypted_oma_values_are_stored_masked_and_readable_through_the_function(graph):
+    client = graph()
+    created = client.post(f"{DM}/deviceConfigurations", json={
+        "@odata.type": "#microsoft.graph.windows10CustomConfiguration", "displayName": "OMA",
+        "omaSettings": [{"@odata.type": "#microsoft.graph.omaSettingString",
+                         "displayName": "Key", "omaUri": "./Device/Vendor/MSFT/X",
+                         "value": "s3cret-value", "isEncrypted": True}]})
+    assert created.status_code == 201
+    setting = created.json()["omaSettings"][0]
+    assert setting["value"] == "****"
+    plain = client.get(f"{DM}/deviceConfigurations/{created.json()['id']}/"
+                       "getOmaSettingPlainTextValue(secretReferenceValueId="
+                       f"'{setting['secretReferenceValueId']}')").json()
+    assert plain["value"] == "s3cret-value"
+
+
+def test_an_assigned_autopilot_profile_cannot_be_deleted(graph):
+    client = graph()
+    profile = next(p for p in client.get(f"{DM}/windowsAutopilotDeploymentProfiles").json()[
+        "value"])
+    url = f"{DM}/windowsAutopilotDeploymentProfiles/{profile['id']}"
+    assert client.delete(url).status_code == 400
+    assert client.delete(f"{url}/assignments").status_code == 204
+    assert client.delete(url).status_code == 204

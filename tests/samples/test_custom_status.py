@@ -55,3 +55,21 @@ def test_an_event_for_a_completed_instance_is_refused(client: httpx.Client) -> N
     response = client.post(started.event_url("Proceed"), json=True)
 
     assert response.status_code == 410
+
+
+def test_terminate_and_purge_through_the_check_status_urls(client: httpx.Client) -> None:
+    started = start(client, "/api/orchestrators/DurableOrchestrationWithCheckpoints")
+    wait_for(client, started, functools.partial(has_custom_status, "Two ->"),
+             what="the first checkpoint")
+
+    terminate = client.post(started.urls["terminatePostUri"].replace("{text}", "operator stop"))
+    assert terminate.status_code == 202, terminate.text
+    final = wait_until_done(client, started)
+    assert final["runtimeStatus"] == "Terminated"
+    assert final["output"] == "operator stop"
+    assert final["customStatus"] == "Two ->"
+
+    purge = client.delete(started.urls["purgeHistoryDeleteUri"])
+    assert purge.status_code == 200, purge.text
+    assert purge.json() == {"instancesDeleted": 1}
+    assert client.get(started.status_url).status_code == 404

@@ -76,7 +76,7 @@ def event_types(status: dict[str, Any]) -> list[str]:
     return [e["EventType"] for e in status.get("historyEvents", [])]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dfhost-state")
 
@@ -90,13 +90,13 @@ def _host(connection_string: str, state_dir: Path, clock: str) -> Iterator[HostC
         client.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def virtual_host(azurite_connection_string: str, state_dir: Path) -> Iterator[HostClient]:
     """The durable fixture app on the virtual clock (timers fire as soon as all is idle)."""
     yield from _host(azurite_connection_string, state_dir, "virtual")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def real_host(azurite_connection_string: str, state_dir: Path) -> Iterator[HostClient]:
-    """The durable fixture app on the real clock, one task hub per test module."""
+    """The durable fixture app on the real clock, shared by the session (own task hub)."""
     yield from _host(azurite_connection_string, state_dir, "real")

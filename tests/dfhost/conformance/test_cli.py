@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,12 @@ from localdev.procs import ROOT, free_port, port_open
 from tests.dfhost.conformance.conftest import FIXTURES
 
 
-def _serve(app: Path) -> subprocess.CompletedProcess[str]:
+def _serve(app: Path, port: int | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("AzureWebJobsStorage", None)  # in-memory state: these runs never get that far
     return subprocess.run(
         [sys.executable, "-m", "localdev.dfhost", "serve", "--app", str(app),
-         "--port", str(free_port()), "--rpc-port", str(free_port())],
+         "--port", str(port or free_port()), "--rpc-port", str(free_port())],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -45,6 +47,15 @@ def test_module_without_function_app_object() -> None:
     result = _serve(FIXTURES / "no_app_object")
     assert result.returncode == 2
     assert "defines no function app object" in result.stderr
+
+
+def test_port_in_use_is_reported(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = _serve(FIXTURES / "triggers_app", busy.getsockname()[1])
+    assert result.returncode == 2
+    assert "cannot listen on 127.0.0.1" in result.stderr
 
 
 def test_sigterm_stops_the_host_cleanly(azurite_connection_string: str, tmp_path: Path) -> None:

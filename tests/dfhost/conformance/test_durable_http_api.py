@@ -62,7 +62,9 @@ def test_query_filters(real_host: HostClient) -> None:
         real_host.wait(f"query-{n}")
     found = real_host.http.get(f"{real_host.webhook}/instances/",
                                params={"instanceIdPrefix": "query-",
-                                       "runtimeStatus": "Completed,Failed"})
+                                       "runtimeStatus": "Completed,Failed",
+                                       # No offset: read as UTC, as the extension does.
+                                       "createdTimeFrom": "2000-01-01T00:00:00"})
     assert found.status_code == 200
     assert sorted(s["instanceId"] for s in found.json()) == ["query-0", "query-1", "query-2"]
     none = real_host.http.get(f"{real_host.webhook}/instances/",

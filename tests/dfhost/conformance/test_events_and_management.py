@@ -119,3 +119,13 @@ def test_purge_one_and_by_filter(real_host: HostClient) -> None:
     assert by_filter.status_code == 200
     assert by_filter.json()["instancesDeleted"] >= 1
     assert real_host.status(second).status_code == 404
+
+
+def test_sdk_query_and_wait_for_completion(real_host: HostClient) -> None:
+    since = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+    instance_id = real_host.start("chaining", "sdk-wait-1")
+    waited = real_host.http.post(f"/api/manage/{instance_id}/wait")
+    assert waited.status_code == 200
+    assert waited.json() == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+    found = real_host.http.get("/api/query", params={"since": since, "prefix": "sdk-wait-"})
+    assert found.json() == [instance_id]

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from localdev.dfhost._engine_tables import TableStore
+from localdev.dfhost.history import EventType
 from tests.dfhost.unit.conftest import make_engine, run_to_end
 
 pytestmark = pytest.mark.azurite
@@ -45,17 +46,27 @@ async def test_episodes_larger_than_a_table_property_round_trip(
     engine = make_engine(invoker, connection_string=azurite_connection_string, hub=unique_name)
     await engine.start()
     try:
-        status = await run_to_end(engine, "fan_out", {"n": 300}, wait=60)
+        status = await run_to_end(engine, "echo_fan_out", {"n": 40, "size": 2000},
+                                  instance_id="big", wait=60)
     finally:
         await engine.stop()
-    assert status["output"] == {"sum": 299 * 300, "count": 300}
-    # the scheduling episode alone is far over 30,000 characters of JSON
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == {"count": 40, "chars": sum(len(f"{i}:") + 2000 for i in range(40))}
+    # the scheduling episode alone holds 80,000+ characters of JSON: several properties
     store = TableStore(azurite_connection_string, unique_name)
     await store.open()
     try:
         rows = [e async for e in store.table.query_entities(
             "RowKey ge 'ep:' and RowKey lt 'ep;'")]
         assert any(int(r["DN"]) > 1 for r in rows)
+        state = await store.get_state("big")
+        history = await store.load_history("big", state.execution_id)
+        kinds = Counter(e["EventType"] for e in history)
+        assert kinds[EventType.TASK_SCHEDULED] == 40
+        assert kinds[EventType.TASK_COMPLETED] == 40
+        results = sorted(json.loads(e["Result"]) for e in history
+                         if e["EventType"] == EventType.TASK_COMPLETED)
+        assert results == sorted(f"{i}:" + "x" * 2000 for i in range(40))
     finally:
         await store.close()
 
@@ -94,3 +105,47 @@ async def test_a_crash_mid_fan_out_resumes_and_records_each_result_once(
     executions = [calls[f"slow_double:{i}"] for i in range(n)]
     assert min(executions) >= 1          # at least once
     assert sum(executions) >= n
+
+
+@pytest.mark.parametrize(("name", "payload"), [
+    ("fan_out", {"n": 30}),
+    ("parent", {"items": 20, "batch": 5}),
+])
+async def test_a_crash_at_the_commit_re_runs_the_episode_idempotently(
+        invoker, calls, azurite_connection_string, unique_name, name, payload):
+    first = make_engine(invoker, connection_string=azurite_connection_string, hub=unique_name)
+    await first.start()
+    store = first._store
+    real_commit = store.commit_episode
+
+    async def crash_on_first_parent_commit(instance_id, commit):
+        if instance_id == "victim":
+            first.abandon()   # work rows / children are written, the checkpoint is not
+            raise asyncio.CancelledError
+        await real_commit(instance_id, commit)
+
+    store.commit_episode = crash_on_first_parent_commit
+    await first.start_instance(name, "victim", json.dumps(json.dumps(payload)))
+    for _ in range(500):
+        if not first._started:
+            break
+        await asyncio.sleep(0.01)
+    await first.stop()
+    assert sum(calls.values()) == 0      # nothing was dispatched before the checkpoint
+
+    second = make_engine(invoker, connection_string=azurite_connection_string, hub=unique_name)
+    await second.start()
+    try:
+        assert await second.wait_idle(60)
+        status = await second.get_status("victim", show_history=True)
+        everything = await second.query()
+    finally:
+        await second.stop()
+    assert status["runtimeStatus"] == "Completed"
+    if name == "fan_out":
+        assert status["output"] == {"sum": 29 * 30, "count": 30}
+        assert all(calls[f"double:{i}"] == 1 for i in range(30))
+    else:
+        assert status["output"] == {"total": 2 * sum(range(20)), "batches": 4}
+        assert len(everything) == 5          # the re-run did not start extra children
+        assert all(calls[f"double:{i}"] == 1 for i in range(20))

@@ -234,3 +234,12 @@ def can_waiter(context: df.DurableOrchestrationContext):
         context.continue_as_new(count + 1)
         return None
     return count
+
+
+@app.orchestration_trigger(context_name="context")
+def echo_fan_out(context: df.DurableOrchestrationContext):
+    payload = context.get_input()
+    blob = "x" * payload["size"]
+    echoed = yield context.task_all([context.call_activity("echo", f"{i}:{blob}")
+                                     for i in range(payload["n"])])
+    return {"count": len(echoed), "chars": sum(len(e) for e in echoed)}
