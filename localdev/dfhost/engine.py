@@ -319,7 +319,7 @@ class Engine:
             return None
         payload = self._status_payload(state, show_input=show_input)
         if show_history:
-            history = await self._load_history(state)
+            history = await self._load_history(state, remember=False)
             payload["historyEvents"] = [self._public_event(e, show_history_output)
                                         for e in history]
         return payload
@@ -456,12 +456,19 @@ class Engine:
                 return True
 
     # ------------------------------------------------------------------ episodes
-    async def _load_history(self, state: InstanceState) -> list[HistoryEvent]:
+    async def _load_history(self, state: InstanceState, *,
+                            remember: bool = True) -> list[HistoryEvent]:
+        """The committed history of ``state``'s execution, from the cache when it matches.
+
+        Only the episode runner (which holds the instance lock) may ``remember``: a status
+        read racing with a commit must not replace the list the running episode extends.
+        """
         cached = self._history.get(state.instance_id)
         if cached and cached[0] == state.execution_id and cached[1] == state.episodes:
             return cached[2]
         history = await self._store.load_history(state.instance_id, state.execution_id)
-        self._history[state.instance_id] = (state.execution_id, state.episodes, history)
+        if remember:
+            self._history[state.instance_id] = (state.execution_id, state.episodes, history)
         return history
 
     @staticmethod
@@ -603,7 +610,8 @@ class Engine:
         if timers:
             await self._store.add_messages(instance_id, timers)
         children = [await self._start_child(state, sub) for sub in outcome.sub_orchestrations]
-        await self._commit(state, new_state, episode, atomic, new_messages, idempotent)
+        await self._commit(state, new_state, episode, atomic, new_messages, idempotent,
+                           base_history=history)
         for item in work:
             self._dispatch(instance_id, item)
         for timer in timers:
@@ -616,7 +624,8 @@ class Engine:
 
     async def _commit(self, old: InstanceState, new: InstanceState, events: list[HistoryEvent],
                       consumed: list[str], new_messages: list[Message] | None = None,
-                      consumed_later: list[str] | None = None) -> None:
+                      consumed_later: list[str] | None = None,
+                      base_history: list[HistoryEvent] | None = None) -> None:
         try:
             await self._store.commit_episode(old.instance_id, EpisodeCommit(
                 state=new, history_execution_id=old.execution_id, events=events,
@@ -625,10 +634,11 @@ class Engine:
         except ConcurrencyConflict:
             self._history.pop(old.instance_id, None)
             raise
-        if new.execution_id == old.execution_id:
-            cached = self._history.get(old.instance_id)
-            base = cached[2] if cached and cached[0] == old.execution_id else []
-            self._history[old.instance_id] = (new.execution_id, new.episodes, base + events)
+        if new.execution_id == old.execution_id and base_history is not None:
+            self._history[old.instance_id] = (new.execution_id, new.episodes,
+                                              base_history + events)
+        elif new.execution_id == old.execution_id:
+            self._history.pop(old.instance_id, None)
         else:
             self._history.pop(old.instance_id, None)
             self._wake(old.instance_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -193,10 +194,7 @@ class DurableApi:
         except OrchestrationAlreadyExists as exc:
             return _error(500, FAILURE_MESSAGE, exc,
                           "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException")
-        urls = self._urls_for(new_id)
-        body = {"id": new_id, **{k: v for k, v in urls.items() if k != "id"}}
-        return web.json_response(body, status=202, headers={
-            "Location": urls["statusQueryGetUri"], "Retry-After": "10"})
+        return self._check_status_response(new_id)
 
     async def _status(self, request: web.Request, instance_id: str) -> web.Response:
         query = request.query
@@ -249,6 +247,30 @@ class DurableApi:
         await self.engine.raise_event(instance_id, event_name, text)
         return web.Response(status=202)
 
+    def _check_status_response(self, instance_id: str) -> web.Response:
+        urls = self._urls_for(instance_id)
+        body = {"id": instance_id, **{k: v for k, v in urls.items() if k != "id"}}
+        return web.json_response(body, status=202, headers={
+            "Location": urls["statusQueryGetUri"], "Retry-After": "10"})
+
+    async def _restart(self, request: web.Request, instance_id: str) -> web.Response:
+        """Start the instance's orchestrator again with its original input (``RestartAsync``)."""
+        status = await self.engine.get_status(instance_id, show_input=True)
+        if status is None:
+            return web.Response(status=404)
+        with_new_id = _flag(request.query, "restartWithNewInstanceId", default=True)
+        target = uuid.uuid4().hex if with_new_id else instance_id
+        # The status shows the stored input token; re-serialising it gives the body the
+        # instance was started with (double-encoded for SDK clients), so it round-trips.
+        stored = status.get("input")
+        body = None if stored is None else json.dumps(stored)
+        try:
+            new_id = await self.engine.start_instance(str(status["name"]), target, body)
+        except OrchestrationAlreadyExists as exc:
+            return _error(500, FAILURE_MESSAGE, exc,
+                          "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException")
+        return self._check_status_response(new_id)
+
     async def _operation(self, request: web.Request, instance_id: str,
                          operation: str) -> web.Response:
         reason = request.query.get("reason") or None
@@ -258,10 +280,12 @@ class DurableApi:
             await self.engine.suspend(instance_id, reason)
         elif operation == "resume":
             await self.engine.resume(instance_id, reason)
-        elif operation in {"rewind", "restart"}:
+        elif operation == "restart":
+            return await self._restart(request, instance_id)
+        elif operation == "rewind":
             return web.json_response(
-                {"Message": f"The local host does not implement {operation}; "
-                            "start a new instance instead"}, status=501)
+                {"Message": "The local host does not implement rewind; restart the instance "
+                            "or start a new one instead"}, status=501)
         else:
             return web.json_response({"Message": f"Unknown instance operation {operation!r}"},
                                      status=404)

@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["FAULT_KINDS", "TRANSPORT_KINDS", "FaultRule", "Faults"]
 
-FAULT_KINDS = frozenset({"429", "500", "502", "503", "503-no-retry-after", "504", "401-expired",
+FAULT_KINDS = frozenset({"400", "429", "500", "502", "503", "503-no-retry-after", "504", "401-expired",
                          "403", "reset", "truncated", "slow", "short-page"})
 # Faults of the connection itself: they cannot happen to one item inside a $batch.
 TRANSPORT_KINDS = frozenset({"reset", "truncated"})
@@ -31,6 +31,9 @@ class FaultRule:
     retry_after: float | str | None = None
     delay_seconds: float | None = None
     chunked: bool = False
+    # Replaces the error message of a status fault: tests plant credentials here to prove that nothing Graph
+    # echoes back ends up in our logs, stored errors or responses.
+    message: str | None = None
     matched: int = 0
     fired: int = 0
     raw: dict[str, Any] = field(default_factory=dict)
@@ -54,7 +57,8 @@ class FaultRule:
             times=_opt_int(raw, "times"), retry_after=raw.get("retryAfter"),
             delay_seconds=(float(raw["delaySeconds"]) if raw.get("delaySeconds") is not None
                            else None),
-            chunked=bool(raw.get("chunked", False)), raw=dict(raw))
+            chunked=bool(raw.get("chunked", False)),
+            message=str(raw["message"]) if raw.get("message") is not None else None, raw=dict(raw))
 
     def describe(self) -> dict[str, Any]:
         """The rule as given, with its counters."""

@@ -33,7 +33,6 @@ from localdev.graphsim.state import SimState, Tenant
 __all__ = ["GraphRequest", "GraphResponse", "GraphRouter", "Resolved"]
 
 Item = dict[str, Any]
-NO_FILTER = "00000000-0000-0000-0000-000000000000"
 SETTINGS_PAGE = 25
 TARGET_TYPES = frozenset({
     "#microsoft.graph.groupAssignmentTarget", "#microsoft.graph.exclusionGroupAssignmentTarget",
@@ -272,7 +271,9 @@ class GraphRouter:
             raise self.method_not_allowed()
         obj_id = rest[0]
         if spec.name == "templates" and len(rest) == 2 and rest[1] == "createInstance":
-            return self.create_instance(req, obj_id) if method == "POST" else self._405()
+            if method != "POST":
+                raise self.method_not_allowed()
+            return self.create_instance(req, obj_id)
         obj = self.get_obj(req, spec, obj_id)
         if len(rest) == 1:
             if method == "GET":
@@ -291,9 +292,6 @@ class GraphRouter:
         """Graph's answer to a verb a resource does not support."""
         return GraphError(405, "BadRequest", "No HTTP resource was found that matches the request "
                           "URI and method.")
-
-    def _405(self) -> GraphResponse:
-        raise self.method_not_allowed()
 
     # ----------------------------------------------------------------------------- reads
     def list_collection(self, req: GraphRequest, spec: CollectionSpec) -> GraphResponse:

@@ -9,14 +9,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from localdev.graphsim.builtins import BUILTIN_GP_DEFINITIONS, INTENT_TEMPLATES, add_builtins
 from localdev.graphsim.state import Tenant
+from localdev.graphsim.tenant_defaults import INTENT_TEMPLATES, add_builtins
 
 __all__ = ["DEMO_TENANT_ID", "Seeder", "build_tenant"]
 
 Obj = dict[str, Any]
 DEMO_TENANT_ID = "5f0c6a0e-3b7d-4c1e-9a2f-7d8e9f0a1b2c"
-NO_FILTER = "00000000-0000-0000-0000-000000000000"
+# A notification action with no template uses the empty GUID, as Intune does.
+NO_TEMPLATE = "00000000-0000-0000-0000-000000000000"
 EPOCH = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 G = "#microsoft.graph."
 SECRETS = "_omaSecrets"
@@ -296,7 +297,7 @@ class Seeder:
         else:
             obj.update({"osMinimumVersion": "14.0", "systemIntegrityProtectionEnabled": True})
         actions = [{"id": self.uid(), "actionType": "block", "gracePeriodHours": 0,
-                    "notificationTemplateId": NO_FILTER, "notificationMessageCCList": []}]
+                    "notificationTemplateId": NO_TEMPLATE, "notificationMessageCCList": []}]
         if self.notification_templates:
             actions.append({"id": self.uid(), "actionType": "notification",
                             "gracePeriodHours": 24,
@@ -603,5 +604,3 @@ def build_tenant(preset: str, *, tenant_id: str, seed: int = 0, display_name: st
         _generated(seeder, policies)
     return tenant
 
-
-__all__ += ["BUILTIN_GP_DEFINITIONS"]

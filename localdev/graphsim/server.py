@@ -197,22 +197,27 @@ class Simulator:
             # Numbers are sent as given ("10", "2.128"); strings (an HTTP date) verbatim.
             headers["Retry-After"] = (value if isinstance(value, str)
                                       else f"{float(value):g}")
+        def message(default: str) -> str:
+            return fault.message if fault.message is not None else default
+
+        if kind == "400":
+            return GraphError(400, "BadRequest", message("The request is invalid."), nested=True)
         if kind == "429":
-            return GraphError(429, "TooManyRequests", "Please retry again later.", headers=headers)
+            return GraphError(429, "TooManyRequests", message("Please retry again later."), headers=headers)
         if kind in ("503", "503-no-retry-after"):
-            return GraphError(503, "serviceNotAvailable", "The service is temporarily "
-                              "unavailable. Retry the request after a delay.", nested=True,
+            return GraphError(503, "serviceNotAvailable", message("The service is temporarily "
+                              "unavailable. Retry the request after a delay."), nested=True,
                               headers=headers)
         if kind == "500":
-            return GraphError(500, "InternalServerError", "An internal server error has "
-                              "occurred.", nested=True)
+            return GraphError(500, "InternalServerError", message("An internal server error has "
+                              "occurred."), nested=True)
         if kind == "502":
-            return GraphError(502, "BadGateway", "The gateway received an invalid response.")
+            return GraphError(502, "BadGateway", message("The gateway received an invalid response."))
         if kind == "504":
-            return GraphError(504, "GatewayTimeout", "The gateway did not receive a response in "
-                              "time.")
+            return GraphError(504, "GatewayTimeout", message("The gateway did not receive a response in "
+                              "time."))
         if kind == "401-expired":
-            return self.unauthorized("Access token has expired or is not yet valid.")
+            return self.unauthorized(message("Access token has expired or is not yet valid."))
         return self.forbidden(spec, request_id)
 
     @staticmethod

@@ -13,8 +13,15 @@ from shared.graph.auth import (
     TokenProvider,
 )
 from shared.graph.batch import BatchRequest, BatchResponse
-from shared.graph.budget import BudgetConfig, RateBudget
-from shared.graph.catalog import CATALOG, PolicyType, get_policy_type, permission_for, restore_sequence
+from shared.graph.budget import PUBLISHED_LIMITS, BudgetConfig, Budgets, RateBudget
+from shared.graph.catalog import (
+    CATALOG,
+    PolicyType,
+    get_policy_type,
+    permission_for,
+    restore_sequence,
+    throttle_family_for,
+)
 from shared.graph.client import GraphClient, GraphResponse
 from shared.graph.errors import (
     GraphAuthError,
@@ -34,10 +41,12 @@ from shared.graph.retry import RetryPolicy
 
 __all__ = [
     "CATALOG",
+    "PUBLISHED_LIMITS",
     "BatchRequest",
     "BatchResponse",
     "BearerAuth",
     "BudgetConfig",
+    "Budgets",
     "CapturedPolicy",
     "ClientAssertion",
     "ClientCertificate",
@@ -67,4 +76,5 @@ __all__ = [
     "get_policy_type",
     "permission_for",
     "restore_sequence",
+    "throttle_family_for",
 ]

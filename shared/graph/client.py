@@ -440,7 +440,7 @@ class GraphClient:
                     idempotent or status in SAFE_TO_RETRY_POST_STATUSES
                 )
                 if not retryable:
-                    raise self._error_for(method, path, response, body)
+                    raise self._error_for(method, path, status, response.headers, body)
                 failure = f"status={status}"
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
             delay = retry_after if retry_after is not None else self.retry.backoff(attempt, self._rng)
@@ -460,10 +460,22 @@ class GraphClient:
             await self._sleep(delay)
             slept += delay
 
-    def _error_for(self, method: str, path: str, response: httpx.Response, body: Any) -> GraphError:
-        status = response.status_code
+    def batch_error(self, request: BatchRequest, answer: BatchResponse) -> GraphError | None:
+        """The error a failed ``$batch`` answer stands for (``None`` when it succeeded).
+
+        Callers get the same classes and codes as for a direct call (``GraphPermissionMissing`` with
+        the permission, ``GraphNotFound``, ``GraphThrottled`` with its wait, ...).
+        """
+        if answer.ok:
+            return None
+        return self._error_for(request.method.upper(), _path_of(request.url), answer.status,
+                               answer.headers, answer.body)
+
+    def _error_for(
+        self, method: str, path: str, status: int, headers: Mapping[str, str], body: Any
+    ) -> GraphError:
         graph_code, message = _graph_error_fields(body)
-        request_id = response.headers.get("request-id")
+        request_id = headers.get("request-id")
         common: dict[str, Any] = {
             "status_code": status, "graph_code": graph_code, "request_id": request_id,
         }
@@ -485,7 +497,7 @@ class GraphClient:
         if status == 401:
             return GraphAuthError(f"token rejected twice: {summary}", **common)
         if status in (429, 503):
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = parse_retry_after(headers.get("retry-after"))
             return GraphThrottled(summary, retry_after=retry_after or 0.0, **common)
         if status >= 500:
             return GraphServerError(summary, **common)

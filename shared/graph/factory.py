@@ -7,6 +7,7 @@ across every worker of the process for a (tenant, app): the token cache and the 
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import threading
 from dataclasses import dataclass
@@ -66,10 +67,25 @@ class GraphClientFactory:
         self._transport = transport
         self._lock = threading.Lock()
         self._clients: dict[_Key, GraphClient] = {}
+        self._providers: dict[_Key, MsalTokenProvider] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         # One token cache for every tenant: MSAL keys entries by client id, host and tenant.
         self.token_cache = msal.TokenCache()
         self._msal_http = httpx.Client(verify=self._verify, timeout=timeout)
         self._http: httpx.AsyncClient | None = None
+
+    def _follow_event_loop(self) -> None:
+        # An httpx.AsyncClient (and an asyncio.Lock) belongs to the event loop that first used it. The
+        # Functions worker keeps one loop for the process; when a caller runs on another loop (a new
+        # test, a second asyncio.run) the clients are rebuilt there. MSAL apps and tokens are kept.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._loop is not None and loop is not self._loop:
+            self._clients.clear()
+            self._http = None
+        self._loop = loop
 
     def _shared_http(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -101,16 +117,20 @@ class GraphClientFactory:
         """
         key = _Key(tenant_id, client_id)
         with self._lock:
+            self._follow_event_loop()
             client = self._clients.get(key)
             if client is None:
-                provider = MsalTokenProvider(
-                    tenant_id=tenant_id,
-                    client_id=client_id,
-                    credential=credential,
-                    authority_host=self.authority_host,
-                    http_client=self._msal_http,
-                    token_cache=self.token_cache,
-                )
+                provider = self._providers.get(key)
+                if provider is None:
+                    provider = MsalTokenProvider(
+                        tenant_id=tenant_id,
+                        client_id=client_id,
+                        credential=credential,
+                        authority_host=self.authority_host,
+                        http_client=self._msal_http,
+                        token_cache=self.token_cache,
+                    )
+                    self._providers[key] = provider
                 client = GraphClient(
                     base_url=self.graph_base_url,
                     token_provider=provider,
@@ -126,7 +146,10 @@ class GraphClientFactory:
     async def aclose(self) -> None:
         """Close the shared connection pools."""
         if self._http is not None:
-            await self._http.aclose()
+            # A pool that belongs to another (finished) loop cannot be closed from this one.
+            if self._loop is asyncio.get_running_loop():
+                await self._http.aclose()
             self._http = None
         self._msal_http.close()
         self._clients.clear()
+        self._providers.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -256,3 +257,38 @@ def test_bad_input_is_a_problem_and_writes_nothing(stack: Stack, tenant: str) ->
         assert response.headers["Content-Type"].startswith("application/problem+json")
     after = api.get(f"/tenants/{tenant}/runs").json()["items"]
     assert [r["id"] for r in after] == [r["id"] for r in before]
+
+
+def test_secrets_planted_in_a_graph_error_never_reach_the_stored_error_or_the_logs(
+    stack: Stack, tenant: str,
+) -> None:
+    api, _ = stack.user(tenant, "operator")
+    policy = _first_policy(api, tenant, "deviceCategory")
+    planted = {
+        "jwt": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXBsYW50ZWQ",
+        "secret": "Plant3dS3cretValue~abc",
+        "sig": "Pl4ntedSignature%3D",
+        "assertion": "planted-assertion-value",
+    }
+    message = (f"Upstream rejected Authorization: Bearer {planted['jwt']}"
+               f" with client_secret={planted['secret']} for https://x.blob.core.windows.net/c?sv=1&sig={planted['sig']}"
+               f" client_assertion={planted['assertion']}")
+    stack.sim.put("/_sim/faults", json={"rules": [
+        {"kind": "400", "path": f"deviceCategories/{policy['id']}", "tenant": tenant, "message": message},
+    ]}).raise_for_status()
+    try:
+        started = api.post(_snapshot_path(tenant, "deviceCategory", policy["id"]))
+        done = wait_terminal(api, started.headers["Location"])
+    finally:
+        stack.sim.delete("/_sim/faults")
+
+    assert done["status"] == "failed"
+    assert done["failure"]["code"] == "graph-bad-request"
+    items = api.get(f"/tenants/{tenant}/runs/{done['id']}/items").json()
+    notes = api.get("/notifications").json()
+    logs = "".join(Path(path).read_text(errors="replace") for path in stack.info.logs.values())
+    for where, text in (("run", json.dumps(done)), ("items", json.dumps(items)),
+                        ("notifications", json.dumps(notes)), ("logs", logs)):
+        for name, value in planted.items():
+            assert value not in text, f"planted {name} leaked into {where}"
+    assert "Upstream rejected" in done["failure"]["message"]

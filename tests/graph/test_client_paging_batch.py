@@ -8,7 +8,14 @@ import random
 import httpx
 import pytest
 
-from shared.graph import BatchRequest, GraphBadRequest, GraphIncompleteRead, GraphWriteRefused
+from shared.graph import (
+    BatchRequest,
+    GraphBadRequest,
+    GraphIncompleteRead,
+    GraphNotFound,
+    GraphPermissionMissing,
+    GraphWriteRefused,
+)
 from shared.graph.batch import chunk_requests
 from tests.graph.helpers import BASE, make_client
 
@@ -193,3 +200,23 @@ def test_chunking_keeps_dependency_groups_together() -> None:
         chunk_requests(too_big)
     with pytest.raises(ValueError, match="unique"):
         chunk_requests([BatchRequest("1", "GET", "/x"), BatchRequest("1", "GET", "/y")])
+
+
+async def test_failed_batch_items_map_to_the_same_errors_as_direct_calls() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"responses": [
+            {"id": "s", "status": 403, "headers": {}, "body": {"error": {"code": "Forbidden"}}},
+            {"id": "c", "status": 404, "headers": {}, "body": {"error": {"code": "NotFound"}}},
+            {"id": "ok", "status": 200, "headers": {}, "body": {"id": "x"}},
+        ]})
+
+    client, _, _, _ = make_client(handler)
+    requests = [BatchRequest("s", "GET", "/deviceManagement/deviceManagementScripts/1"),
+                BatchRequest("c", "GET", "/deviceManagement/deviceCategories/1"),
+                BatchRequest("ok", "GET", "/deviceManagement/deviceCategories/2")]
+    script, category, ok = await client.batch(requests)
+    forbidden = client.batch_error(requests[0], script)
+    assert isinstance(forbidden, GraphPermissionMissing)
+    assert forbidden.permission == "DeviceManagementScripts.Read.All"
+    assert isinstance(client.batch_error(requests[1], category), GraphNotFound)
+    assert client.batch_error(requests[2], ok) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
@@ -154,3 +155,19 @@ async def test_missing_permission_names_it(sim: SimHandle) -> None:
     finally:
         await factory.aclose()
     assert info.value.detail.startswith("graph-permission-missing: DeviceManagementScripts.Read.All")
+
+
+def test_one_factory_serves_successive_event_loops(demo: SimTenant) -> None:
+    # The Functions worker keeps one loop, but tools and tests may call asyncio.run more than once.
+    count_token_requests(demo.sim)
+    factory = demo.factory()
+
+    async def list_categories() -> int:
+        return len((await demo.client(factory).get("/beta/deviceManagement/deviceCategories"))["value"])
+
+    try:
+        assert asyncio.run(list_categories()) == 3
+        assert asyncio.run(list_categories()) == 3
+    finally:
+        asyncio.run(factory.aclose())
+    assert token_requests_seen(demo.sim) == 1  # tokens outlive the loop

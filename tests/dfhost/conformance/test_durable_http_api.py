@@ -79,4 +79,24 @@ def test_malformed_management_requests_are_400(real_host: HostClient) -> None:
     assert real_host.http.get(f"{api}/instances/", params={"createdTimeFrom": "yesterday"}
                               ).status_code == 400
     assert real_host.http.post(f"{api}/instances/x/rewind").status_code == 501
+    assert real_host.http.post(f"{api}/instances/unknown-x/restart").status_code == 404
     assert real_host.http.get(f"{api}/nothing/here").status_code == 404
+
+
+def test_restart_reuses_the_original_input(real_host: HostClient) -> None:
+    api = real_host.webhook
+    first = real_host.start("fan_out", "restart-1", {"count": 4, "tag": "restart"})
+    assert real_host.wait(first)["output"] == {"count": 4, "sum": 12}
+    in_place = real_host.http.post(f"{api}/instances/{first}/restart",
+                                   params={"restartWithNewInstanceId": "false"})
+    assert in_place.status_code == 202
+    assert in_place.json()["id"] == first
+    fresh = real_host.http.post(f"{api}/instances/{first}/restart")
+    assert fresh.status_code == 202
+    new_id = fresh.json()["id"]
+    assert new_id != first
+    for instance_id in (first, new_id):
+        status = real_host.wait(instance_id)
+        assert status["output"] == {"count": 4, "sum": 12}
+        assert status["input"] == '{"count": 4, "tag": "restart"}'
+    assert len([x for x in real_host.executions("double") if '"restart"' in x]) == 12

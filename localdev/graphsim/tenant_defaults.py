@@ -6,6 +6,7 @@ tenant; custom (ingested ADMX) definitions get tenant-specific ids.
 
 from __future__ import annotations
 
+import copy
 import random
 import uuid
 from typing import Any
@@ -210,6 +211,4 @@ def add_builtins(tenant: Any, seed: int) -> None:
 
 
 def _copy(obj: Obj) -> Obj:
-    import copy
-
     return copy.deepcopy(obj)
