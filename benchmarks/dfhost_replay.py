@@ -4,7 +4,7 @@ Builds the history of a fan-out orchestrator whose N activities have all complet
 what every later episode costs the local Durable host: serialising the context JSON, the SDK
 call (the worker's replay of the whole history) and the host-side replayer.
 
-Run: ``.venv/bin/python benchmarks/dfhost_replay.py [N ...]`` (default 100 1000 5000).
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/dfhost_replay.py [N ...]`` (default 100 1000 5000).
 """
 
 from __future__ import annotations

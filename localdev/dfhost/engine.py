@@ -186,6 +186,30 @@ class Engine:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _schedule_retry(self, instance_id: str) -> None:
+        self._enter()   # a pending retry keeps the engine from reporting idle
+        asyncio.get_running_loop().call_later(EPISODE_RETRY_SECONDS, self._retry_instance,
+                                              instance_id)
+
+    def _retry_instance(self, instance_id: str) -> None:
+        # The failed step may have committed without dispatching its work (a timeout after
+        # the server applied the transaction): resume the instance as after a restart.
+        if self._started:
+            self._spawn(self._resume_quietly(instance_id))
+        else:
+            self._leave()
+
+    async def _resume_quietly(self, instance_id: str) -> None:
+        try:
+            await self._resume_instance(instance_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("resume failed instance=%s; retrying", instance_id)
+            self._schedule_retry(instance_id)
+        finally:
+            self._leave()
+
     async def _resume_instance(self, instance_id: str) -> None:
         state = await self._store.get_state(instance_id)
         if state is None:
@@ -248,8 +272,7 @@ class Engine:
                 # so trying again later is safe.
                 logger.exception("episode failed instance=%s; retrying in %ss", instance_id,
                                  EPISODE_RETRY_SECONDS)
-                asyncio.get_running_loop().call_later(EPISODE_RETRY_SECONDS, self._wake,
-                                                      instance_id)
+                self._schedule_retry(instance_id)
             finally:
                 self._leave()
 

@@ -137,6 +137,9 @@ class GraphClient:
         self._permission_for = permission_for
         self._rng = rng or random.Random()
         owns = http is None
+        if isinstance(verify, str):
+            # httpx wants an SSL context for a custom CA bundle.
+            verify = ssl.create_default_context(cafile=verify)
         if http is None:
             http = httpx.AsyncClient(
                 base_url=str(self.base_url),
@@ -328,7 +331,7 @@ class GraphClient:
                 if _inner_retryable(request, answer.status):
                     retry_ids.add(request.id)
                     parsed = parse_retry_after(answer.headers.get("retry-after"))
-                    delays.append(parsed if parsed is not None else self.retry.backoff(attempt, self._rng))
+                    delays.append(self.retry.delay(parsed, attempt, self._rng))
             # A dependant that failed with 424 only because its dependency was throttled goes again too.
             changed = True
             while changed:
@@ -443,7 +446,7 @@ class GraphClient:
                     raise self._error_for(method, path, status, response.headers, body)
                 failure = f"status={status}"
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
-            delay = retry_after if retry_after is not None else self.retry.backoff(attempt, self._rng)
+            delay = self.retry.delay(retry_after, attempt, self._rng)
             if attempt >= self.retry.max_attempts or slept + delay > self.retry.max_total_sleep:
                 logger.warning(
                     "graph retries exhausted tenant=%s method=%s path=%s failure=%s attempts=%d slept=%.1f",

@@ -54,6 +54,16 @@ class RetryPolicy:
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
         return (rng or random).uniform(ceiling / 2, ceiling)
 
+    def delay(self, retry_after: float | None, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number ``attempt``: never less than ``Retry-After``.
+
+        When Graph names a wait it is honoured, but the backoff still grows with each attempt: Graph
+        counts throttled requests against the bucket too, so many callers that all come back exactly
+        when told keep the bucket in debt. Without ``Retry-After`` it is the backoff alone.
+        """
+        backoff = self.backoff(attempt, rng)
+        return backoff if retry_after is None else max(retry_after, backoff)
+
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Parse a ``Retry-After`` header: integer or fractional seconds, or an HTTP-date.

@@ -40,7 +40,7 @@ OK = httpx.Response(200, json={"id": "p1", "displayName": "Policy"})
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("3", 3.0), ("2.128", 2.128), ("0", 0.0)],
+    [("3", 3.0), ("2.128", 2.128), ("1", 1.0)],
 )
 async def test_retry_after_seconds_are_honoured(header: str, expected: float) -> None:
     client, recorder, sleeps, _ = make_client(
@@ -58,6 +58,15 @@ async def test_retry_after_http_date_is_honoured() -> None:
     await client.get("/beta/deviceManagement/deviceConfigurations/p1")
     assert len(sleeps.calls) == 1
     assert 4.0 < sleeps.calls[0] <= 6.0
+
+
+async def test_retry_after_is_a_floor_and_repeated_throttling_backs_off_further() -> None:
+    # Graph counts throttled calls too: callers that all return exactly on time stay throttled.
+    throttled = graph_error(429, "TooManyRequests", **{"Retry-After": "0"})
+    client, _, sleeps, _ = make_client(scripted(throttled, throttled, throttled, throttled, OK))
+    await client.get("/beta/deviceManagement/deviceCategories")
+    assert 0.5 <= sleeps.calls[0] <= 1.0
+    assert 4.0 <= sleeps.calls[3] <= 8.0
 
 
 def test_parse_retry_after_rejects_garbage() -> None:

@@ -15,6 +15,7 @@ from shared.graph import (
     GraphPermissionMissing,
     GraphServerError,
     PolicyReader,
+    RetryPolicy,
 )
 from tests.graph.conftest import SimTenant
 
@@ -113,3 +114,23 @@ async def test_faults_inside_a_batch_are_rebatched(
     assert [a.body["id"] for a in answers] == [c["id"] for c in categories]
     inner = [e for e in demo.sim.control.requests(tenant=demo.tenant_id) if e.get("batch")]
     assert sorted(e["status"] for e in inner) == sorted([429, 503] + [200] * len(categories))
+
+
+@pytest.mark.parametrize("retry_after", ["int", "float", "absent", "http-date"])
+async def test_the_simulators_own_throttling_is_ridden_out(demo: SimTenant, retry_after: str) -> None:
+    # No client-side budget here: the simulator's buckets (1000 reads / 20 s scaled by 100 to 10 per
+    # 0.2 s) must throttle us, and every Retry-After style must still lead to success.
+    demo.sim.control.set_throttling(True, scale=100.0, retry_after=retry_after)
+    # Thirty callers throttled together come back together; without a budget that takes many rounds.
+    factory = demo.factory(budget=None, retry=RetryPolicy(max_attempts=40, max_total_sleep=30.0,
+                                                          backoff_base=0.1, backoff_max=1.0))
+    try:
+        client = demo.client(factory)
+        results = await asyncio.gather(*(client.get(CATEGORIES) for _ in range(30)))
+    finally:
+        await factory.aclose()
+        demo.sim.control.set_throttling(False)
+    assert all(len(r["value"]) == 3 for r in results)
+    log = demo.sim.control.requests(tenant=demo.tenant_id)
+    assert any(e["throttled"] for e in log)
+    assert sum(1 for e in log if e["status"] == 200) == 30

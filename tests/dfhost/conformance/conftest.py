@@ -1,4 +1,4 @@
-"""Fixtures and helpers for the conformance suite: the host runs as a subprocess on Azurite."""
+"""Fixtures and shared utilities of the conformance suite: the host runs as a subprocess on Azurite."""
 
 from __future__ import annotations
 
@@ -98,5 +98,5 @@ def virtual_host(azurite_connection_string: str, state_dir: Path) -> Iterator[Ho
 
 @pytest.fixture(scope="session")
 def real_host(azurite_connection_string: str, state_dir: Path) -> Iterator[HostClient]:
-    """The durable fixture app on the real clock, shared by the session (own task hub)."""
+    """The durable fixture app on the real clock, shared by the whole run (own task hub)."""
     yield from _host(azurite_connection_string, state_dir, "real")

@@ -146,3 +146,28 @@ async def test_failure_protocol_reports_the_orchestrator_error(engine):
     # SDK: Exception(f"{Reason} \n {Details}"); extension: "Orchestrator function ... failed: "
     assert status["output"] == ("Orchestrator function 'failing' failed: Activity function "
                                 "'explode' failed: boom x \n RuntimeError: boom x")
+
+
+async def test_a_commit_reported_as_failed_still_dispatches_its_work(invoker, calls):
+    """A storage timeout after the server applied the episode must not strand its activities."""
+    engine = make_engine(invoker)
+    store = engine._store
+    real_commit = store.commit_episode
+    failures = []
+
+    async def applied_but_reported_failed(instance_id, commit):
+        await real_commit(instance_id, commit)
+        if not failures:
+            failures.append(instance_id)
+            raise TimeoutError("the response was lost")
+
+    store.commit_episode = applied_but_reported_failed
+    await engine.start()
+    try:
+        status = await run_to_end(engine, "fan_out", {"n": 20})
+    finally:
+        await engine.stop()
+    assert failures == [status["instanceId"]]
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == {"sum": 19 * 20, "count": 20}
+    assert all(calls[f"double:{i}"] == 1 for i in range(20))
