@@ -15,6 +15,7 @@ import asyncio
 import logging
 import re
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
 PUBLIC_AUTHORITY_HOST: Final = "https://login.microsoftonline.com"
 _AADSTS = re.compile(r"AADSTS\d+")
+# Stop reusing a token this long before it expires, as MSAL itself does (5 minutes).
+_MEMO_REFRESH_MARGIN: Final = 300.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,8 @@ class MsalTokenProvider:
         self._app: msal.ConfidentialClientApplication | None = None
         self._app_lock = threading.Lock()
         self.identity_provider_calls = 0
+        # The last token and when to stop using it without asking MSAL (monotonic clock).
+        self._memo: tuple[str, float] | None = None
 
     def _application(self) -> msal.ConfidentialClientApplication:
         # Built lazily (its constructor does network I/O) and once: MSAL wants one long-lived app.
@@ -220,7 +225,11 @@ class MsalTokenProvider:
                 "graph token acquired tenant=%s client_id=%s expires_in=%s",
                 self.tenant_id, self.client_id, result.get("expires_in"),
             )
-        return str(result["access_token"])
+        token = str(result["access_token"])
+        expires_in = result.get("expires_in")
+        if isinstance(expires_in, int | float) and expires_in > _MEMO_REFRESH_MARGIN:
+            self._memo = (token, time.monotonic() + expires_in - _MEMO_REFRESH_MARGIN)
+        return token
 
     async def get_token(self) -> str:
         """Return a token from the cache, or from Entra when the cache has none (or it is near expiry).
@@ -228,6 +237,10 @@ class MsalTokenProvider:
         Raises:
             GraphAuthError: Entra refused (unknown tenant, bad secret, no consent...) or was unreachable.
         """
+        memo = self._memo
+        if memo is not None and time.monotonic() < memo[1]:
+            # Most calls end here: no thread hop and no MSAL cache search per Graph request.
+            return memo[0]
         return await asyncio.to_thread(self._acquire)
 
     def _remove(self, token: str) -> None:
@@ -241,6 +254,8 @@ class MsalTokenProvider:
 
     async def invalidate(self, token: str) -> None:
         """Drop ``token`` from the shared cache so the next :meth:`get_token` asks Entra again."""
+        if self._memo is not None and self._memo[0] == token:
+            self._memo = None
         await asyncio.to_thread(self._remove, token)
 
 

@@ -21,7 +21,7 @@ from shared.graph import (
     RetryPolicy,
 )
 from shared.graph.budget import Budgets
-from tests.graph.helpers import BASE, Recorder, graph_error, make_client
+from tests.graph.scripted import BASE, Recorder, graph_error, make_client
 
 AUTHORITY = "https://login.test"
 TENANT = "11111111-1111-1111-1111-111111111111"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from shared.graph import CATALOG, PolicyReader, get_policy_type, permission_for, restore_sequence
-from tests.graph.helpers import BASE, make_client
+from tests.graph.scripted import BASE, make_client
 
 CONTRACT_KEYS = {
     "settingsCatalog", "deviceConfiguration", "updateRing", "compliancePolicy", "administrativeTemplate",

@@ -17,7 +17,7 @@ from shared.graph import (
     GraphWriteRefused,
 )
 from shared.graph.batch import chunk_requests
-from tests.graph.helpers import BASE, make_client
+from tests.graph.scripted import BASE, make_client
 
 SKIP1 = f"{BASE}/beta/deviceManagement/configurationPolicies?$skiptoken=%255Bcosmosdb%255D-1&$top=2"
 SKIP2 = f"{BASE}/beta/deviceManagement/configurationPolicies?$skiptoken=%255Bcosmosdb%255D-2&$top=2"

@@ -20,7 +20,7 @@ from shared.graph import (
     RetryPolicy,
 )
 from shared.graph.retry import parse_retry_after
-from tests.graph.helpers import graph_error, make_client
+from tests.graph.scripted import graph_error, make_client
 
 
 def scripted(*responses: httpx.Response | Exception) -> Callable[[httpx.Request], httpx.Response]:

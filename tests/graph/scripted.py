@@ -1,4 +1,4 @@
-"""Helpers for Graph client unit tests: a scripted transport and a recording sleep."""
+"""A scripted Graph for client unit tests: a recording transport and a recording sleep."""
 
 from __future__ import annotations
 
