@@ -149,6 +149,9 @@ class Engine:
         self._queued: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._inflight: set[tuple[str, str]] = set()
+        # Work whose result this process already recorded. A resume that listed the work rows just before
+        # an activity finished must not run it again (the row is gone by the time it would dispatch).
+        self._finished: set[tuple[str, str]] = set()
         self._history: dict[str, tuple[str, int, list[HistoryEvent]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._activity_slots = asyncio.Semaphore(options.max_concurrent_activities)
@@ -746,7 +749,7 @@ class Engine:
     # ------------------------------------------------------------------ activities
     def _dispatch(self, instance_id: str, item: WorkItem) -> None:
         key = (instance_id, item.key)
-        if key in self._inflight or not self._started:
+        if key in self._inflight or key in self._finished or not self._started:
             return
         self._inflight.add(key)
         self._enter()
@@ -769,7 +772,9 @@ class Engine:
                         Details=redact("".join(traceback.format_exception_only(exc)).strip()))
             message = self._message(f"msg:{item.execution_id}:TaskResult:{item.task_id}",
                                     item.execution_id, event)
-            if await self._store.complete_work(instance_id, item.key, message):
+            recorded = await self._store.complete_work(instance_id, item.key, message)
+            self._finished.add((instance_id, item.key))
+            if recorded:
                 self._wake(instance_id)
         finally:
             self._inflight.discard((instance_id, item.key))
