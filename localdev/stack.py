@@ -32,6 +32,7 @@ import httpx
 
 from localdev.azurite import connection_string, start_azurite
 from localdev.procs import ROOT, free_port, port_open, stop_process, wait_for_port
+from shared.graph.catalog import CATALOG, GROUPS_READ_PERMISSION
 
 STATE_DIR = ROOT / ".localdev"
 STATE_FILE = STATE_DIR / "stack.json"
@@ -43,16 +44,11 @@ LOCAL_OPERATOR_TENANT = "11111111-1111-4111-8111-111111111111"
 DEMO_TENANT = "22222222-2222-4222-8222-222222222222"
 DEMO_GRAPH_CLIENT_ID = "33333333-3333-4333-8333-333333333333"
 DEMO_SECRET_SETTING = "GRAPH_SECRET_DEMO"
-# Application permissions consented for our service in the demo tenant (backup and restore).
-DEMO_GRAPH_ROLES = [
-    "DeviceManagementConfiguration.ReadWrite.All",
-    "DeviceManagementApps.ReadWrite.All",
-    "DeviceManagementServiceConfig.ReadWrite.All",
-    "DeviceManagementRBAC.ReadWrite.All",
-    "DeviceManagementScripts.ReadWrite.All",
-    "DeviceManagementManagedDevices.ReadWrite.All",
-    "Group.Read.All",
-]
+# Application permissions consented for our service in the demo tenant: what every catalog type needs to be
+# read and written, plus group reads for assignment targets.
+DEMO_GRAPH_ROLES = sorted(
+    {p for t in CATALOG.values() for p in (t.read_permission, t.write_permission)} | {GROUPS_READ_PERMISSION}
+)
 
 
 @dataclass
