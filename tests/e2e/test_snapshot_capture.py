@@ -292,3 +292,32 @@ def test_secrets_planted_in_a_graph_error_never_reach_the_stored_error_or_the_lo
         for name, value in planted.items():
             assert value not in text, f"planted {name} leaked into {where}"
     assert "Upstream rejected" in done["failure"]["message"]
+
+
+def test_runs_are_listed_newest_first_with_continuation_and_show_in_progress(stack: Stack) -> None:
+    tenant = stack.new_customer_tenant()
+    api, _ = stack.user(tenant, "operator")
+    policies = api.get(f"/tenants/{tenant}/policies", params={"type": "deviceCategory"}).json()["items"]
+    started = [api.post(_snapshot_path(tenant, "deviceCategory", p["id"])) for p in policies[:3]]
+    assert len(started) == 3
+    for response in started:
+        wait_terminal(api, response.headers["Location"])
+
+    seen: list[str] = []
+    continuation: str | None = None
+    while True:
+        params: dict[str, str | int] = {"top": 1}
+        if continuation:
+            params["continuation"] = continuation
+        page = api.get(f"/tenants/{tenant}/runs", params=params).json()
+        seen += [run["id"] for run in page["items"]]
+        continuation = page["continuation"]
+        if not continuation:
+            break
+    assert seen == [r.json()["id"] for r in reversed(started)]
+    assert api.get(f"/tenants/{tenant}/runs", params={"status": "bogus"}).status_code == 400
+
+    progress = api.get("/progress").json()["items"]
+    mine = {entry["runId"]: entry for entry in progress if entry["tenantId"] == tenant}
+    assert set(mine) == set(seen)
+    assert all(entry["status"] == "succeeded" and entry["percent"] == 100.0 for entry in mine.values())
