@@ -6,6 +6,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+DEFAULT_RETRY_AFTER_SECONDS = 10
 ROUTE_PREFIX = "api"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
@@ -44,21 +46,43 @@ def _problem_response(body: dict[str, Any], headers: Mapping[str, str] | None = 
                              mimetype=PROBLEM_CONTENT_TYPE, charset="utf-8")
 
 
-def _render_error(exc: Exception, instance: str | None) -> func.HttpResponse:
+class RequestValidationError(InvalidRequest):
+    """The request body did not fit its model; carries pydantic's errors (rendered without input)."""
+
+    code = "validation-failed"
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__("The request body or parameters are invalid.")
+        self.validation_error = error
+
+
+def _render_error(exc: Exception, req: func.HttpRequest | None) -> func.HttpResponse:
+    instance = urlsplit(req.url).path if req is not None else None
+    if isinstance(exc, RequestValidationError):
+        return _problem_response(problem_from_validation(exc.validation_error, instance=instance))
     if isinstance(exc, AppError):
-        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else None
+        headers: dict[str, str] = {}
+        if exc.status == 401:
+            # RFC 6750: name the error only when a token was presented.
+            presented = req is not None and bool(req.headers.get("Authorization"))
+            headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if presented else "Bearer"
+        if exc.status in (429, 503):
+            retry_after = getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER_SECONDS
+            headers["Retry-After"] = str(max(1, math.ceil(float(retry_after))))
         return _problem_response(problem_from_error(exc, instance=instance), headers)
-    if isinstance(exc, ValidationError):
-        return _problem_response(problem_from_validation(exc, instance=instance))
+    # Anything else, including a ValidationError of a stored record or of the settings, is our fault:
+    # a generic 500 that names no internals.
     logger.exception("unhandled error route=%s", instance)
     return _problem_response({"type": "about:blank", "title": "Internal error", "status": 500,
                               "detail": "An unexpected error occurred.", "code": "internal-error",
                               "instance": instance})
 
 
-def _instance(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    req = kwargs.get("req") or next((a for a in args if isinstance(a, func.HttpRequest)), None)
-    return urlsplit(req.url).path if req is not None else None
+def _request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> func.HttpRequest | None:
+    req = kwargs.get("req")
+    if isinstance(req, func.HttpRequest):
+        return req
+    return next((a for a in args if isinstance(a, func.HttpRequest)), None)
 
 
 def problem_responses(handler: HandlerT) -> HandlerT:
@@ -74,7 +98,7 @@ def problem_responses(handler: HandlerT) -> HandlerT:
             try:
                 return cast(func.HttpResponse, await handler(*args, **kwargs))
             except Exception as exc:  # noqa: BLE001 - every error becomes a problem response
-                return _render_error(exc, _instance(args, kwargs))
+                return _render_error(exc, _request(args, kwargs))
 
         return cast(HandlerT, async_wrapper)
 
@@ -83,7 +107,7 @@ def problem_responses(handler: HandlerT) -> HandlerT:
         try:
             return cast(func.HttpResponse, handler(*args, **kwargs))
         except Exception as exc:  # noqa: BLE001 - every error becomes a problem response
-            return _render_error(exc, _instance(args, kwargs))
+            return _render_error(exc, _request(args, kwargs))
 
     return cast(HandlerT, wrapper)
 
@@ -94,7 +118,7 @@ def read_json(req: func.HttpRequest, model: type[ModelT], *, allow_empty: bool =
     Raises:
         PayloadTooLarge: the body exceeds the limit.
         InvalidRequest: the body is not JSON (or is missing).
-        ValidationError: the JSON does not fit the model (rendered as a 400 listing the errors).
+        RequestValidationError: the JSON does not fit the model (a 400 listing the errors).
     """
     body = req.get_body() or b""
     if len(body) > MAX_BODY_BYTES:
@@ -107,7 +131,10 @@ def read_json(req: func.HttpRequest, model: type[ModelT], *, allow_empty: bool =
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidRequest("The request body is not valid JSON.", code="malformed-json") from None
-    return model.model_validate(data)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise RequestValidationError(error) from None
 
 
 def reject_body(req: func.HttpRequest) -> None:
@@ -117,13 +144,12 @@ def reject_body(req: func.HttpRequest) -> None:
 
 
 def api_base_url(req: func.HttpRequest) -> str:
-    """Absolute base of our API (``scheme://host/api``) as the caller reached it."""
+    """Absolute base of our API (``scheme://host/api``) as the caller reached it.
+
+    Forwarding headers are not trusted: nothing in front of the app sets them, so a caller could.
+    """
     parts = urlsplit(req.url)
-    forwarded_host = req.headers.get("x-forwarded-host")
-    forwarded_proto = req.headers.get("x-forwarded-proto")
-    host = forwarded_host or parts.netloc
-    scheme = forwarded_proto or parts.scheme
-    return f"{scheme}://{host}/{ROUTE_PREFIX}"
+    return f"{parts.scheme}://{parts.netloc}/{ROUTE_PREFIX}"
 
 
 def caller(req: func.HttpRequest) -> Principal:

@@ -9,7 +9,7 @@ from http_triggers._support import json_response, problem_responses
 from shared.openapi import openapi_document
 
 
-@bp.route(route="openapi.json", methods=["GET"])
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @problem_responses
 def get_openapi(req: func.HttpRequest) -> func.HttpResponse:  # noqa: ARG001 - the binding needs it
     """The document, generated from the models the API renders."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import azure.functions as func
 
@@ -10,22 +11,45 @@ from http_triggers._blueprint import bp
 from http_triggers._support import caller, json_response, problem_responses
 from shared import container
 from shared.domain import Role
+from shared.errors import AppError
 from shared.graph.catalog import CATALOG
+from shared.graph.reader import PolicySummary
+from shared.redaction import redact
 
 
 @bp.route(route="tenants/{tenantId}/policies", methods=["GET"])
 @problem_responses
 async def list_policies(req: func.HttpRequest) -> func.HttpResponse:
-    """Policies of one catalog type (``type=``), or of every type when it is omitted."""
+    """Policies of one catalog type (``type=``), or of every type when it is omitted.
+
+    Without ``type`` the answer also lists, per type, why it could not be read (``errors``).
+    """
     principal = await asyncio.to_thread(caller, req)
     grant = await asyncio.to_thread(container.access_service().require, principal,
                                     req.route_params["tenantId"], Role.READER)
     requested = req.params.get("type")
-    types = [requested] if requested else list(CATALOG)
     capture = container.capture_service()
+    if requested:
+        # One type: its failure is the answer (a 403 names the missing permission).
+        summaries = await capture.list_policies(tenant_id=grant.tenant_id, policy_type=requested)
+        return json_response({"items": [_render(p) for p in summaries]})
+    # Every type: one type the app may not read must not hide all the others.
+    types = list(CATALOG)
     lists = await asyncio.gather(*(capture.list_policies(tenant_id=grant.tenant_id, policy_type=t)
-                                   for t in types))
-    items = [{"id": p.id, "displayName": p.name, "policyType": p.type_key, "odataType": p.odata_type,
-              "lastModifiedDateTime": p.last_modified}
-             for summaries in lists for p in summaries]
-    return json_response({"items": items})
+                                   for t in types), return_exceptions=True)
+    items: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for type_key, outcome in zip(types, lists, strict=True):
+        if isinstance(outcome, AppError):
+            errors.append({"policyType": type_key, "code": outcome.instance_code,
+                           "message": redact(outcome.detail)})
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            items.extend(_render(p) for p in outcome)
+    return json_response({"items": items, "errors": errors})
+
+
+def _render(policy: PolicySummary) -> dict[str, Any]:
+    return {"id": policy.id, "displayName": policy.name, "policyType": policy.type_key,
+            "odataType": policy.odata_type, "lastModifiedDateTime": policy.last_modified}

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
+from shared.domain import RunStatus
 from shared.domain.base import ErrorInfo
 from shared.domain.capture import (
     MAX_CAPTURE_ATTEMPTS,
@@ -29,6 +30,9 @@ from orchestrators._blueprint import bp
 # Infrastructure faults inside our own activities (storage hiccups) are retried by the host; Graph faults are
 # returned as data and retried below with durable timers, so the two never multiply.
 INFRA_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2_000, max_number_of_attempts=3)
+# Ending the run releases its idempotency key: if that write never happened, every identical start would keep
+# getting the dead run. So it outlasts a storage outage of a few minutes.
+COMPLETE_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=15_000, max_number_of_attempts=16)
 
 
 @bp.function_name(POLICY_CAPTURE_ORCHESTRATOR)
@@ -39,10 +43,13 @@ def policy_capture_orchestrator(
     """Capture one policy into Blob Storage and record the run's outcome."""
     cmd = PolicyCaptureCommand.model_validate(context.get_input())
     ref = RunRef(tenant_id=cmd.tenant_id, run_id=cmd.run_id).model_dump(mode="json")
-    yield context.call_activity_with_retry(MARK_RUN_RUNNING, INFRA_RETRY, ref)
 
     failure: ErrorInfo | None = None
     try:
+        marked = yield context.call_activity_with_retry(MARK_RUN_RUNNING, INFRA_RETRY, ref)
+        if RunStatus(marked["status"]).is_terminal:
+            # Cancelled (or ended) before it started: nothing to capture, nothing to complete.
+            return dict(marked)
         attempt = 1
         while True:
             item = CaptureItemInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, policy_type=cmd.policy_type,
@@ -63,5 +70,5 @@ def policy_capture_orchestrator(
                             message="The capture could not be completed because of an internal error.")
 
     done = CompleteRunInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, failure=failure)
-    final = yield context.call_activity_with_retry(COMPLETE_RUN, INFRA_RETRY, done.model_dump(mode="json"))
+    final = yield context.call_activity_with_retry(COMPLETE_RUN, COMPLETE_RETRY, done.model_dump(mode="json"))
     return dict(final)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from shared.errors import AppError, InvalidRequest
 from shared.redaction import redact
@@ -33,7 +34,7 @@ def problem_from_error(error: AppError, *, instance: str | None = None) -> dict[
     body = _problem(status=error.status, title=error.title, code=error.instance_code, detail=error.detail,
                     instance=instance)
     for key, value in error.extra.items():
-        body.setdefault(key, value)
+        body.setdefault(to_camel(key), value)
     return body
 
 

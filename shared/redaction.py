@@ -65,4 +65,14 @@ class RedactingFilter(logging.Filter):
             message = str(record.msg)
         record.msg = redact(message, limit=None)
         record.args = None
+        # Tracebacks carry exception texts (URLs with signatures, echoed headers): render and redact them
+        # here, since formatters print exc_info and stack_info verbatim.
+        if record.exc_info:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(text, limit=None)
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text, limit=None)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, limit=None)
         return True

@@ -1,6 +1,6 @@
 // The function app: Flex Consumption (FC1), Python 3.11, one user-assigned managed identity, identity-based
 // storage for the runtime, the Durable backend and the app, keyless Application Insights, App Service
-// Authentication (Entra ID) in front of every route except /api/health, HTTPS only, no FTP and no basic
+// Authentication (Entra ID) in front of every route except /api/health and /api/openapi.json, HTTPS only, no FTP and no basic
 // publishing credentials. App settings are the contract with shared/config.py (tests/infra reads both).
 
 @description('Name of the function app.')
@@ -213,8 +213,10 @@ resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
     globalValidation: {
       requireAuthentication: true
       unauthenticatedClientAction: 'Return401'
+      // Public: liveness and the OpenAPI document (neither holds tenant data).
       excludedPaths: [
         '/api/health'
+        '/api/openapi.json'
       ]
     }
     httpSettings: {

@@ -28,6 +28,9 @@ __all__ = ["GraphClientFactory"]
 class _Key:
     tenant_id: str
     client_id: str
+    # Which credential (e.g. "keyVaultSecret:contoso-graph"): a tenant re-registered with another credential
+    # gets a new MSAL app instead of silently keeping the old one.
+    credential_key: str = ""
 
 
 class GraphClientFactory:
@@ -98,30 +101,45 @@ class GraphClientFactory:
             )
         return self._http
 
+    def knows(self, *, tenant_id: str, client_id: str, credential_key: str = "") -> bool:
+        """Whether a token provider for this (tenant, client id, credential) exists already.
+
+        Callers resolve a credential (a Key Vault read) only when this is false.
+        """
+        with self._lock:
+            return _Key(tenant_id, client_id, credential_key) in self._providers
+
     def get(
         self,
         *,
         tenant_id: str,
         client_id: str,
-        credential: Credential | Any,
+        credential: Credential | Any = None,
+        credential_key: str = "",
         read_only: bool = False,
     ) -> GraphClient:
-        """Return the client of (tenant, client id), creating it on first use.
+        """Return the client of (tenant, client id, credential), creating it on first use.
 
         Args:
             tenant_id: the managed tenant.
             client_id: the app registration in that tenant.
             credential: secret, certificate or assertion callable, or a resolved MSAL credential
-                (used only on first creation).
+                (needed only on first creation; see :meth:`knows`).
+            credential_key: names the credential, so that a changed credential gets a new client.
             read_only: return a view of the client that refuses writes (previews).
+
+        Raises:
+            ValueError: the client does not exist yet and no credential was given.
         """
-        key = _Key(tenant_id, client_id)
+        key = _Key(tenant_id, client_id, credential_key)
         with self._lock:
             self._follow_event_loop()
             client = self._clients.get(key)
             if client is None:
                 provider = self._providers.get(key)
                 if provider is None:
+                    if credential is None:
+                        raise ValueError("a credential is needed to create this Graph client")
                     provider = MsalTokenProvider(
                         tenant_id=tenant_id,
                         client_id=client_id,

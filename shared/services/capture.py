@@ -89,10 +89,16 @@ class CaptureService:
         tenant = await asyncio.to_thread(self._tenants.get, tenant_id)
         if tenant is None:
             raise TenantNotFound("tenant not found")
-        credential = self._credentials(tenant)
+        ref = tenant.graph.credential
+        credential_key = f"{ref.type}:{ref.name}"
+        credential = None
+        if not self._graph.knows(tenant_id=tenant.tenant_id, client_id=tenant.graph.client_id,
+                                 credential_key=credential_key):
+            # Resolving may read Key Vault: once per process and credential, off the event loop.
+            credential = (await asyncio.to_thread(self._credentials, tenant)).value
         # Captures only read: a read-only client refuses any write before it leaves the process.
         return self._graph.get(tenant_id=tenant.tenant_id, client_id=tenant.graph.client_id,
-                               credential=credential.value, read_only=True)
+                               credential=credential, credential_key=credential_key, read_only=True)
 
     async def list_policies(self, *, tenant_id: str, policy_type: str) -> list[PolicySummary]:
         """The tenant's policies of one type, live from Graph.

@@ -36,8 +36,8 @@ class NotificationService:
     def notify(self, run: RunRecord, status: RunStatus) -> Notification:
         """Write the notification for ``run`` reaching ``status``.
 
-        The id is derived from ``(run, status)``, so a repeated transition rewrites the same notification
-        instead of adding a second one.
+        The id is derived from ``(run, status)``: a repeated transition returns the notification written
+        the first time (read or not) instead of adding a second one.
 
         Args:
             run: the run, as of the transition.
@@ -46,8 +46,14 @@ class NotificationService:
         Returns:
             The stored notification.
         """
+        note_id = notification_id(run.id, status)
+        existing = self._repository.get(principal_id=run.created_by.id, notification_id=note_id)
+        if existing is not None:
+            # A repeated transition (activities run at least once) must not mark a read notification
+            # unread again or move it in time.
+            return existing
         notification = Notification(
-            id=notification_id(run.id, status),
+            id=note_id,
             principal_id=run.created_by.id,
             tenant_id=run.tenant_id,
             run_id=run.id,

@@ -190,7 +190,7 @@ class RunService:
             except ClaimConflict:
                 continue  # someone holds a row of the claim: find out who on the next pass
             logger.info("run claimed run_id=%s tenant_id=%s kind=%s", run.id, tenant_id, kind)
-            self._publish(run, RunStatus.QUEUED)
+            await asyncio.to_thread(self._publish, run, RunStatus.QUEUED)
             return StartResult(await self._launch(run, launch), reused=False)
         raise ServiceUnavailable("too many concurrent changes to this tenant's runs; retry")
 
@@ -418,14 +418,23 @@ class RunService:
             self._publish(updated, RunStatus.RUNNING)
         return self._with_counts(updated)
 
-    def record_item(self, *, tenant_id: str, run_id: str, outcome: ItemOutcome) -> None:
+    def record_item(self, *, tenant_id: str, run_id: str, outcome: ItemOutcome) -> bool:
         """Persist one item's outcome (idempotent: the same item again replaces it).
+
+        A run that already ended keeps the items it ended with: its counts were derived from them when
+        it completed, and a late write (a repeated activity, or work after a cancel) would make them drift.
+
+        Returns:
+            Whether the outcome was written.
 
         Raises:
             RunNotFound: no such run.
         """
-        self._get_stored(tenant_id, run_id)
+        if self._get_stored(tenant_id, run_id).value.status.is_terminal:
+            logger.info("item outcome after the run ended ignored run_id=%s item=%s", run_id, outcome.item_id)
+            return False
         self._items.upsert(tenant_id=tenant_id, run_id=run_id, outcome=outcome)
+        return True
 
     def complete(self, *, tenant_id: str, run_id: str, failure: ErrorInfo | None = None,
                  cancelled: bool = False) -> RunRecord:

@@ -81,10 +81,11 @@ def _names(ctx: FakeContext) -> list[str]:
 
 SUCCESS = {"itemId": "settingsCatalog:p1", "status": "succeeded", "contentHash": "a" * 64, "sizeBytes": 10}
 DONE = {"runId": "run_1", "status": "succeeded"}
+RUNNING = {"runId": "run_1", "status": "running"}
 
 
 def test_happy_path_marks_running_captures_and_completes_without_failure() -> None:
-    ctx, out = drive([{"status": "running"}, SUCCESS, DONE])
+    ctx, out = drive([{"runId": "run_1", "status": "running"}, SUCCESS, DONE])
     assert _names(ctx) == [MARK_RUN_RUNNING, CAPTURE_POLICY, COMPLETE_RUN]
     complete = ctx.calls[-1]
     assert isinstance(complete, Call)
@@ -95,7 +96,7 @@ def test_happy_path_marks_running_captures_and_completes_without_failure() -> No
 def test_transient_failures_wait_on_durable_timers_then_succeed() -> None:
     retry = {"itemId": "settingsCatalog:p1", "status": "retry", "retryAfterSeconds": 30,
              "error": {"code": "graph-throttled", "message": "busy"}}
-    ctx, _ = drive([{}, retry, SUCCESS, DONE])
+    ctx, _ = drive([RUNNING, retry, SUCCESS, DONE])
     assert _names(ctx) == [MARK_RUN_RUNNING, CAPTURE_POLICY, "timer", CAPTURE_POLICY, COMPLETE_RUN]
     timer = ctx.calls[2]
     assert isinstance(timer, Timer)
@@ -111,7 +112,7 @@ def test_the_last_attempt_is_marked_final_and_its_failure_fails_the_run() -> Non
                                                                          "message": "busy"}}
     failed = {"itemId": "settingsCatalog:p1", "status": "failed",
               "error": {"code": "graph-throttled", "message": "still busy"}}
-    results: list[Any] = [{}] + [retry] * (MAX_CAPTURE_ATTEMPTS - 1) + [failed, DONE]
+    results: list[Any] = [RUNNING] + [retry] * (MAX_CAPTURE_ATTEMPTS - 1) + [failed, DONE]
     ctx, _ = drive(results)
     captures = [c for c in ctx.calls if isinstance(c, Call) and c.name == CAPTURE_POLICY]
     assert len(captures) == MAX_CAPTURE_ATTEMPTS
@@ -124,7 +125,7 @@ def test_the_last_attempt_is_marked_final_and_its_failure_fails_the_run() -> Non
 def test_permanent_failure_fails_the_run_with_the_item_error() -> None:
     failed = {"itemId": "settingsCatalog:p1", "status": "failed",
               "error": {"code": "policy-not-found", "message": "The policy does not exist in the tenant."}}
-    ctx, _ = drive([{}, failed, DONE])
+    ctx, _ = drive([RUNNING, failed, DONE])
     assert _names(ctx) == [MARK_RUN_RUNNING, CAPTURE_POLICY, COMPLETE_RUN]
     complete = ctx.calls[-1]
     assert isinstance(complete, Call)
@@ -133,7 +134,7 @@ def test_permanent_failure_fails_the_run_with_the_item_error() -> None:
 
 def test_an_activity_that_exhausted_its_retries_fails_the_run_without_leaking_details() -> None:
     boom = Exception("Activity function 'capture_policy' failed: AccountKey=abc123 \n Traceback ...")
-    ctx, _ = drive([{}, boom, DONE])
+    ctx, _ = drive([RUNNING, boom, DONE])
     complete = ctx.calls[-1]
     assert isinstance(complete, Call)
     assert complete.payload["failure"]["code"] == "internal-error"
@@ -156,7 +157,21 @@ def test_next_capture_step(status: str, attempt: int, retry_after: float | None,
 
 
 def test_orchestrator_is_deterministic_across_replays() -> None:
-    first, _ = drive([{}, SUCCESS, DONE])
-    second, _ = drive([{}, SUCCESS, DONE])
+    first, _ = drive([RUNNING, SUCCESS, DONE])
+    second, _ = drive([RUNNING, SUCCESS, DONE])
     assert [(c.name, c.payload) if isinstance(c, Call) else c.fire_at for c in first.calls] == \
         [(c.name, c.payload) if isinstance(c, Call) else c.fire_at for c in second.calls]
+
+
+def test_a_run_cancelled_before_it_started_captures_nothing() -> None:
+    ctx, out = drive([{"runId": "run_1", "status": "cancelled"}])
+    assert _names(ctx) == [MARK_RUN_RUNNING]
+    assert out["status"] == "cancelled"
+
+
+def test_a_failure_to_mark_the_run_running_still_completes_it_as_failed() -> None:
+    ctx, _ = drive([Exception("storage unavailable"), DONE])
+    assert _names(ctx) == [MARK_RUN_RUNNING, COMPLETE_RUN]
+    complete = ctx.calls[-1]
+    assert isinstance(complete, Call)
+    assert complete.payload["failure"]["code"] == "internal-error"

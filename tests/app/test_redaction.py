@@ -43,3 +43,16 @@ def test_the_log_filter_redacts_rendered_records(caplog: pytest.LogCaptureFixtur
         logger.info("calling graph headers=%s", {"Authorization": f"Bearer {JWT}"})
     assert JWT not in caplog.text
     assert REDACTED in caplog.text
+
+
+def test_the_log_filter_redacts_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("tests.redaction.tracebacks")
+    logger.addFilter(RedactingFilter())
+    callback = "https://prod.logic.azure.com/workflows/1/triggers/manual/paths/invoke?sv=1&sig=S3cretSig"
+    with caplog.at_level(logging.ERROR, logger="tests.redaction.tracebacks"):
+        try:
+            raise RuntimeError(f"POST {callback} failed")
+        except RuntimeError:
+            logger.exception("webhook delivery failed")
+    assert "S3cretSig" not in caplog.text
+    assert "RuntimeError" in caplog.text

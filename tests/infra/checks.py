@@ -402,8 +402,12 @@ def check_function_app(infra: Infra) -> Problems:
     return problems
 
 
+# Routes that answer without a token: liveness and the OpenAPI document.
+PUBLIC_PATHS = ("/api/health", "/api/openapi.json")
+
+
 def check_easy_auth(infra: Infra) -> Problems:
-    """Authentication on, unauthenticated requests get 401, only /api/health is excluded, Entra provider."""
+    """Authentication on, unauthenticated requests get 401, only the public routes are excluded, Entra."""
     try:
         auth = infra.only("Microsoft.Web/sites/config", "authsettingsV2")
     except AssertionError as error:
@@ -415,7 +419,8 @@ def check_easy_auth(infra: Infra) -> Problems:
         auth, "properties.globalValidation.unauthenticatedClientAction", _equals("Return401"), "'Return401'"
     )
     problems += _expect(
-        auth, "properties.globalValidation.excludedPaths", _equals(["/api/health"]), "exactly ['/api/health']"
+        auth, "properties.globalValidation.excludedPaths", _equals(list(PUBLIC_PATHS)),
+        f"exactly {list(PUBLIC_PATHS)}"
     )
     problems += _expect(auth, "properties.httpSettings.requireHttps", _is_true, "true")
     problems += _expect(auth, "properties.identityProviders.azureActiveDirectory.enabled", _is_true, "true")

@@ -126,12 +126,12 @@ def test_platform_setting_must_not_be_set_by_infra(infra_copy: Path) -> None:
 
 
 def test_extra_excluded_path_is_reported(infra_copy: Path) -> None:
-    line = _edit(infra_copy / "app" / "api.bicep", "'/api/health'", "'/api/health', '/api/openapi.json'")
+    line = _edit(infra_copy / "app" / "api.bicep", "'/api/health'", "'/api/health', '/api/tenants'")
     # Keep it a valid multi-line array: one entry per line.
     path = infra_copy / "app" / "api.bicep"
     path.write_text(
         path.read_text(encoding="utf-8").replace(
-            "'/api/health', '/api/openapi.json'", "'/api/health'\n        '/api/openapi.json'"
+            "'/api/health', '/api/tenants'", "'/api/health'\n        '/api/tenants'"
         )
     )
 
@@ -139,7 +139,7 @@ def test_extra_excluded_path_is_reported(infra_copy: Path) -> None:
 
     assert len(problems) == 1
     assert problems[0].startswith("infra/app/api.bicep:")
-    assert "excludedPaths must be exactly ['/api/health']" in problems[0]
+    assert "excludedPaths must be exactly ['/api/health', '/api/openapi.json']" in problems[0]
     assert int(problems[0].split(":")[1]) == line - 1  # the excludedPaths key, one line above the entry
 
 

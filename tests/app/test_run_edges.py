@@ -1,0 +1,42 @@
+"""Run edge cases found in review: repeated transitions and late item outcomes."""
+
+from __future__ import annotations
+
+from shared.domain import ItemOutcome, RunKind, RunStatus, RunTarget
+from tests.fakes import RunsHarness, make_principal
+
+
+async def _started(harness: RunsHarness) -> str:
+    result = await harness.service.start(
+        principal=make_principal(), tenant_id="t1", kind=RunKind.POLICY_CAPTURE,
+        target=RunTarget(policy_type="settingsCatalog", policy_id="p1"), scope={}, idempotency_key=None,
+        launch=harness.launcher)
+    return result.run.id
+
+
+async def test_a_repeated_transition_keeps_a_read_notification_read() -> None:
+    harness = RunsHarness()
+    run_id = await _started(harness)
+    run = harness.service.mark_running(tenant_id="t1", run_id=run_id)
+    principal = make_principal()
+    note = next(n for n in harness.notifications.list(principal=principal).items if n.status == "running")
+    harness.notifications.mark_read(principal=principal, notification_id=note.id)
+
+    harness.clock.advance(seconds=5)
+    harness.notifications.notify(run, RunStatus.RUNNING)  # an activity that ran twice
+
+    unread = harness.notifications.list(principal=principal, unread_only=True).items
+    assert note.id not in {n.id for n in unread}
+
+
+async def test_items_recorded_after_the_run_ended_do_not_change_it() -> None:
+    harness = RunsHarness()
+    run_id = await _started(harness)
+    harness.service.complete(tenant_id="t1", run_id=run_id, cancelled=True)
+
+    written = harness.service.record_item(tenant_id="t1", run_id=run_id, outcome=ItemOutcome(
+        item_id="settingsCatalog:p1", action="captured", status="succeeded"))
+
+    assert written is False
+    assert harness.service.list_items(tenant_id="t1", run_id=run_id).items == []
+    assert harness.service.get(tenant_id="t1", run_id=run_id).counts.total == 0
