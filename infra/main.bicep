@@ -41,7 +41,7 @@ param graphAuthorityHost string = 'https://login.microsoftonline.com'
 @description('Let the deployer import the Graph certificate into Key Vault (certificate credential only).')
 param grantDeployerCertificateAccess bool = false
 
-@description('Extra app settings resolved from Key Vault: {"SETTING_NAME": "secret-name"}.')
+@description('Graph credentials as app settings resolved from Key Vault: {"GRAPH_CREDENTIAL_<NAME>": "secret-name"}.')
 param keyVaultSecretSettings object = {}
 
 @description('Prefix of the app\'s table names.')

@@ -43,7 +43,7 @@ LOCAL_OPERATOR_TENANT = "11111111-1111-4111-8111-111111111111"
 # The demo customer tenant seeded in the simulator, and the app registration our service uses there.
 DEMO_TENANT = "22222222-2222-4222-8222-222222222222"
 DEMO_GRAPH_CLIENT_ID = "33333333-3333-4333-8333-333333333333"
-DEMO_SECRET_SETTING = "GRAPH_SECRET_DEMO"
+DEMO_SECRET_SETTING = "GRAPH_CREDENTIAL_DEMO"
 # Application permissions consented for our service in the demo tenant: what every catalog type needs to be
 # read and written, plus group reads for assignment targets.
 DEMO_GRAPH_ROLES = sorted(

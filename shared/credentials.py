@@ -6,7 +6,8 @@ orchestration input or a log. Supported references:
 - ``federatedManagedIdentity``: no secret at all. The app's user-assigned managed identity is a federated
   identity credential of the multi-tenant app registration; its token for ``api://AzureADTokenExchange`` is
   the client assertion.
-- ``appSetting``: the value of the app setting ``name``. In Azure that setting is a Key Vault reference
+- ``appSetting``: the value of the app setting ``name``, which must start with ``GRAPH_CREDENTIAL_`` (no other
+  setting can be sent to a token endpoint). In Azure that setting is a Key Vault reference
   (``@Microsoft.KeyVault(SecretUri=...)``), so the secret lives in Key Vault; locally the launcher sets it.
 - ``keyVaultSecret`` / ``keyVaultCertificate``: read from ``KEY_VAULT_URL`` with the managed identity
   (a certificate is read as its PEM secret: private key and public certificate).
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from shared.domain.access import GRAPH_CREDENTIAL_SETTING_PREFIX
 from shared.errors import AppError
 
 __all__ = ["CredentialUnavailable", "GraphCredential", "resolve_credential"]
@@ -93,6 +95,9 @@ def resolve_credential(*, kind: str, name: str, key_vault_url: str = "", managed
         return GraphCredential({"client_assertion": lambda: get_token(_FEDERATION_AUDIENCE,
                                                                       managed_identity_client_id)})
     if kind == "appSetting":
+        if not name.startswith(GRAPH_CREDENTIAL_SETTING_PREFIX):
+            raise CredentialUnavailable(
+                f"app setting credentials must start with {GRAPH_CREDENTIAL_SETTING_PREFIX}")
         value = env.get(name, "")
         if not value:
             raise CredentialUnavailable(f"app setting '{name}' named by the tenant's credential is not set")

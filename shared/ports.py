@@ -197,12 +197,12 @@ class SnapshotIndex(Protocol):
 class BlobStore(Protocol):
     """Content-addressed bodies of captured policies."""
 
-    def put_json(self, body: bytes) -> tuple[str, str, int]:
-        """Store ``body`` under its SHA-256 (idempotent); return ``(hash, blob_name, size)``."""
+    def put_json(self, tenant_id: str, body: bytes) -> tuple[str, str, int]:
+        """Store a tenant's ``body`` under its SHA-256 (idempotent); return ``(hash, blob_name, size)``."""
         ...
 
-    def get_json(self, content_hash: str) -> bytes:
-        """Return the body stored under ``content_hash``.
+    def get_json(self, tenant_id: str, content_hash: str) -> bytes:
+        """Return the tenant's body stored under ``content_hash``.
 
         Raises:
             NotFound: there is no such body.

@@ -7,11 +7,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.domain.base import ApiModel
 
 __all__ = [
+    "GRAPH_CREDENTIAL_SETTING_PREFIX",
     "PLATFORM_ADMIN_ROLE",
     "CredentialRef",
     "Grant",
@@ -22,6 +23,8 @@ __all__ = [
     "role_at_least",
 ]
 
+# App settings that hold Graph credentials (in Azure: Key Vault references) all start with this.
+GRAPH_CREDENTIAL_SETTING_PREFIX = "GRAPH_CREDENTIAL_"
 # App role (in the token's ``roles`` claim) that may register managed tenants and manage grants.
 PLATFORM_ADMIN_ROLE = "Platform.Admin"
 
@@ -103,6 +106,15 @@ class CredentialRef(ApiModel):
                 "credential.name must be the name of a Key Vault object or app setting, not a secret"
             )
         return value
+
+    @model_validator(mode="after")
+    def _app_setting_is_a_graph_credential(self) -> CredentialRef:
+        # Only settings meant for Graph credentials may be named: otherwise a reference could send another
+        # app setting (a storage connection string, say) to a token endpoint as a client secret.
+        if self.type == "appSetting" and not self.name.startswith(GRAPH_CREDENTIAL_SETTING_PREFIX):
+            raise ValueError(f"an appSetting credential must name a setting starting with "
+                             f"{GRAPH_CREDENTIAL_SETTING_PREFIX}")
+        return self
 
 
 class GraphConnection(ApiModel):

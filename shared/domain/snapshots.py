@@ -11,9 +11,13 @@ from shared.domain.base import ApiModel
 __all__ = ["SnapshotRecord", "snapshot_blob_name"]
 
 
-def snapshot_blob_name(content_hash: str) -> str:
-    """Blob name of a snapshot body: ``sha256/<hash>.json`` (identical bodies are stored once)."""
-    return f"sha256/{content_hash}.json"
+def snapshot_blob_name(tenant_id: str, content_hash: str) -> str:
+    """Blob name of a snapshot body: ``tenants/<tenant>/sha256/<hash>.json``.
+
+    Identical bodies of one tenant are stored once; tenants never share a blob, so a tenant's data can be
+    purged (offboarding, retention) without counting references across tenants.
+    """
+    return f"tenants/{tenant_id}/sha256/{content_hash}.json"
 
 
 class SnapshotRecord(ApiModel):

@@ -135,7 +135,8 @@ class CaptureService:
     async def _store(self, item: CaptureItemInput, item_id: str, started: datetime,
                      captured: CapturedPolicy) -> CaptureItemResult:
         body = json.dumps(captured.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        content_hash, blob_name, size = await asyncio.to_thread(self._blobs.put_json, body.encode("utf-8"))
+        content_hash, blob_name, size = await asyncio.to_thread(self._blobs.put_json, item.tenant_id,
+                                                                body.encode("utf-8"))
         now = self._clock()
         record = SnapshotRecord(
             tenant_id=item.tenant_id, snapshot_id=f"{item.run_id}:{item_id}", policy_type=item.policy_type,

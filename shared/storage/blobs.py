@@ -17,19 +17,19 @@ _HASH_CHARS = frozenset("0123456789abcdef")
 
 
 class BlobSnapshotStore:
-    """Stores each distinct body once, under ``sha256/<hash>.json``; bodies never change."""
+    """Stores each distinct body of a tenant once, under ``tenants/<tenant>/sha256/<hash>.json``."""
 
     def __init__(self, container: ContainerClient) -> None:
         self._container = container
 
-    def put_json(self, body: bytes) -> tuple[str, str, int]:
-        """Store ``body`` under its SHA-256 (idempotent).
+    def put_json(self, tenant_id: str, body: bytes) -> tuple[str, str, int]:
+        """Store a tenant's ``body`` under its SHA-256 (idempotent).
 
         Returns:
             ``(content_hash, blob_name, size_bytes)``.
         """
         digest = hashlib.sha256(body).hexdigest()
-        name = snapshot_blob_name(digest)
+        name = snapshot_blob_name(tenant_id, digest)
         # Same name means same content, so an existing blob is success.
         with contextlib.suppress(ResourceExistsError):
             self._container.upload_blob(
@@ -38,8 +38,8 @@ class BlobSnapshotStore:
             )
         return digest, name, len(body)
 
-    def get_json(self, content_hash: str) -> bytes:
-        """Return the body stored under ``content_hash``.
+    def get_json(self, tenant_id: str, content_hash: str) -> bytes:
+        """Return the tenant's body stored under ``content_hash``.
 
         Raises:
             NotFound: no such body.
@@ -48,6 +48,6 @@ class BlobSnapshotStore:
         if len(content_hash) != 64 or not set(content_hash) <= _HASH_CHARS:
             raise InvalidRequest("content hash must be a lower-case SHA-256 hex digest")
         try:
-            return self._container.download_blob(snapshot_blob_name(content_hash)).readall()
+            return self._container.download_blob(snapshot_blob_name(tenant_id, content_hash)).readall()
         except ResourceNotFoundError as exc:
             raise NotFound("snapshot body not found") from exc

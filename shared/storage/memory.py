@@ -270,17 +270,18 @@ class InMemoryBlobStore:
         self._lock = threading.Lock()
         self._blobs: dict[str, bytes] = {}
 
-    def put_json(self, body: bytes) -> tuple[str, str, int]:
-        """Store ``body`` under its SHA-256; storing it again changes nothing."""
+    def put_json(self, tenant_id: str, body: bytes) -> tuple[str, str, int]:
+        """Store a tenant's ``body`` under its SHA-256; storing it again changes nothing."""
         digest = hashlib.sha256(body).hexdigest()
+        name = snapshot_blob_name(tenant_id, digest)
         with self._lock:
-            self._blobs.setdefault(digest, bytes(body))
-        return digest, snapshot_blob_name(digest), len(body)
+            self._blobs.setdefault(name, bytes(body))
+        return digest, name, len(body)
 
-    def get_json(self, content_hash: str) -> bytes:
-        """Return the body stored under ``content_hash``."""
+    def get_json(self, tenant_id: str, content_hash: str) -> bytes:
+        """Return the tenant's body stored under ``content_hash``."""
         with self._lock:
-            body = self._blobs.get(content_hash)
+            body = self._blobs.get(snapshot_blob_name(tenant_id, content_hash))
         if body is None:
             raise NotFound("snapshot body not found")
         return body

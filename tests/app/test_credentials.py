@@ -8,14 +8,15 @@ from shared.credentials import CredentialUnavailable, resolve_credential
 
 
 def test_app_setting_reference_reads_the_setting() -> None:
-    cred = resolve_credential(kind="appSetting", name="GRAPH_SECRET_X", environ={"GRAPH_SECRET_X": "s3cr3t"})
+    cred = resolve_credential(kind="appSetting", name="GRAPH_CREDENTIAL_X",
+                              environ={"GRAPH_CREDENTIAL_X": "s3cr3t"})
     assert cred.value == "s3cr3t"
 
 
 def test_missing_app_setting_names_the_setting_not_a_value() -> None:
     with pytest.raises(CredentialUnavailable) as info:
-        resolve_credential(kind="appSetting", name="GRAPH_SECRET_MISSING", environ={"OTHER": "s3cr3t"})
-    assert "GRAPH_SECRET_MISSING" in str(info.value)
+        resolve_credential(kind="appSetting", name="GRAPH_CREDENTIAL_MISSING", environ={"OTHER": "s3cr3t"})
+    assert "GRAPH_CREDENTIAL_MISSING" in str(info.value)
     assert "s3cr3t" not in str(info.value)
     assert info.value.instance_code == "graph-credential-unavailable"
 
@@ -42,3 +43,20 @@ def test_key_vault_reference_without_a_vault_is_unavailable() -> None:
 def test_unknown_reference_type_is_refused() -> None:
     with pytest.raises(CredentialUnavailable):
         resolve_credential(kind="plaintext", name="x")
+
+
+def test_an_app_setting_that_is_not_a_graph_credential_is_never_read() -> None:
+    with pytest.raises(CredentialUnavailable):
+        resolve_credential(kind="appSetting", name="STORAGE_CONNECTION_STRING",
+                           environ={"STORAGE_CONNECTION_STRING": "AccountKey=abc"})
+
+
+def test_a_tenant_cannot_reference_an_arbitrary_app_setting() -> None:
+    from pydantic import ValidationError
+
+    from shared.domain import CredentialRef
+
+    with pytest.raises(ValidationError):
+        CredentialRef(type="appSetting", name="AzureWebJobsStorage")
+    allowed = CredentialRef(type="appSetting", name="GRAPH_CREDENTIAL_CONTOSO")
+    assert allowed.name == "GRAPH_CREDENTIAL_CONTOSO"

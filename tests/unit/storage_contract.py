@@ -285,21 +285,31 @@ class StorageContract:
 
     def test_blob_bodies_are_content_addressed_and_idempotent(self, stores: Stores) -> None:
         body = b'{"id":"p1","settings":[]}'
-        digest, name, size = stores.blobs.put_json(body)
+        digest, name, size = stores.blobs.put_json(TENANT, body)
         assert digest == hashlib.sha256(body).hexdigest()
-        assert name == f"sha256/{digest}.json"
+        assert name == f"tenants/{TENANT}/sha256/{digest}.json"
         assert size == len(body)
-        assert stores.blobs.put_json(body) == (digest, name, size)
-        assert stores.blobs.get_json(digest) == body
+        assert stores.blobs.put_json(TENANT, body) == (digest, name, size)
+        assert stores.blobs.get_json(TENANT, digest) == body
         with pytest.raises(NotFound):
-            stores.blobs.get_json("0" * 64)
+            stores.blobs.get_json(TENANT, "0" * 64)
+
+    def test_tenants_never_share_a_blob(self, stores: Stores) -> None:
+        body = b'{"id":"same body in two tenants"}'
+        digest, name, _ = stores.blobs.put_json(TENANT, body)
+        other = "99999999-9999-4999-8999-999999999999"
+        _, other_name, _ = stores.blobs.put_json(other, body)
+        assert other_name != name
+        assert stores.blobs.get_json(other, digest) == body
+        with pytest.raises(NotFound):
+            stores.blobs.get_json("88888888-8888-4888-8888-888888888888", digest)
 
     def test_snapshot_index(self, stores: Stores) -> None:
         digest = hashlib.sha256(b"x").hexdigest()
         records = [
             SnapshotRecord(tenant_id=TENANT, snapshot_id=f"s{i}", policy_type=ptype,
                            source_id=f"src{i % 2}", captured_at=T0, content_hash=digest,
-                           size_bytes=1, blob_name=f"sha256/{digest}.json", run_id="run_X")
+                           size_bytes=1, blob_name=f"tenants/{TENANT}/sha256/{digest}.json", run_id="run_X")
             for i, ptype in enumerate(["settingsCatalog", "compliance", "settingsCatalog"])
         ]
         for r in records:
