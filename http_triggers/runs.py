@@ -59,11 +59,18 @@ async def monitor_run(req: func.HttpRequest, client: df.DurableOrchestrationClie
     """202 + Location + Retry-After while the run is active; 200 with the run once it is terminal.
 
     A failed run is still a 200: Logic Apps retries 5xx answers, and the run's status says what happened.
-    The monitor also recovers a run whose orchestration start was lost (process died after the claim).
+    The monitor also recovers a run whose orchestration start was lost (process died after the claim),
+    and ends a run whose orchestration failed or was terminated without ending it.
     """
     grant = await asyncio.to_thread(_reader_grant, req)
-    run = await container.run_service().relaunch_if_stalled(
-        tenant_id=grant.tenant_id, run_id=req.route_params["runId"], launch=launcher_for(client))
+    runs = container.run_service()
+    run = await runs.relaunch_if_stalled(tenant_id=grant.tenant_id, run_id=req.route_params["runId"],
+                                         launch=launcher_for(client))
+    if not run.status.is_terminal and run.launched_at is not None:
+        status = await client.get_status(run.id)
+        runtime = status.runtime_status.name if status and status.runtime_status else None
+        run = await asyncio.to_thread(runs.settle_if_orchestration_ended, tenant_id=grant.tenant_id,
+                                      run_id=run.id, orchestration_status=runtime)
     body = render_run(run, api_base_url(req))
     if run.status.is_terminal:
         return json_response(body)

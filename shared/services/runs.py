@@ -69,6 +69,8 @@ EXCLUSIVE_KINDS = frozenset({RunKind.RESTORE_EXECUTE})
 MAX_CLAIM_ATTEMPTS = 8
 MAX_UPDATE_ATTEMPTS = 16
 PROGRESS_WINDOW = timedelta(hours=1)
+# Durable runtime statuses after which an orchestration will never complete its run.
+_ENDED_ORCHESTRATION = frozenset({"Failed", "Terminated", "Canceled"})
 _MAX_IDEMPOTENCY_KEY = 255
 
 
@@ -340,6 +342,34 @@ class RunService:
             continuation = page.continuation
             if continuation is None:
                 return failed
+
+    def settle_if_orchestration_ended(self, *, tenant_id: str, run_id: str,
+                                      orchestration_status: str | None) -> RunRecord:
+        """Fail an active run whose orchestration ended without completing it.
+
+        An orchestration normally ends the run itself. If it failed outright or was terminated, or its
+        instance is gone, nothing else would: the run would stay active, keep its idempotency key, and the
+        monitor would answer 202 forever. Callers pass the orchestration's runtime status (``None`` when the
+        instance does not exist).
+
+        Args:
+            tenant_id: the managed tenant.
+            run_id: the run (its orchestration instance id).
+            orchestration_status: ``Running``, ``Failed``, ``Terminated`` ... or ``None``.
+
+        Returns:
+            The run, failed with ``orchestration-ended`` if it was orphaned, otherwise unchanged.
+        """
+        run = self.get(tenant_id=tenant_id, run_id=run_id)
+        if run.status.is_terminal or run.launched_at is None:
+            return run
+        if orchestration_status is not None and orchestration_status not in _ENDED_ORCHESTRATION:
+            return run
+        logger.warning("run orphaned by its orchestration run_id=%s tenant_id=%s orchestration=%s",
+                       run_id, tenant_id, orchestration_status)
+        failure = ErrorInfo(code="orchestration-ended",
+                            message="The run's orchestration ended without completing the run.")
+        return self.complete(tenant_id=tenant_id, run_id=run_id, failure=failure)
 
     # ------------------------------------------------------------------------------ reading
 

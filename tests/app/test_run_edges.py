@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shared.domain import ItemOutcome, RunKind, RunStatus, RunTarget
+from shared.errors import ServiceUnavailable
 from tests.fakes import RunsHarness, make_principal
 
 
@@ -40,3 +43,32 @@ async def test_items_recorded_after_the_run_ended_do_not_change_it() -> None:
     assert written is False
     assert harness.service.list_items(tenant_id="t1", run_id=run_id).items == []
     assert harness.service.get(tenant_id="t1", run_id=run_id).counts.total == 0
+
+
+async def test_a_run_whose_orchestration_ended_without_it_is_failed_and_releases_its_key() -> None:
+    harness = RunsHarness()
+    run_id = await _started(harness)
+    harness.service.mark_running(tenant_id="t1", run_id=run_id)
+
+    still = harness.service.settle_if_orchestration_ended(tenant_id="t1", run_id=run_id,
+                                                          orchestration_status="Running")
+    assert still.status == RunStatus.RUNNING
+
+    ended = harness.service.settle_if_orchestration_ended(tenant_id="t1", run_id=run_id,
+                                                          orchestration_status="Terminated")
+    assert ended.status == RunStatus.FAILED
+    assert ended.failure is not None
+    assert ended.failure.code == "orchestration-ended"
+    again = await _started(harness)
+    assert again != run_id
+
+
+async def test_a_run_that_was_never_launched_is_left_to_launch_recovery() -> None:
+    harness = RunsHarness()
+    harness.launcher.fail_next = 1
+    with pytest.raises(ServiceUnavailable):  # the start reports the lost launch; the run stays queued
+        await _started(harness)
+    run = harness.service.list(tenant_id="t1").items[0]
+    unchanged = harness.service.settle_if_orchestration_ended(tenant_id="t1", run_id=run.id,
+                                                              orchestration_status=None)
+    assert unchanged.status == RunStatus.QUEUED

@@ -68,3 +68,31 @@ def test_the_monitor_launches_a_run_whose_launch_was_lost(stack: Stack) -> None:
 
     assert done["status"] == "succeeded"
     assert done["counts"]["succeeded"] == 1
+
+
+def test_a_run_whose_orchestration_is_terminated_ends_failed_and_frees_its_key(stack: Stack) -> None:
+    tenant = stack.new_customer_tenant()
+    api, _ = stack.user(tenant, "operator")
+    policy = api.get(f"/tenants/{tenant}/policies", params={"type": "deviceCategory"}).json()["items"][0]
+    path = f"/tenants/{tenant}/policies/deviceCategory/{policy['id']}/snapshots"
+    stack.sim.put("/_sim/faults", json={"rules": [
+        {"kind": "slow", "delaySeconds": 8, "path": f"deviceCategories/{policy['id']}", "tenant": tenant},
+    ]}).raise_for_status()
+    try:
+        started = api.post(path)
+        run_id = started.json()["id"]
+        # An operator (or a host failure) ends the orchestration while the capture is in flight.
+        terminated = httpx.post(
+            f"{stack.info.host_base_url}/runtime/webhooks/durabletask/instances/{run_id}/terminate",
+            params={"reason": "stopped by an operator"})
+        assert terminated.status_code == 202
+        done = wait_terminal(api, started.headers["Location"], timeout=30)
+    finally:
+        stack.sim.delete("/_sim/faults")
+
+    assert done["status"] == "failed"
+    assert done["failure"]["code"] == "orchestration-ended"
+    again = api.post(path)
+    assert again.status_code == 202
+    assert again.json()["id"] != run_id
+    assert wait_terminal(api, again.headers["Location"])["status"] == "succeeded"
