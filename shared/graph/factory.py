@@ -109,6 +109,17 @@ class GraphClientFactory:
         with self._lock:
             return _Key(tenant_id, client_id, credential_key) in self._providers
 
+    def forget(self, *, tenant_id: str, client_id: str, credential_key: str = "") -> None:
+        """Drop the client and token provider of (tenant, client id, credential).
+
+        Used when Entra refused the credential (a rotated or revoked secret): the next call resolves the
+        credential again instead of failing with the stale one until the process restarts.
+        """
+        key = _Key(tenant_id, client_id, credential_key)
+        with self._lock:
+            self._clients.pop(key, None)
+            self._providers.pop(key, None)
+
     def get(
         self,
         *,

@@ -22,6 +22,7 @@ from shared.errors import AppError, InvalidRequest, TenantNotFound
 from shared.graph.catalog import CATALOG
 from shared.graph.client import GraphClient
 from shared.graph.errors import (
+    GraphAuthError,
     GraphError,
     GraphIncompleteRead,
     GraphNotFound,
@@ -39,6 +40,9 @@ __all__ = ["CaptureService", "require_policy_type"]
 logger = logging.getLogger(__name__)
 
 CredentialResolver = Callable[[ManagedTenant], GraphCredential]
+# Entra refused the credential itself (invalid or expired secret, certificate, assertion): resolve it again
+# next time, so a rotated secret is picked up without a restart.
+_CREDENTIAL_REFUSED = frozenset({"AADSTS7000215", "AADSTS7000222", "AADSTS700027", "AADSTS700024"})
 # Faults worth another attempt after a pause: Graph is busy or briefly broken, or a page came back short.
 _TRANSIENT = (GraphThrottled, GraphServerError, GraphIncompleteRead)
 
@@ -128,9 +132,20 @@ class CaptureService:
                 return CaptureItemResult(item_id=item_id, status="retry", error=_error_of(exc),
                                          retry_after_seconds=retry_after)
             return await self._settle_failed(item, item_id, started, _error_of(exc))
+        except GraphAuthError as exc:
+            if exc.aadsts in _CREDENTIAL_REFUSED:
+                await self._forget_credential(item.tenant_id)
+            return await self._settle_failed(item, item_id, started, _error_of(exc))
         except (GraphError, CredentialUnavailable, TenantNotFound) as exc:
             return await self._settle_failed(item, item_id, started, _error_of(exc))
         return await self._store(item, item_id, started, captured)
+
+    async def _forget_credential(self, tenant_id: str) -> None:
+        tenant = await asyncio.to_thread(self._tenants.get, tenant_id)
+        if tenant is not None:
+            ref = tenant.graph.credential
+            self._graph.forget(tenant_id=tenant.tenant_id, client_id=tenant.graph.client_id,
+                               credential_key=f"{ref.type}:{ref.name}")
 
     async def _store(self, item: CaptureItemInput, item_id: str, started: datetime,
                      captured: CapturedPolicy) -> CaptureItemResult:

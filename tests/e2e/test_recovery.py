@@ -96,3 +96,4 @@ def test_a_run_whose_orchestration_is_terminated_ends_failed_and_frees_its_key(s
     assert again.status_code == 202
     assert again.json()["id"] != run_id
     assert wait_terminal(api, again.headers["Location"])["status"] == "succeeded"
+
