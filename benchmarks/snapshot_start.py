@@ -41,7 +41,14 @@ from typing import Any
 import httpx
 
 from localdev.azurite import start_azurite
-from localdev.stack import DEMO_GRAPH_ROLES, DEMO_SECRET_SETTING, StackInfo, running_stack
+from localdev.stack import (
+    StackInfo,
+    create_customer_tenant,
+    mint_token,
+    running_stack,
+    sim_client,
+    tenant_registration,
+)
 from shared.graph.catalog import CATALOG
 
 IDLE_REPEATS = 5
@@ -73,24 +80,6 @@ class BurstResult:
     wall_seconds: float = 0.0
 
 
-class Sim:
-    """The simulator's control API: tenants, app registrations and tokens."""
-
-    def __init__(self, info: StackInfo, client: httpx.Client) -> None:
-        self.info = info
-        self.client = client
-
-    def token(self, *, oid: str, roles: list[str] | None = None, idtyp: str = "user") -> str:
-        body: dict[str, Any] = {"tenantId": self.info.operator_tenant_id, "audience": self.info.api_audience,
-                                "oid": oid, "name": f"Bench {oid[:8]}", "idtyp": idtyp,
-                                "roles": roles or []}
-        if idtyp == "app":
-            body["appid"] = oid
-        response = self.client.post("/_sim/tokens", json=body)
-        response.raise_for_status()
-        return str(response.json()["access_token"])
-
-
 def api_client(info: StackInfo, token: str) -> httpx.Client:
     return httpx.Client(base_url=info.api_base_url, timeout=60.0,
                         headers={"Authorization": f"Bearer {token}"})
@@ -102,27 +91,19 @@ def _ok(response: httpx.Response, what: str) -> httpx.Response:
     return response
 
 
-def seed(info: StackInfo, sim: Sim, demo_secret: str, policies: int) -> Seeded:
+def seed(info: StackInfo, sim: httpx.Client, demo_secret: str, policies: int) -> Seeded:
     """A generated tenant registered with our API, and its generated policies split into targets."""
     tenant_id = str(uuid.uuid4())
-    _ok(sim.client.post("/_sim/tenants", json={"preset": "generated", "tenantId": tenant_id, "seed": 7,
-                                               "policies": policies,
-                                               "displayName": f"Bench {tenant_id[:8]}"}),
-        "create tenant")
-    _ok(sim.client.post(f"/_sim/tenants/{tenant_id}/apps", json={
-        "clientId": info.demo_graph_client_id, "secret": demo_secret, "roles": list(DEMO_GRAPH_ROLES)}),
-        "create app registration")
-    admin_token = sim.token(oid=str(uuid.uuid4()), roles=["Platform.Admin"], idtyp="app")
+    name = f"Bench {tenant_id[:8]}"
+    create_customer_tenant(sim, tenant_id=tenant_id, secret=demo_secret, display_name=name,
+                           preset="generated", seed=7, policies=policies)
+    admin_token = mint_token(sim, oid=str(uuid.uuid4()), roles=["Platform.Admin"], idtyp="app")
     targets: list[tuple[str, str]] = []
     with api_client(info, admin_token) as admin:
-        _ok(admin.put(f"/tenants/{tenant_id}", json={
-            "displayName": f"Bench {tenant_id[:8]}",
-            "graph": {"clientId": info.demo_graph_client_id,
-                      "credential": {"type": "appSetting", "name": DEMO_SECRET_SETTING}}}),
-            "register tenant")
+        _ok(admin.put(f"/tenants/{tenant_id}", json=tenant_registration(name)), "register tenant")
         reader_oid = str(uuid.uuid4())
         grant(admin, tenant_id, reader_oid)
-        with api_client(info, sim.token(oid=reader_oid)) as reader:
+        with api_client(info, mint_token(sim, oid=reader_oid)) as reader:
             for policy_type in CATALOG:
                 items = _ok(reader.get(f"/tenants/{tenant_id}/policies", params={"type": policy_type}),
                             f"list {policy_type}").json()["items"]
@@ -305,11 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     # Other processes on the machine skew every number here, so the load is printed with them.
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     demo_secret = secrets.token_urlsafe(24)
-    with local_stack(demo_secret) as info, \
-            httpx.Client(base_url=info.simulator_base_url, verify=info.simulator_ca_file,
-                         timeout=60.0) as sim_client:
+    with local_stack(demo_secret) as info, sim_client(info) as sim:
         print(f"stack up in {time.perf_counter() - began:.1f}s")
-        sim = Sim(info, sim_client)
         # Generated tenants spread policies over ~18 types; a margin keeps one policy per request.
         seeded = seed(info, sim, demo_secret, policies=args.requests + args.requests // 4 + 40)
         if len(seeded.burst_targets) < args.requests:
@@ -320,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.callers):
                 oid = str(uuid.uuid4())
                 grant(admin, seeded.tenant_id, oid)
-                tokens.append(sim.token(oid=oid))
+                tokens.append(mint_token(sim, oid=oid, name=f"Bench {oid[:8]}"))
         print(f"seeded tenant with {len(seeded.burst_targets) + 1} generated policies, "
               f"{args.callers} operators")
 

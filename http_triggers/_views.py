@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain import ItemOutcome, ManagedTenant, Notification, Page, Role, RunRecord
+from shared.graph.reader import PolicySummary
 from shared.openapi import INTERNAL_RUN_FIELDS
 from shared.services.runs import ProgressEntry
 
-__all__ = ["render_item_page", "render_notification_page", "render_progress", "render_run",
+__all__ = ["render_item_page", "render_notification_page", "render_policy", "render_progress", "render_run",
            "render_run_page", "render_tenant", "run_links"]
 
 
@@ -67,6 +68,12 @@ def render_progress(entries: list[ProgressEntry], api_base: str) -> dict[str, An
             "links": run_links(api_base, run),
         })
     return {"items": items}
+
+
+def render_policy(policy: PolicySummary) -> dict[str, Any]:
+    """A policy as the live listing shows it."""
+    return {"id": policy.id, "displayName": policy.name, "policyType": policy.type_key,
+            "odataType": policy.odata_type, "lastModifiedDateTime": policy.last_modified}
 
 
 def render_tenant(tenant: ManagedTenant, role: Role | None = None) -> dict[str, Any]:

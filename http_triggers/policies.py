@@ -9,11 +9,11 @@ import azure.functions as func
 
 from http_triggers._blueprint import bp
 from http_triggers._support import caller, json_response, problem_responses
+from http_triggers._views import render_policy
 from shared import container
 from shared.domain import Role
 from shared.errors import AppError
 from shared.graph.catalog import CATALOG
-from shared.graph.reader import PolicySummary
 from shared.redaction import redact
 
 
@@ -32,7 +32,7 @@ async def list_policies(req: func.HttpRequest) -> func.HttpResponse:
     if requested:
         # One type: its failure is the answer (a 403 names the missing permission).
         summaries = await capture.list_policies(tenant_id=grant.tenant_id, policy_type=requested)
-        return json_response({"items": [_render(p) for p in summaries]})
+        return json_response({"items": [render_policy(p) for p in summaries]})
     # Every type: one type the app may not read must not hide all the others.
     types = list(CATALOG)
     lists = await asyncio.gather(*(capture.list_policies(tenant_id=grant.tenant_id, policy_type=t)
@@ -46,10 +46,5 @@ async def list_policies(req: func.HttpRequest) -> func.HttpResponse:
         elif isinstance(outcome, BaseException):
             raise outcome
         else:
-            items.extend(_render(p) for p in outcome)
+            items.extend(render_policy(p) for p in outcome)
     return json_response({"items": items, "errors": errors})
-
-
-def _render(policy: PolicySummary) -> dict[str, Any]:
-    return {"id": policy.id, "displayName": policy.name, "policyType": policy.type_key,
-            "odataType": policy.odata_type, "lastModifiedDateTime": policy.last_modified}

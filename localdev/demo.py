@@ -18,19 +18,10 @@ from typing import Any
 
 import httpx
 
-from localdev.stack import DEMO_SECRET_SETTING, STATE_FILE, StackInfo, trust
+from localdev.stack import STATE_FILE, StackInfo, mint_token, sim_client, tenant_registration
 
 DEMO_OPERATOR_OID = "44444444-4444-4444-8444-444444444444"
 DEMO_ADMIN_APP_OID = "55555555-5555-4555-8555-555555555555"
-
-
-def mint_token(info: StackInfo, **claims: Any) -> str:
-    """A token for our API, issued by the simulator's Entra endpoint."""
-    body = {"tenantId": info.operator_tenant_id, "audience": info.api_audience, **claims}
-    response = httpx.post(f"{info.simulator_base_url}/_sim/tokens", json=body,
-                          verify=trust(info.simulator_ca_file))
-    response.raise_for_status()
-    return str(response.json()["access_token"])
 
 
 def _check(response: httpx.Response, *expected: int) -> dict[str, Any]:
@@ -72,17 +63,14 @@ def main() -> int:
         print(f"No local stack found ({STATE_FILE}). Start one: python -m localdev.stack up --background")
         return 1
     tenant = info.demo_tenant_id
-    admin_token = mint_token(info, oid=DEMO_ADMIN_APP_OID, idtyp="app", appid=DEMO_ADMIN_APP_OID,
-                             name="Provisioning pipeline", roles=["Platform.Admin"])
-    operator_token = mint_token(info, oid=DEMO_OPERATOR_OID, idtyp="user", name="Dana Operator")
+    with sim_client(info) as sim:
+        admin_token = mint_token(sim, oid=DEMO_ADMIN_APP_OID, idtyp="app", name="Provisioning pipeline",
+                                 roles=["Platform.Admin"])
+        operator_token = mint_token(sim, oid=DEMO_OPERATOR_OID, name="Dana Operator")
     with httpx.Client(base_url=info.api_base_url, timeout=30.0,
                       headers={"Authorization": f"Bearer {admin_token}"}) as admin:
         print(f"1. Registering the demo tenant {tenant} (as Platform.Admin)")
-        _check(admin.put(f"/tenants/{tenant}", json={
-            "displayName": "Contoso (demo)",
-            "graph": {"clientId": info.demo_graph_client_id,
-                      "credential": {"type": "appSetting", "name": DEMO_SECRET_SETTING}},
-        }), 200, 201)
+        _check(admin.put(f"/tenants/{tenant}", json=tenant_registration("Contoso (demo)")), 200, 201)
         print(f"2. Granting the operator {DEMO_OPERATOR_OID} on it")
         _check(admin.put(f"/tenants/{tenant}/grants/{DEMO_OPERATOR_OID}", json={"role": "operator"}),
                200, 201)

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["ROOT", "free_port", "stop_process", "wait_for_port"]
+__all__ = ["ROOT", "free_port", "is_alive", "port_open", "stop_process", "wait_for_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +44,17 @@ def wait_for_port(port: int, *, timeout: float = 30.0, proc: subprocess.Popen[by
     raise TimeoutError(f"{what} did not listen on port {port} within {timeout:.0f}s")
 
 
+def is_alive(pid: int) -> bool:
+    """Whether a process with this id exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it is just not ours
+    return True
+
+
 def stop_process(pid: int, *, timeout: float = 10.0) -> None:
     """Stop a process group started with ``start_new_session=True`` (TERM, then KILL)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -56,9 +67,7 @@ def stop_process(pid: int, *, timeout: float = 10.0) -> None:
                 os.kill(pid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not is_alive(pid):
                 return
             with contextlib.suppress(ChildProcessError):
                 done, _ = os.waitpid(pid, os.WNOHANG)

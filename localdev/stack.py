@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 from localdev.azurite import connection_string, start_azurite
-from localdev.procs import ROOT, free_port, port_open, stop_process, wait_for_port
+from localdev.procs import ROOT, free_port, is_alive, port_open, stop_process, wait_for_port
 from shared.graph.catalog import CATALOG, GROUPS_READ_PERMISSION
 
 STATE_DIR = ROOT / ".localdev"
@@ -111,17 +111,54 @@ def _spawn(args: list[str], *, log: Path, env: dict[str, str]) -> subprocess.Pop
                             env=env, cwd=ROOT, start_new_session=True)
 
 
+# --- acting as the people and tenants of the local stack (demo, end-to-end tests, benchmarks) -------
+
+def mint_token(sim: httpx.Client, *, oid: str, name: str = "", roles: list[str] | None = None,
+               idtyp: str = "user", audience: str = LOCAL_API_AUDIENCE,
+               tenant_id: str = LOCAL_OPERATOR_TENANT, expires_in: int | None = None) -> str:
+    """A token for our API issued by the simulator's Entra endpoint (an app token uses ``oid`` as app id)."""
+    body: dict[str, object] = {"tenantId": tenant_id, "audience": audience, "oid": oid, "name": name,
+                               "idtyp": idtyp, "roles": roles or []}
+    if idtyp == "app":
+        body["appid"] = oid
+    if expires_in is not None:
+        body["expiresIn"] = expires_in
+    response = sim.post("/_sim/tokens", json=body)
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def create_customer_tenant(sim: httpx.Client, *, tenant_id: str, secret: str, display_name: str,
+                           preset: str = "demo", seed: int = 1, policies: int | None = None) -> None:
+    """A customer tenant in the simulator where our app registration has consent (with ``secret``)."""
+    body: dict[str, object] = {"preset": preset, "tenantId": tenant_id, "seed": seed,
+                               "displayName": display_name}
+    if policies is not None:
+        body["policies"] = policies
+    sim.post("/_sim/tenants", json=body).raise_for_status()
+    sim.post(f"/_sim/tenants/{tenant_id}/apps", json={
+        "clientId": DEMO_GRAPH_CLIENT_ID, "secret": secret, "roles": DEMO_GRAPH_ROLES,
+    }).raise_for_status()
+
+
+def tenant_registration(display_name: str) -> dict[str, object]:
+    """The ``PUT /api/tenants/{id}`` body for a tenant our app reaches with the launch's secret."""
+    return {"displayName": display_name,
+            "graph": {"clientId": DEMO_GRAPH_CLIENT_ID,
+                      "credential": {"type": "appSetting", "name": DEMO_SECRET_SETTING}}}
+
+
+def sim_client(info: StackInfo) -> httpx.Client:
+    """A client of the simulator (control API and Entra endpoint) that trusts its CA."""
+    return httpx.Client(base_url=info.simulator_base_url, verify=trust(info.simulator_ca_file), timeout=60.0)
+
+
 def seed_simulator(sim_base: str, ca_file: str, secret: str) -> None:
     """Create the operator tenant, the demo customer tenant and our app registration in it."""
     with httpx.Client(base_url=sim_base, verify=trust(ca_file), timeout=30.0) as sim:
-        for body in (
-            {"preset": "empty", "tenantId": LOCAL_OPERATOR_TENANT, "displayName": "Fabrikam MSP (operator)"},
-            {"preset": "demo", "tenantId": DEMO_TENANT, "displayName": "Contoso (demo)", "seed": 1},
-        ):
-            sim.post("/_sim/tenants", json=body).raise_for_status()
-        sim.post(f"/_sim/tenants/{DEMO_TENANT}/apps", json={
-            "clientId": DEMO_GRAPH_CLIENT_ID, "secret": secret, "roles": DEMO_GRAPH_ROLES,
-        }).raise_for_status()
+        sim.post("/_sim/tenants", json={"preset": "empty", "tenantId": LOCAL_OPERATOR_TENANT,
+                                        "displayName": "Fabrikam MSP (operator)"}).raise_for_status()
+        create_customer_tenant(sim, tenant_id=DEMO_TENANT, secret=secret, display_name="Contoso (demo)")
 
 
 def app_environment(*, storage: str, sim_base: str, ca_file: str) -> dict[str, str]:
@@ -233,7 +270,7 @@ def running_stack(*, storage: str, state_dir: Path, port: int | None = None,
 def up(*, port: int, fresh: bool, background: bool) -> StackInfo:
     """Start the whole stack for a person at the keyboard (``python -m localdev.stack up``)."""
     existing = StackInfo.load()
-    if existing and any(_alive(pid) for pid in existing.pids.values()):
+    if existing and any(is_alive(pid) for pid in existing.pids.values()):
         raise SystemExit("a local stack is already running (python -m localdev.stack down stops it)")
     info = start_stack(port=port, state_dir=STATE_DIR, fresh=fresh)
     if background:
@@ -248,16 +285,6 @@ def down() -> bool:
         return False
     stop_pids(info.pids)
     STATE_FILE.unlink(missing_ok=True)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

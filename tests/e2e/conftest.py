@@ -14,7 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from localdev.stack import DEMO_GRAPH_ROLES, DEMO_SECRET_SETTING, StackInfo, running_stack, trust
+from localdev.stack import (
+    StackInfo,
+    create_customer_tenant,
+    mint_token,
+    running_stack,
+    sim_client,
+    tenant_registration,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -50,22 +57,14 @@ class Stack:
 
     info: StackInfo
     sim: httpx.Client
+    demo_secret: str
 
     def mint(self, *, oid: str | None = None, roles: list[str] | None = None, idtyp: str = "user",
              audience: str | None = None, expires_in: int | None = None, name: str = "Test User",
              tenant_id: str | None = None) -> str:
-        body: dict[str, Any] = {
-            "tenantId": tenant_id or self.info.operator_tenant_id,
-            "audience": audience or self.info.api_audience,
-            "oid": oid or str(uuid.uuid4()), "name": name, "idtyp": idtyp, "roles": roles or [],
-        }
-        if idtyp == "app":
-            body["appid"] = body["oid"]
-        if expires_in is not None:
-            body["expiresIn"] = expires_in
-        response = self.sim.post("/_sim/tokens", json=body)
-        response.raise_for_status()
-        return str(response.json()["access_token"])
+        return mint_token(self.sim, oid=oid or str(uuid.uuid4()), name=name, roles=roles, idtyp=idtyp,
+                          audience=audience or self.info.api_audience,
+                          tenant_id=tenant_id or self.info.operator_tenant_id, expires_in=expires_in)
 
     def api(self, token: str) -> Api:
         return Api(self.info.api_base_url, token)
@@ -76,18 +75,11 @@ class Stack:
     def new_customer_tenant(self, *, preset: str = "demo", seed: int = 1) -> str:
         """A fresh customer tenant in the simulator, registered with our API and reachable by our app."""
         tenant_id = str(uuid.uuid4())
-        self.sim.post("/_sim/tenants", json={"preset": preset, "tenantId": tenant_id, "seed": seed,
-                                             "displayName": f"Customer {tenant_id[:8]}"}).raise_for_status()
-        # The app registration reuses the demo secret, which the host has as an app setting.
-        self.sim.post(f"/_sim/tenants/{tenant_id}/apps", json={
-            "clientId": self.info.demo_graph_client_id, "secret": self.demo_secret,
-            "roles": self.graph_roles,
-        }).raise_for_status()
-        response = self.admin().put(f"/tenants/{tenant_id}", json={
-            "displayName": f"Customer {tenant_id[:8]}",
-            "graph": {"clientId": self.info.demo_graph_client_id,
-                      "credential": {"type": "appSetting", "name": DEMO_SECRET_SETTING}},
-        })
+        name = f"Customer {tenant_id[:8]}"
+        # The app registration reuses the launch's secret, which the host has as an app setting.
+        create_customer_tenant(self.sim, tenant_id=tenant_id, secret=self.demo_secret, display_name=name,
+                               preset=preset, seed=seed)
+        response = self.admin().put(f"/tenants/{tenant_id}", json=tenant_registration(name))
         assert response.status_code in (200, 201), response.text
         return tenant_id
 
@@ -102,19 +94,14 @@ class Stack:
             self.grant(tenant_id, oid, role)
         return self.api(self.mint(oid=oid, name=name)), oid
 
-    demo_secret: str = ""
-    graph_roles: list[str] | None = None
-
 
 @pytest.fixture(scope="session")
 def stack(azurite_connection_string: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir: Path = tmp_path_factory.mktemp("stack")
     demo_secret = secrets.token_urlsafe(24)
     with running_stack(storage=azurite_connection_string, state_dir=state_dir,
-                       demo_secret=demo_secret) as info, \
-            httpx.Client(base_url=info.simulator_base_url, verify=trust(info.simulator_ca_file),
-                         timeout=60.0) as sim:
-        yield Stack(info=info, sim=sim, demo_secret=demo_secret, graph_roles=list(DEMO_GRAPH_ROLES))
+                       demo_secret=demo_secret) as info, sim_client(info) as sim:
+        yield Stack(info=info, sim=sim, demo_secret=demo_secret)
 
 
 def wait_terminal(api: Api, monitor_url: str, *, timeout: float = 60.0,
