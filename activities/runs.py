@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from activities._blueprint import bp
+from activities._blueprint import bp, safe_activity
 from shared import container
 from shared.domain.capture import CompleteRunInput, RunRef
 from shared.durable_names import COMPLETE_RUN, MARK_RUN_RUNNING
@@ -13,6 +13,7 @@ from shared.durable_names import COMPLETE_RUN, MARK_RUN_RUNNING
 
 @bp.function_name(MARK_RUN_RUNNING)
 @bp.activity_trigger(input_name="payload")
+@safe_activity
 async def mark_run_running(payload: dict[str, Any]) -> dict[str, Any]:
     """Move the run to ``running`` (a repeat is a no-op)."""
     ref = RunRef.model_validate(payload)
@@ -23,6 +24,7 @@ async def mark_run_running(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.function_name(COMPLETE_RUN)
 @bp.activity_trigger(input_name="payload")
+@safe_activity
 async def complete_run(payload: dict[str, Any]) -> dict[str, Any]:
     """End the run: counts from its items, final status, active key released (a repeat is a no-op)."""
     done = CompleteRunInput.model_validate(payload)

@@ -7,19 +7,28 @@ policy and creates a new run, then measures:
 1. the time to the ``202`` of ``POST .../policies/{type}/{id}/snapshots`` under N concurrent callers
    (threads, one httpx client and one operator token each): count, p50, p90, p99, max and throughput;
 2. the wall time from POST to ``succeeded`` of one policy on an otherwise idle stack (5 times, and the
-   median), and how long all runs started in step 1 took to finish.
+   median), and how long all runs started in step 1 took to finish;
+3. the storage round trips of one start, counted at our storage adapter: in this process, the start path
+   of the trigger (authenticate, check the role, ``RunService.start``) runs against the same Azurite with a
+   hook on the app's storage clients, one start at a time, for a new run, a reuse, an ``Idempotency-Key``
+   replay and their variants; reads and writes per table. The durable engine's requests (its task hub)
+   and those of running orchestrations are not in these counts: :mod:`benchmarks.storage_round_trips`
+   explains the method.
 
 The idle runs go first (after one cold run, printed apart), so they really see an idle stack; the
-burst follows. The machine's load average is printed too: other processes skew every number here.
+burst follows, then the count (its runs are never launched, so they must not be listed by the burst's
+wait). The machine's load average is printed too: other processes skew every number here.
 
 The numbers come from the local stack (Python Durable host + Azurite on this machine), not from Azure.
 
-Run: ``.venv/bin/python -m benchmarks.snapshot_start [--callers 20] [--requests 200]``
+Run: ``.venv/bin/python -m benchmarks.snapshot_start [--callers 20] [--requests 200] [--out FILE.json]``;
+``--round-trips-only`` skips steps 1 and 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import queue
@@ -40,6 +49,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.storage_round_trips import format_summary, measure
 from localdev.azurite import start_azurite
 from localdev.stack import (
     StackInfo,
@@ -271,6 +281,81 @@ def local_stack(demo_secret: str) -> Iterator[StackInfo]:
         azurite.stop()
 
 
+def run_idle(info: StackInfo, seeded: Seeded, token: str) -> dict[str, Any]:
+    """Step 2 on an idle stack: prints it and returns it for ``--out``."""
+    print(f"\n[idle] POST -> succeeded, one {IDLE_POLICY_TYPE} policy, stack otherwise idle")
+    with api_client(info, token) as client:
+        cold = idle_runs(client, seeded, 1)
+        idle = idle_runs(client, seeded, IDLE_REPEATS)
+    print(f"  first run (cold): 202 after {cold.accept_ms[0]:.0f} ms, succeeded after "
+          f"{cold.done_ms[0]:.0f} ms")
+    print("  POST -> succeeded: " + ", ".join(f"{t:.0f}" for t in idle.done_ms)
+          + f" ms; median {statistics.median(idle.done_ms):.0f} ms")
+    print("  POST -> 202 (single caller): " + ", ".join(f"{t:.0f}" for t in idle.accept_ms)
+          + f" ms; median {statistics.median(idle.accept_ms):.0f} ms")
+    return {"policy_type": IDLE_POLICY_TYPE,
+            "cold": {"accept_ms": round(cold.accept_ms[0], 1), "succeeded_ms": round(cold.done_ms[0], 1)},
+            "post_to_succeeded_ms": [round(t, 1) for t in idle.done_ms],
+            "post_to_succeeded_ms_median": round(statistics.median(idle.done_ms), 1),
+            "accept_ms": [round(t, 1) for t in idle.accept_ms],
+            "accept_ms_median": round(statistics.median(idle.accept_ms), 1)}
+
+
+def run_burst(info: StackInfo, seeded: Seeded, tokens: list[str], requests: int,
+              finish_timeout: float) -> tuple[dict[str, Any], bool]:
+    """Step 1 and the wait for its runs: prints it, returns it for ``--out`` and whether all went well."""
+    print(f"\n[burst] {requests} snapshot POSTs, {len(tokens)} concurrent callers, "
+          "each POST a different policy")
+    result = burst(info, seeded, tokens, requests)
+    lat = result.latencies_ms
+    errors = sum(result.errors.values())
+    print(f"  202: {len(lat)}  errors: {errors}" + (f" ({dict(result.errors)})" if result.errors else ""))
+    if lat:
+        print(f"  start latency ms: p50 {percentile(lat, 50):.0f}  p90 {percentile(lat, 90):.0f}  "
+              f"p99 {percentile(lat, 99):.0f}  max {max(lat):.0f}  (mean {statistics.fmean(lat):.0f})")
+    throughput = len(lat) / result.wall_seconds
+    print(f"  burst wall time: {result.wall_seconds:.2f}s  throughput: {throughput:.1f} accepted starts/s")
+    report: dict[str, Any] = {
+        "callers": len(tokens), "requests": requests, "accepted": len(lat), "errors": dict(result.errors),
+        "wall_seconds": round(result.wall_seconds, 3), "throughput_per_second": round(throughput, 2),
+    }
+    if lat:
+        report["latency_ms"] = {"p50": round(percentile(lat, 50), 1), "p90": round(percentile(lat, 90), 1),
+                                "p99": round(percentile(lat, 99), 1), "max": round(max(lat), 1),
+                                "mean": round(statistics.fmean(lat), 1)}
+
+    with api_client(info, tokens[0]) as client:
+        statuses, last_finish, missing = wait_all(client, seeded.tenant_id, result.run_ids,
+                                                  timeout=finish_timeout)
+    active = statuses["queued"] + statuses["running"]
+    finished = len(result.run_ids) - active - missing
+    print(f"  run outcomes: {dict(statuses)}" + (f", {missing} not listed" if missing else ""))
+    report.update(run_outcomes=dict(statuses), runs_not_listed=missing)
+    if last_finish is not None:
+        span = last_finish - result.started_at
+        what = (f"all {finished} runs" if not active and not missing
+                else f"{finished} of {len(result.run_ids)} runs (the rest still active after waiting "
+                     f"{finish_timeout:.0f}s)")
+        print(f"  {what} finished {span:.1f}s after the first POST (last finishedAt); "
+              f"{finished / span:.2f} runs/s")
+        report.update(finished_runs=finished, all_finished_seconds=round(span, 2))
+    return report, errors == 0 and statuses["succeeded"] == len(result.run_ids)
+
+
+def run_round_trips(info: StackInfo, seeded: Seeded, token: str, samples: int) -> tuple[dict[str, Any], bool]:
+    """Step 3: prints the counts, returns them for ``--out`` and whether every case behaved as expected."""
+    print(f"\n[round trips] our storage requests per start, counted at the storage clients in this process "
+          f"(no HTTP, no durable engine), {samples} starts per case, one at a time")
+    counts = measure(info, token=token, tenant_id=seeded.tenant_id, samples=samples)
+    for name, summary in counts["cases"].items():
+        print("\n".join(format_summary(name, summary)))
+    print("\n".join(format_summary("cold (first start of the process, not in the cases above)",
+                                   counts["cold"])))
+    for surprise in counts["surprises"]:
+        print(f"  unexpected: {surprise}")
+    return counts, not counts["surprises"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.snapshot_start",
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -278,19 +363,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="snapshot POSTs in total (default 200)")
     parser.add_argument("--finish-timeout", type=float, default=150.0,
                         help="seconds to wait for all burst runs to finish (default 150)")
+    parser.add_argument("--round-trip-samples", type=int, default=20,
+                        help="starts per case when counting storage round trips (default 20)")
+    parser.add_argument("--round-trips-only", action="store_true",
+                        help="only count storage round trips (no idle runs, no burst)")
+    parser.add_argument("--out", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    if args.callers < 1 or args.requests < 1:
-        parser.error("--callers and --requests must be positive")
+    if args.callers < 1 or args.requests < 1 or args.round_trip_samples < 1:
+        parser.error("--callers, --requests and --round-trip-samples must be positive")
 
     began = time.perf_counter()
     # Other processes on the machine skew every number here, so the load is printed with them.
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    report: dict[str, Any] = {"benchmark": "snapshot_start", "arguments": {
+        "callers": args.callers, "requests": args.requests, "round_trip_samples": args.round_trip_samples,
+        "round_trips_only": args.round_trips_only}}
+    ok = True
     demo_secret = secrets.token_urlsafe(24)
     with local_stack(demo_secret) as info, sim_client(info) as sim:
         print(f"stack up in {time.perf_counter() - began:.1f}s")
         # Generated tenants spread policies over ~18 types; a margin keeps one policy per request.
-        seeded = seed(info, sim, demo_secret, policies=args.requests + args.requests // 4 + 40)
-        if len(seeded.burst_targets) < args.requests:
+        wanted = 0 if args.round_trips_only else args.requests
+        seeded = seed(info, sim, demo_secret, policies=wanted + wanted // 4 + 40)
+        if len(seeded.burst_targets) < wanted:
             print(f"only {len(seeded.burst_targets)} distinct policies for {args.requests} requests")
             return 1
         tokens: list[str] = []
@@ -302,50 +397,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeded tenant with {len(seeded.burst_targets) + 1} generated policies, "
               f"{args.callers} operators")
 
-        print(f"\n[idle] POST -> succeeded, one {IDLE_POLICY_TYPE} policy, stack otherwise idle")
-        with api_client(info, tokens[0]) as client:
-            cold = idle_runs(client, seeded, 1)
-            idle = idle_runs(client, seeded, IDLE_REPEATS)
-        print(f"  first run (cold): 202 after {cold.accept_ms[0]:.0f} ms, succeeded after "
-              f"{cold.done_ms[0]:.0f} ms")
-        print("  POST -> succeeded: " + ", ".join(f"{t:.0f}" for t in idle.done_ms)
-              + f" ms; median {statistics.median(idle.done_ms):.0f} ms")
-        print("  POST -> 202 (single caller): " + ", ".join(f"{t:.0f}" for t in idle.accept_ms)
-              + f" ms; median {statistics.median(idle.accept_ms):.0f} ms")
-
-        print(f"\n[burst] {args.requests} snapshot POSTs, {args.callers} concurrent callers, "
-              "each POST a different policy")
-        result = burst(info, seeded, tokens, args.requests)
-        lat = result.latencies_ms
-        errors = sum(result.errors.values())
-        print(f"  202: {len(lat)}  errors: {errors}"
-              + (f" ({dict(result.errors)})" if result.errors else ""))
-        if lat:
-            print(f"  start latency ms: p50 {percentile(lat, 50):.0f}  p90 {percentile(lat, 90):.0f}  "
-                  f"p99 {percentile(lat, 99):.0f}  max {max(lat):.0f}  (mean {statistics.fmean(lat):.0f})")
-        print(f"  burst wall time: {result.wall_seconds:.2f}s  throughput: "
-              f"{len(lat) / result.wall_seconds:.1f} accepted starts/s")
-
-        with api_client(info, tokens[0]) as client:
-            statuses, last_finish, missing = wait_all(client, seeded.tenant_id, result.run_ids,
-                                                      timeout=args.finish_timeout)
-        active = statuses["queued"] + statuses["running"]
-        finished = len(result.run_ids) - active - missing
-        print(f"  run outcomes: {dict(statuses)}" + (f", {missing} not listed" if missing else ""))
-        if last_finish is not None:
-            span = last_finish - result.started_at
-            what = (f"all {finished} runs" if not active and not missing
-                    else f"{finished} of {len(result.run_ids)} runs (the rest still active after waiting "
-                         f"{args.finish_timeout:.0f}s)")
-            print(f"  {what} finished {span:.1f}s after the first POST (last finishedAt); "
-                  f"{finished / span:.2f} runs/s")
+        if not args.round_trips_only:
+            report["idle"] = run_idle(info, seeded, tokens[0])
+            report["burst"], ok = run_burst(info, seeded, tokens, args.requests, args.finish_timeout)
+        # Last: the runs started here are never launched, so they stay active.
+        report["round_trips"], counted_ok = run_round_trips(info, seeded, tokens[0], args.round_trip_samples)
+        ok = ok and counted_ok
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    total = time.perf_counter() - began
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; load average at the end {load} (at the start {load_before}); "
-          f"total {time.perf_counter() - began:.0f}s")
+          f"total {total:.0f}s")
     print("note: local stack (Python Durable host + Azurite + Graph simulator on one machine), not Azure.")
-    return 0 if errors == 0 and statuses["succeeded"] == len(result.run_ids) else 1
+    report["machine"] = {"node": platform.node(), "arch": platform.machine(), "cores": os.cpu_count(),
+                         "python": platform.python_version(), "load_before": load_before,
+                         "load_after": load, "total_seconds": round(total, 1)}
+    if args.out is not None:
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {args.out}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # Importing a use-case module registers its routes on the blueprint.
 from http_triggers import (  # noqa: F401
+    audit,
     health,
     notifications,
     openapi,

@@ -17,17 +17,26 @@ from pydantic import BaseModel, ValidationError
 from shared import container
 from shared.auth import authenticate
 from shared.domain import Principal
-from shared.errors import AppError, InvalidRequest, PayloadTooLarge
-from shared.http import PROBLEM_CONTENT_TYPE, problem_from_error, problem_from_validation
+from shared.errors import AppError, InvalidRequest
+from shared.http import (
+    DEFAULT_JSON_LIMITS,
+    PROBLEM_CONTENT_TYPE,
+    JsonLimits,
+    enforce_body_size,
+    parse_json_body,
+    problem_from_error,
+    problem_from_validation,
+    require_json_media_type,
+)
 
 __all__ = [
-    "api_base_url", "caller", "json_response", "problem_responses", "query_bool", "query_int", "read_json",
-    "reject_body",
+    "JsonLimits", "api_base_url", "caller", "json_response", "problem_responses", "query_bool", "query_int",
+    "read_json", "reject_body",
 ]
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 256 * 1024
+MAX_BODY_BYTES = DEFAULT_JSON_LIMITS.max_body_bytes
 DEFAULT_RETRY_AFTER_SECONDS = 10
 ROUTE_PREFIX = "api"
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -58,6 +67,15 @@ class RequestValidationError(InvalidRequest):
 
 def _render_error(exc: Exception, req: func.HttpRequest | None) -> func.HttpResponse:
     instance = urlsplit(req.url).path if req is not None else None
+    try:
+        return _render_known_error(exc, req, instance)
+    except Exception:  # rendering an error must never end in the host's plain-text 500
+        logger.exception("error while rendering an error route=%s", instance)
+        return _internal_error(instance)
+
+
+def _render_known_error(exc: Exception, req: func.HttpRequest | None,
+                        instance: str | None) -> func.HttpResponse:
     if isinstance(exc, RequestValidationError):
         return _problem_response(problem_from_validation(exc.validation_error, instance=instance))
     if isinstance(exc, AppError):
@@ -73,6 +91,10 @@ def _render_error(exc: Exception, req: func.HttpRequest | None) -> func.HttpResp
     # Anything else, including a ValidationError of a stored record or of the settings, is our fault:
     # a generic 500 that names no internals.
     logger.exception("unhandled error route=%s", instance)
+    return _internal_error(instance)
+
+
+def _internal_error(instance: str | None) -> func.HttpResponse:
     return _problem_response({"type": "about:blank", "title": "Internal error", "status": 500,
                               "detail": "An unexpected error occurred.", "code": "internal-error",
                               "instance": instance})
@@ -112,25 +134,35 @@ def problem_responses(handler: HandlerT) -> HandlerT:
     return cast(HandlerT, wrapper)
 
 
-def read_json(req: func.HttpRequest, model: type[ModelT], *, allow_empty: bool = False) -> ModelT:
-    """Parse the request body into ``model``.
+def read_json(req: func.HttpRequest, model: type[ModelT], *, allow_empty: bool = False,
+              limits: JsonLimits = DEFAULT_JSON_LIMITS) -> ModelT:
+    """Parse the request body into ``model``, within ``limits``.
+
+    Call it only after the caller is authenticated and authorised for the route (role on the tenant
+    included), so that nobody without access learns anything from how a body is refused, or makes the
+    service parse one. The codes are listed in :mod:`shared.http`.
+
+    Args:
+        req: the request.
+        model: the body's model.
+        allow_empty: an absent body means ``{}`` (and then needs no content type).
+        limits: the route's bounds; routes with small bodies pass tighter ones.
 
     Raises:
-        PayloadTooLarge: the body exceeds the limit.
-        InvalidRequest: the body is not JSON (or is missing).
+        PayloadTooLarge: the body exceeds the limit (413).
+        UnsupportedMediaType: the body is not ``application/json`` in UTF-8 (415).
+        InvalidRequest: the body is missing (``body-required``), or is not acceptable JSON
+            (:class:`~shared.errors.InvalidJson`, 400).
         RequestValidationError: the JSON does not fit the model (a 400 listing the errors).
     """
     body = req.get_body() or b""
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    enforce_body_size(body, limits.max_body_bytes)
     if not body.strip():
         if allow_empty:
             return model.model_validate({})
         raise InvalidRequest("A JSON request body is required.", code="body-required")
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidRequest("The request body is not valid JSON.", code="malformed-json") from None
+    require_json_media_type(req.headers.get("Content-Type"))
+    data = parse_json_body(body, limits)
     try:
         return model.model_validate(data)
     except ValidationError as error:
@@ -138,9 +170,8 @@ def read_json(req: func.HttpRequest, model: type[ModelT], *, allow_empty: bool =
 
 
 def reject_body(req: func.HttpRequest) -> None:
-    """Routes that take no body still refuse oversized ones (nothing is read into memory twice)."""
-    if len(req.get_body() or b"") > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    """Routes that take no body still refuse oversized ones (the body is never parsed)."""
+    enforce_body_size(req.get_body() or b"", MAX_BODY_BYTES)
 
 
 def api_base_url(req: func.HttpRequest) -> str:

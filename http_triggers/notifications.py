@@ -12,6 +12,7 @@ from http_triggers._support import (
     problem_responses,
     query_bool,
     query_int,
+    reject_body,
 )
 from http_triggers._views import render_notification_page
 from shared import container
@@ -31,6 +32,7 @@ def list_notifications(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def mark_notification_read(req: func.HttpRequest) -> func.HttpResponse:
     """Mark one of the caller's notifications read (idempotent)."""
+    reject_body(req)
     note = container.notification_service().mark_read(principal=caller(req),
                                                        notification_id=req.route_params["notificationId"])
     return json_response({"id": note.id, "read": note.read})

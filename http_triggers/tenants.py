@@ -10,7 +10,8 @@ from http_triggers._blueprint import bp
 from http_triggers._support import caller, json_response, problem_responses, read_json
 from http_triggers._views import render_tenant
 from shared import container
-from shared.domain import GraphConnection, Role
+from shared.domain import Grant, GraphConnection, Role
+from shared.errors import InvalidRequest
 
 
 class _Request(BaseModel):
@@ -27,9 +28,25 @@ class RegisterTenantRequest(_Request):
 
 
 class GrantRequest(_Request):
-    """``PUT /api/tenants/{tenantId}/grants/{principalId}``."""
+    """``PUT /api/tenants/{tenantId}/grants/{principalId}``.
+
+    ``principalTenantId`` is the home tenant of the principal; it defaults to the caller's own.
+    """
 
     role: Role
+    principal_tenant_id: str | None = Field(default=None, max_length=36)
+
+
+def _principal_tenant_id(req: func.HttpRequest, from_body: str | None = None) -> str | None:
+    """The principal's home tenant from the body or the ``principalTenantId`` query parameter."""
+    from_query = req.params.get("principalTenantId") or None
+    if from_body and from_query and from_body.lower() != from_query.lower():
+        raise InvalidRequest("principalTenantId differs between the query and the body")
+    return from_body or from_query
+
+
+def _render_grant(grant: Grant) -> dict[str, object]:
+    return grant.model_dump(mode="json", by_alias=True)
 
 
 @bp.route(route="tenants/{tenantId}", methods=["PUT"])
@@ -37,11 +54,13 @@ class GrantRequest(_Request):
 def register_tenant(req: func.HttpRequest) -> func.HttpResponse:
     """Register or update a managed tenant; 201 when new, 200 when updated."""
     principal = caller(req)
+    service = container.tenant_service()
+    service.require_platform_admin(principal)  # authorise before the body is parsed
     body = read_json(req, RegisterTenantRequest)
     tenant_id = req.route_params["tenantId"].lower()
     existed = container.storage().tenants().get(tenant_id) is not None
-    tenant = container.tenant_service().register(principal=principal, tenant_id=tenant_id,
-                                                 display_name=body.display_name, graph=body.graph)
+    tenant = service.register(principal=principal, tenant_id=tenant_id, display_name=body.display_name,
+                              graph=body.graph)
     return json_response(render_tenant(tenant), status=200 if existed else 201)
 
 
@@ -53,21 +72,35 @@ def list_tenants(req: func.HttpRequest) -> func.HttpResponse:
     return json_response({"items": [render_tenant(a.tenant, a.role) for a in accessible]})
 
 
+@bp.route(route="tenants/{tenantId}/grants", methods=["GET"])
+@problem_responses
+def list_grants(req: func.HttpRequest) -> func.HttpResponse:
+    """Every grant on the tenant (admin of the tenant, or ``Platform.Admin``)."""
+    grants = container.tenant_service().list_grants(principal=caller(req),
+                                                    tenant_id=req.route_params["tenantId"])
+    return json_response({"items": [_render_grant(g) for g in grants]})
+
+
 @bp.route(route="tenants/{tenantId}/grants/{principalId}", methods=["PUT"])
 @problem_responses
 def put_grant(req: func.HttpRequest) -> func.HttpResponse:
-    """Give a principal a role on the tenant (admin of the tenant, or ``Platform.Admin``)."""
+    """Give a principal a role on the tenant (admin of the tenant, or ``Platform.Admin``); audited."""
     principal = caller(req)
+    # Authorise before the body is parsed: a stranger gets the same 404 whatever it sends.
+    container.access_service().require_grant_admin(principal, req.route_params["tenantId"])
     body = read_json(req, GrantRequest)
-    grant = container.tenant_service().put_grant(principal=principal, tenant_id=req.route_params["tenantId"],
-                                                 principal_id=req.route_params["principalId"], role=body.role)
-    return json_response(grant.model_dump(mode="json", by_alias=True))
+    grant = container.tenant_service().put_grant(
+        principal=principal, tenant_id=req.route_params["tenantId"],
+        principal_id=req.route_params["principalId"], role=body.role,
+        principal_tenant_id=_principal_tenant_id(req, body.principal_tenant_id))
+    return json_response(_render_grant(grant))
 
 
 @bp.route(route="tenants/{tenantId}/grants/{principalId}", methods=["DELETE"])
 @problem_responses
 def delete_grant(req: func.HttpRequest) -> func.HttpResponse:
-    """Revoke a principal's role (204 whether or not it existed)."""
-    container.tenant_service().delete_grant(principal=caller(req), tenant_id=req.route_params["tenantId"],
-                                            principal_id=req.route_params["principalId"])
+    """Revoke a principal's role (204 whether or not it existed); audited when it existed."""
+    container.tenant_service().delete_grant(
+        principal=caller(req), tenant_id=req.route_params["tenantId"],
+        principal_id=req.route_params["principalId"], principal_tenant_id=_principal_tenant_id(req))
     return func.HttpResponse(status_code=204)

@@ -26,6 +26,7 @@ from shared.durable_names import (
 )
 
 from orchestrators._blueprint import bp
+from orchestrators._logging import ReplaySafeLogger
 
 # Infrastructure faults inside our own activities (storage hiccups) are retried by the host; Graph faults are
 # returned as data and retried below with durable timers, so the two never multiply.
@@ -42,6 +43,7 @@ def policy_capture_orchestrator(
 ) -> Generator[Any, Any, dict[str, Any]]:
     """Capture one policy into Blob Storage and record the run's outcome."""
     cmd = PolicyCaptureCommand.model_validate(context.get_input())
+    log = ReplaySafeLogger(context, __name__)
     ref = RunRef(tenant_id=cmd.tenant_id, run_id=cmd.run_id).model_dump(mode="json")
 
     failure: ErrorInfo | None = None
@@ -65,9 +67,13 @@ def policy_capture_orchestrator(
             attempt += 1
         if result.status != "succeeded":
             failure = result.error or ErrorInfo(code="capture-failed", message="The policy was not captured.")
-    except Exception:  # noqa: BLE001 - an activity that exhausted its retries fails the run, safely
+            log.warning("capture run %s of tenant %s failed: %s", cmd.run_id, cmd.tenant_id, failure.code)
+    except Exception as exc:  # noqa: BLE001 - an activity that exhausted its retries fails the run, safely
         failure = ErrorInfo(code="internal-error",
                             message="The capture could not be completed because of an internal error.")
+        # The type only: the activity's message is free text (it may quote Graph or a storage URL).
+        log.error("capture run %s of tenant %s failed: an activity exhausted its retries (%s)",
+                  cmd.run_id, cmd.tenant_id, type(exc).__name__)
 
     done = CompleteRunInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, failure=failure)
     final = yield context.call_activity_with_retry(COMPLETE_RUN, COMPLETE_RETRY, done.model_dump(mode="json"))

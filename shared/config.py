@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         default=False,
         description="Set by App Service when Authentication is on; easyauth mode fails closed without it.",
     )
+    grant_cache_seconds: int = Field(
+        default=30, ge=0,
+        description="How long each process trusts a caller's grant without reading it again: a grant "
+        "revoked in another process stays usable here for up to this long. 0 reads on every request.",
+    )
 
     # --- App state storage (tables and blobs; not the Durable task hub) -----------------------
     storage_table_endpoint: str = Field(

@@ -7,7 +7,7 @@ invocation (clients own connection pools and token caches). Triggers and activit
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from shared.auth.access import AccessService
@@ -15,7 +15,8 @@ from shared.config import Settings, get_settings
 from shared.credentials import GraphCredential, resolve_credential
 from shared.domain import ManagedTenant
 from shared.graph.factory import GraphClientFactory
-from shared.redaction import RedactingFilter
+from shared.redaction import install_log_redaction
+from shared.services.audit import AuditService
 from shared.services.capture import CaptureService
 from shared.services.notifications import NotificationService
 from shared.services.runs import RunService
@@ -24,6 +25,7 @@ from shared.storage.factory import StorageFactory
 
 __all__ = [
     "access_service",
+    "audit_service",
     "capture_service",
     "graph_clients",
     "notification_service",
@@ -41,13 +43,12 @@ def utcnow() -> datetime:
 
 
 def _install_redaction() -> None:
-    """Redact every log record at the root, whoever emits it (our code, azure-core, MSAL, httpx)."""
-    root = logging.getLogger()
-    if not any(isinstance(f, RedactingFilter) for f in root.filters):
-        root.addFilter(RedactingFilter())
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+    """Redact every log record as it is made, whoever emits it (our code, azure-core, MSAL, httpx).
+
+    Records are redacted at creation, so handlers added later (the Functions worker's, the Azure Monitor
+    exporter's) and records of any logger never carry a credential.
+    """
+    install_log_redaction()
     # Library loggers that may print request details stay at WARNING.
     for name in ("azure", "msal", "httpx", "httpcore", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -82,7 +83,8 @@ def run_service() -> RunService:
 @lru_cache(maxsize=1)
 def access_service() -> AccessService:
     """Per-tenant authorization from the grant table."""
-    return AccessService(tenants=storage().tenants(), grants=storage().grants(), clock=utcnow)
+    return AccessService(tenants=storage().tenants(), grants=storage().grants(), clock=utcnow,
+                         cache_ttl=timedelta(seconds=settings().grant_cache_seconds))
 
 
 @lru_cache(maxsize=1)
@@ -90,6 +92,12 @@ def tenant_service() -> TenantService:
     """Managed tenant registration and grants."""
     return TenantService(tenants=storage().tenants(), grants=storage().grants(), access=access_service(),
                          clock=utcnow)
+
+
+@lru_cache(maxsize=1)
+def audit_service() -> AuditService:
+    """Each managed tenant's audit trail."""
+    return AuditService(audit=storage().audit(), access=access_service())
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,8 @@ Hierarchy::
 
     AppError
     ├── InvalidRequest            400 invalid-request
+    │   └── InvalidJson           400 malformed-json (also json-too-deep, json-number-too-large,
+    │                                 json-string-too-long, duplicate-json-key)
     ├── Unauthenticated           401 unauthenticated
     ├── Forbidden                 403 forbidden
     │   └── RoleTooLow            403 role-too-low
@@ -20,6 +22,7 @@ Hierarchy::
     │   ├── InvalidTransition     409 invalid-transition
     │   └── ConcurrentUpdate      409 concurrent-update
     ├── PayloadTooLarge           413 payload-too-large
+    ├── UnsupportedMediaType      415 unsupported-media-type
     ├── UnprocessableRequest      422 unprocessable
     │   └── IdempotencyKeyReused  422 idempotency-key-reused
     ├── UpstreamError             502 upstream-error
@@ -36,6 +39,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "IdempotencyKeyReused",
+    "InvalidJson",
     "InvalidRequest",
     "InvalidTransition",
     "NotFound",
@@ -48,6 +52,7 @@ __all__ = [
     "TenantNotFound",
     "Unauthenticated",
     "UnprocessableRequest",
+    "UnsupportedMediaType",
     "UpstreamError",
 ]
 
@@ -126,6 +131,14 @@ class PayloadTooLarge(AppError):
     code = "payload-too-large"
 
 
+class UnsupportedMediaType(AppError):
+    """The request body is not in a media type (or charset) the route accepts."""
+
+    status = 415
+    title = "Unsupported media type"
+    code = "unsupported-media-type"
+
+
 class UnprocessableRequest(AppError):
     """Well-formed, but cannot be processed as sent."""
 
@@ -189,3 +202,17 @@ class NotificationNotFound(NotFound):
     """No such notification for this caller (someone else's is reported the same way)."""
 
     code = "notification-not-found"
+
+
+
+# --- Request bodies (added with the hardened JSON parser) ---------------------------------------
+
+
+class InvalidJson(InvalidRequest):
+    """The body is not acceptable JSON: not UTF-8, not JSON, or beyond a parser limit.
+
+    The instance code says which: ``malformed-json``, ``json-too-deep``, ``json-number-too-large``,
+    ``json-string-too-long`` or ``duplicate-json-key``.
+    """
+
+    code = "malformed-json"

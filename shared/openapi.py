@@ -1,27 +1,54 @@
-"""The OpenAPI document of the HTTP contract, generated from the same models the API renders."""
+"""The OpenAPI document of the HTTP contract, generated from the same models the API renders.
+
+Each route is one :class:`Operation` in :func:`_operations`: its success answers, its parameters, its body
+and the errors it can answer besides those every route of its kind shares (see :meth:`Operation.statuses`), so
+a new route or a new error is one line. The document must stay truthful: the fuzz test in ``tests/e2e`` sends
+generated requests to every operation and fails on any status, header, content type or body it does not
+declare.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
 
-from shared.domain import GraphConnection, ItemOutcome, Notification, Role
+from shared.domain import Grant, GraphConnection, ItemOutcome, Notification, Role, RunKind, RunStatus
+from shared.domain.audit import AuditEvent
 from shared.domain.runs import RunRecord
 from shared.graph.catalog import CATALOG
 from shared.version import VERSION
 
-__all__ = ["INTERNAL_RUN_FIELDS", "openapi_document"]
+__all__ = ["GUID_PATTERN", "INTERNAL_RUN_FIELDS", "Operation", "openapi_document"]
 
 # Bookkeeping that stays server-side: the derived key, recovery timestamps and the planned item count.
 INTERNAL_RUN_FIELDS = frozenset({"derivedKey", "launchAttemptedAt", "launchedAt", "expectedItems", "scope"})
+GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
 _REF = "#/components/schemas/"
+
+# What each error status means on this API; an operation lists the statuses it can answer.
+_ERROR_MEANINGS = {
+    400: "Invalid request: malformed or invalid body, parameter or id",
+    401: "Missing, malformed, expired or untrusted token",
+    403: "Authenticated, but the role is too low (or the operation is not allowed for this caller)",
+    404: "Unknown, or not visible to the caller (no grant on the tenant)",
+    409: "Conflicts with the current state",
+    413: "Request body too large",
+    415: "Request body is not application/json",
+    422: "Well-formed, but cannot be processed as sent",
+    502: "Microsoft Graph failed",
+    503: "Storage or Graph temporarily unavailable; retry after the given delay",
+}
+_INT_HEADER = {"schema": {"type": "integer", "minimum": 1}}
 
 
 def _schema(model: type[BaseModel], defs: dict[str, Any], *,
             drop: frozenset[str] = frozenset()) -> dict[str, Any]:
-    schema = model.model_json_schema(by_alias=True, ref_template=_REF + "{model}")
+    schema = model.model_json_schema(by_alias=True, ref_template=_REF + "{model}", mode="serialization")
     defs.update(schema.pop("$defs", {}))
     for name in drop:
         schema.get("properties", {}).pop(name, None)
@@ -30,126 +57,243 @@ def _schema(model: type[BaseModel], defs: dict[str, Any], *,
     return schema
 
 
-def _json(ref: str) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": {"$ref": _REF + ref}}}}
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": _REF + name}
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/problem+json": {"schema": {"$ref": _REF + "Problem"}}}}
+def _json(description: str, schema_name: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A JSON answer; ``schema_name`` names a component schema."""
+    content = {"content": {JSON: {"schema": _ref(schema_name)}}} if schema_name else {}
+    return {"description": description, **content, **extra}
 
 
-_ERRORS = {"400": _problem("Invalid request"), "401": _problem("Missing or invalid token"),
-           "403": _problem("Role too low"), "404": _problem("Unknown, or not visible to the caller")}
+def _problem(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": _ERROR_MEANINGS[status],
+                                "content": {PROBLEM_JSON: {"schema": _ref("Problem")}}}
+    if status == 401:
+        response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True,
+                                                    "description": "RFC 6750 challenge"}}
+    if status == 503:
+        response["headers"] = {"Retry-After": {**_INT_HEADER, "required": True,
+                                               "description": "seconds to wait before retrying"}}
+    return response
 
 
-def _page(item_ref: str) -> dict[str, Any]:
-    return {"type": "object", "required": ["items"], "properties": {
-        "items": {"type": "array", "items": {"$ref": _REF + item_ref}},
+def _path(name: str, schema: dict[str, Any] | None = None, description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True,
+            "schema": schema or {"type": "string", "minLength": 1}, "description": description}
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _top(default: int, maximum: int) -> dict[str, Any]:
+    return _query("top", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+                  "page size")
+
+
+# Graph ids are GUIDs, small integers (scope tags) or GUID-based compounds (enrollment defaults).
+_GRAPH_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
+_CONTINUATION = _query("continuation", {"type": "string"}, "opaque token from the previous page")
+_TENANT = _path("tenantId", {"type": "string", "pattern": GUID_PATTERN}, "managed (customer) tenant id")
+_RUN = _path("runId")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route and method of the API, as the document describes it."""
+
+    method: str
+    path: str
+    summary: str
+    ok: dict[str, dict[str, Any]]
+    params: tuple[dict[str, Any], ...] = ()
+    body: str | None = None  # component schema of the JSON request body
+    errors: frozenset[int] = frozenset()  # beyond the ones every route of its kind answers
+    public: bool = False  # no token needed, and no storage behind it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def statuses(self) -> frozenset[int]:
+        """Error statuses this operation can answer.
+
+        Every authenticated route can answer 401 and, because it reads storage, 503; a route under a tenant
+        answers 404 to callers without a grant; any parameter or body can be invalid (400); a body can be too
+        large (413) or not JSON (415).
+        """
+        statuses = set(self.errors)
+        if not self.public:
+            statuses |= {401, 503}
+        if "{tenantId}" in self.path:
+            statuses.add(404)
+        if self.params or self.body:
+            statuses.add(400)
+        if self.body:
+            statuses |= {413, 415}
+        return frozenset(statuses)
+
+    def render(self) -> dict[str, Any]:
+        """The OpenAPI operation object."""
+        responses: dict[str, Any] = dict(self.ok)
+        responses.update({str(status): _problem(status) for status in sorted(self.statuses())})
+        op: dict[str, Any] = {"summary": self.summary, "parameters": list(self.params),
+                              "responses": responses, "security": [] if self.public else [{"entra": []}],
+                              **self.extra}
+        if self.body:
+            op["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(self.body)}}}
+        return op
+
+
+def _operations() -> list[Operation]:
+    accepted = _json("Run accepted (or the active run reused)", "Run", headers={
+        "Location": {"schema": {"type": "string"}, "required": True, "description": "monitor URL"},
+        "Retry-After": {**_INT_HEADER, "required": True, "description": "seconds between polls"}})
+    principal = _path("principalId", {"type": "string", "pattern": GUID_PATTERN}, "Entra object id")
+    principal_tenant = _query("principalTenantId", {"type": "string", "pattern": GUID_PATTERN},
+                              "home tenant of the principal; by default the caller's")
+    return [
+        Operation("get", "/api/health", "Liveness", {"200": _json("ok", "Health")}, public=True),
+        Operation("get", "/api/openapi.json", "This document",
+                  {"200": _json("OpenAPI document", "OpenApiDocument")}, public=True),
+        Operation("get", "/api/tenants", "Tenants the caller has a grant on, with its role",
+                  {"200": _json("tenants", "TenantList")}),
+        Operation("put", "/api/tenants/{tenantId}", "Register or update a managed tenant (Platform.Admin)",
+                  {"200": _json("updated", "Tenant"), "201": _json("registered", "Tenant")},
+                  params=(_TENANT,), body="RegisterTenant", errors=frozenset({403})),
+        Operation("get", "/api/tenants/{tenantId}/grants", "Every grant on the tenant (admin)",
+                  {"200": _json("grants", "GrantList")}, params=(_TENANT,), errors=frozenset({403})),
+        # 403 also when the principal is the caller (nobody changes their own role); 409 when the grant kept
+        # changing under a concurrent change.
+        Operation("put", "/api/tenants/{tenantId}/grants/{principalId}", "Grant a role (admin); audited",
+                  {"200": _json("granted", "Grant")}, params=(_TENANT, principal, principal_tenant),
+                  body="GrantRequest", errors=frozenset({403, 409})),
+        Operation("delete", "/api/tenants/{tenantId}/grants/{principalId}",
+                  "Revoke a role (admin); 204 whether or not it existed; audited",
+                  {"204": {"description": "revoked"}}, params=(_TENANT, principal, principal_tenant),
+                  errors=frozenset({403, 409})),
+        Operation("get", "/api/tenants/{tenantId}/audit", "Audit events, newest first (reader)",
+                  {"200": _json("audit events", "AuditPage")},
+                  params=(_TENANT, _query("runId", {"type": "string"}, "only events linked to this run"),
+                          _top(50, 200), _CONTINUATION)),
+        Operation("get", "/api/tenants/{tenantId}/policies",
+                  "Live list of the tenant's policies (reader); without type, every type and per-type errors",
+                  {"200": _json("policies", "PolicyList")},
+                  params=(_TENANT, _query("type", {"enum": sorted(CATALOG)}, "catalog policy type")),
+                  # Graph refusing the app (403 naming the permission), failing (502) or throttling (503).
+                  errors=frozenset({403, 502})),
+        Operation("post", "/api/tenants/{tenantId}/policies/{policyType}/{policyId}/snapshots",
+                  "Start a snapshot of one policy (operator)", {"202": accepted},
+                  params=(_TENANT, _path("policyType", {"enum": sorted(CATALOG)}),
+                          _path("policyId", {"type": "string", "pattern": _GRAPH_ID_PATTERN}),
+                          {"name": "Idempotency-Key", "in": "header", "required": False,
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 255}}),
+                  errors=frozenset({403, 413, 422})),
+        Operation("get", "/api/tenants/{tenantId}/runs", "Runs, newest first (reader)",
+                  {"200": _json("runs", "RunPage")},
+                  params=(_TENANT, _query("kind", {"enum": [k.value for k in RunKind]}),
+                          _query("status", {"enum": [s.value for s in RunStatus]}), _top(50, 200),
+                          _CONTINUATION)),
+        Operation("get", "/api/tenants/{tenantId}/runs/{runId}", "One run (reader)",
+                  {"200": _json("run", "Run")}, params=(_TENANT, _RUN)),
+        Operation("get", "/api/tenants/{tenantId}/runs/{runId}/monitor",
+                  "Poll until terminal: 202 while active, 200 when done (reader)",
+                  {"200": _json("terminal run", "Run"), "202": {**accepted, "description": "still active"}},
+                  params=(_TENANT, _RUN)),
+        Operation("get", "/api/tenants/{tenantId}/runs/{runId}/items", "Per-item outcomes (reader)",
+                  {"200": _json("items", "ItemPage")},
+                  params=(_TENANT, _RUN, _query("status", {"enum": ["succeeded", "failed", "skipped"]}),
+                          _top(100, 1000), _CONTINUATION)),
+        Operation("get", "/api/progress", "Active and recent runs across the caller's tenants",
+                  {"200": _json("progress", "Progress")}),
+        Operation("get", "/api/notifications", "The caller's notifications, newest first",
+                  {"200": _json("notifications", "NotificationPage")},
+                  params=(_query("unread", {"type": "boolean"}, "leave out those already read"),
+                          _top(50, 200), _CONTINUATION)),
+        Operation("post", "/api/notifications/{notificationId}/read", "Mark one of my notifications read",
+                  {"200": _json("read", "NotificationRead")}, params=(_path("notificationId"),),
+                  errors=frozenset({404, 413})),
+    ]
+
+
+def _page(item_schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["items", "continuation"], "properties": {
+        "items": {"type": "array", "items": item_schema},
         "continuation": {"type": ["string", "null"]}}}
 
 
-def _op(summary: str, ok: dict[str, Any], *, params: list[dict[str, Any]] | None = None,
-        body: str | None = None, status: str = "200", extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "parameters": params or [],
-                          "responses": {status: ok, **_ERRORS, **(extra or {})},
-                          "security": [{"entra": []}]}
-    if body:
-        op["requestBody"] = {"required": True, **_json(body)}
-    return op
+def _object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
 
 
-def _path_param(name: str, description: str = "") -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"},
-            "description": description}
+_STRING = {"type": "string"}
+_LINKS = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
-def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema}
+def _schemas() -> dict[str, Any]:
+    defs: dict[str, Any] = {}
+    run = _schema(RunRecord, defs, drop=INTERNAL_RUN_FIELDS)
+    run["properties"].update({"reused": {"type": "boolean"}, "links": _LINKS})
+    run["required"] = sorted({*run.get("required", []), "reused", "links"})
+    notification = _schema(Notification, defs, drop=frozenset({"principalId"}))
+    notification["properties"]["links"] = _LINKS
+    tenant = _object(["tenantId", "displayName", "graph"], {
+        "tenantId": _STRING, "displayName": _STRING,
+        "graph": _object(["clientId", "credential"], {
+            "clientId": _STRING, "credential": _object(["type"], {"type": _STRING})}),
+        "role": {"enum": [r.value for r in Role]}})
+    policy = _object(["id", "policyType"], {
+        "id": _STRING, "displayName": {"type": ["string", "null"]}, "policyType": _STRING,
+        "odataType": {"type": ["string", "null"]}, "lastModifiedDateTime": {"type": ["string", "null"]}})
+    progress_entry = _object(["tenantId", "runId", "kind", "status", "counts", "createdAt", "links"], {
+        "tenantId": _STRING, "runId": _STRING, "kind": _STRING, "status": _STRING,
+        "counts": {"type": "object"}, "percent": {"type": ["number", "null"]}, "createdAt": _STRING,
+        "finishedAt": {"type": ["string", "null"]}, "links": _LINKS})
+    return {
+        "Run": run, "RunPage": _page(_ref("Run")),
+        "ItemOutcome": _schema(ItemOutcome, defs), "ItemPage": _page(_ref("ItemOutcome")),
+        "Notification": notification, "NotificationPage": _page(_ref("Notification")),
+        "NotificationRead": _object(["id", "read"], {"id": _STRING, "read": {"type": "boolean"}}),
+        "GraphConnection": _schema(GraphConnection, defs),
+        "RegisterTenant": {**_object(["displayName", "graph"], {
+            "displayName": {"type": "string", "minLength": 1, "maxLength": 256},
+            "graph": _ref("GraphConnection")}), "additionalProperties": False},
+        "Tenant": tenant,
+        "TenantList": _object(["items"], {"items": {"type": "array", "items": _ref("Tenant")}}),
+        "GrantRequest": {**_object(["role"], {
+            "role": {"enum": [r.value for r in Role]},
+            "principalTenantId": {"type": ["string", "null"], "pattern": GUID_PATTERN,
+                                  "description": "home tenant of the principal; by default the caller's"}}),
+            "additionalProperties": False},
+        "Grant": _schema(Grant, defs),
+        "GrantList": _object(["items"], {"items": {"type": "array", "items": _ref("Grant")}}),
+        "AuditEvent": _schema(AuditEvent, defs), "AuditPage": _page(_ref("AuditEvent")),
+        "Policy": policy,
+        "PolicyList": _object(["items"], {
+            "items": {"type": "array", "items": _ref("Policy")},
+            "errors": {"type": "array", "items": _object(["policyType", "code"], {
+                "policyType": _STRING, "code": _STRING, "message": _STRING})}}),
+        "Progress": _object(["items"], {"items": {"type": "array", "items": progress_entry}}),
+        "Health": _object(["status", "version"], {"status": {"const": "ok"}, "version": _STRING}),
+        "OpenApiDocument": _object(["openapi", "info", "paths"], {}),
+        "Problem": _object(["type", "title", "status", "code"], {
+            "type": _STRING, "title": _STRING, "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": _STRING, "code": _STRING, "instance": _STRING,
+            "errors": {"type": "array", "items": {"type": "object"}}}),
+        **defs,
+    }
 
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the implemented routes."""
-    defs: dict[str, Any] = {}
-    run = _schema(RunRecord, defs, drop=INTERNAL_RUN_FIELDS)
-    run["properties"]["reused"] = {"type": "boolean"}
-    run["properties"]["links"] = {"type": "object", "additionalProperties": {"type": "string"}}
-    schemas: dict[str, Any] = {
-        "Run": run, "RunPage": _page("Run"),
-        "ItemOutcome": _schema(ItemOutcome, defs), "ItemPage": _page("ItemOutcome"),
-        "Notification": _schema(Notification, defs, drop=frozenset({"principalId"})),
-        "NotificationPage": _page("Notification"),
-        "GraphConnection": _schema(GraphConnection, defs),
-        "RegisterTenant": {"type": "object", "required": ["displayName", "graph"],
-                           "additionalProperties": False,
-                           "properties": {"displayName": {"type": "string", "maxLength": 256},
-                                          "graph": {"$ref": _REF + "GraphConnection"}}},
-        "Grant": {"type": "object", "required": ["role"], "additionalProperties": False,
-                  "properties": {"role": {"enum": [r.value for r in Role]}}},
-        "Problem": {"type": "object", "required": ["type", "title", "status", "code"], "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-            "detail": {"type": "string"}, "code": {"type": "string"}, "instance": {"type": "string"},
-            "errors": {"type": "array", "items": {"type": "object"}}}},
-        **defs,
-    }
-    tenant = _path_param("tenantId", "managed tenant id")
-    run_id = _path_param("runId")
-    accepted = {"description": "Run accepted (or the active run reused)", **_json("Run"),
-                "headers": {"Location": {"schema": {"type": "string"}, "description": "monitor URL"},
-                            "Retry-After": {"schema": {"type": "integer"}}}}
-    paths: dict[str, Any] = {
-        "/api/health": {"get": {"summary": "Liveness", "security": [],
-                                "responses": {"200": {"description": "ok"}}}},
-        "/api/openapi.json": {"get": {"summary": "This document", "security": [],
-                                      "responses": {"200": {"description": "OpenAPI document"}}}},
-        "/api/tenants": {"get": _op("Tenants the caller has a grant on", {"description": "tenants"})},
-        "/api/tenants/{tenantId}": {"put": _op(
-            "Register or update a managed tenant (Platform.Admin)", {"description": "updated"},
-            params=[tenant], body="RegisterTenant", extra={"201": {"description": "registered"}})},
-        "/api/tenants/{tenantId}/grants/{principalId}": {
-            "put": _op("Grant a role (admin)", {"description": "granted"},
-                       params=[tenant, _path_param("principalId")], body="Grant"),
-            "delete": _op("Revoke a role (admin)", {"description": "revoked"},
-                          params=[tenant, _path_param("principalId")], status="204")},
-        "/api/tenants/{tenantId}/policies": {"get": _op(
-            "Live list of the tenant's policies (reader)", {"description": "policies"},
-            params=[tenant, _query("type", {"enum": sorted(CATALOG)})])},
-        "/api/tenants/{tenantId}/policies/{policyType}/{policyId}/snapshots": {"post": _op(
-            "Start a snapshot of one policy (operator)", accepted, status="202",
-            params=[tenant, {**_path_param("policyType"), "schema": {"enum": sorted(CATALOG)}},
-                    _path_param("policyId"),
-                    {"name": "Idempotency-Key", "in": "header", "required": False,
-                     "schema": {"type": "string", "maxLength": 255}}],
-            extra={"422": _problem("Idempotency-Key reused with a different request")})},
-        "/api/tenants/{tenantId}/runs": {"get": _op(
-            "Runs, newest first (reader)", {"description": "runs", **_json("RunPage")},
-            params=[tenant, _query("kind", {"type": "string"}), _query("status", {"type": "string"}),
-                    _query("top", {"type": "integer", "minimum": 1, "maximum": 200}),
-                    _query("continuation", {"type": "string"})])},
-        "/api/tenants/{tenantId}/runs/{runId}": {"get": _op(
-            "One run (reader)", {"description": "run", **_json("Run")}, params=[tenant, run_id])},
-        "/api/tenants/{tenantId}/runs/{runId}/monitor": {"get": _op(
-            "Poll until terminal: 202 while active, 200 when done (reader)",
-            {"description": "terminal run", **_json("Run")}, params=[tenant, run_id],
-            extra={"202": {**accepted, "description": "still active"}})},
-        "/api/tenants/{tenantId}/runs/{runId}/items": {"get": _op(
-            "Per-item outcomes (reader)", {"description": "items", **_json("ItemPage")},
-            params=[tenant, run_id, _query("status", {"enum": ["succeeded", "failed", "skipped"]}),
-                    _query("top", {"type": "integer"}), _query("continuation", {"type": "string"})])},
-        "/api/progress": {"get": _op("Active and recent runs across the caller's tenants",
-                                     {"description": "progress"})},
-        "/api/notifications": {"get": _op(
-            "The caller's notifications", {"description": "notifications", **_json("NotificationPage")},
-            params=[_query("unread", {"type": "boolean"})])},
-        "/api/notifications/{notificationId}/read": {"post": _op(
-            "Mark a notification read", {"description": "read"}, params=[_path_param("notificationId")])},
-    }
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in _operations():
+        paths.setdefault(operation.path, {})[operation.method] = operation.render()
     return {
         "openapi": "3.1.0",
         "info": {"title": "Intune backup and restore API", "version": VERSION},
         "paths": paths,
-        "components": {"schemas": schemas, "securitySchemes": {"entra": {
+        "components": {"schemas": _schemas(), "securitySchemes": {"entra": {
             "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
             "description": "Entra ID access token for the API's app registration"}}},
     }

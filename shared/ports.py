@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from shared.domain import (
+    AuditEvent,
     Grant,
     ItemOutcome,
     ManagedTenant,
@@ -27,6 +28,7 @@ from shared.domain import (
 
 __all__ = [
     "ActiveEntry",
+    "AuditRepository",
     "BlobStore",
     "ClaimConflict",
     "GrantRepository",
@@ -246,26 +248,54 @@ class TenantRepository(Protocol):
 
 
 class GrantRepository(Protocol):
-    """Grants with a reverse index, so both "who is on this tenant" and "my tenants" are one query."""
+    """Grants with a reverse index, so both "who is on this tenant" and "my tenants" are one query.
 
-    def put(self, grant: Grant) -> None:
-        """Create or replace a grant."""
+    A principal is ``(principal_tenant_id, principal_id)``: its home tenant and object id. Every change
+    is written together with its :class:`AuditEvent` (atomically: neither is stored without the other),
+    and is conditional on the grant not having changed since it was read.
+    """
+
+    def get(self, *, tenant_id: str, principal_tenant_id: str, principal_id: str) -> Stored[Grant] | None:
+        """Return a grant with its ETag, or ``None``."""
         ...
 
-    def get(self, *, tenant_id: str, principal_id: str) -> Grant | None:
-        """Return a grant, or ``None``."""
+    def put(self, grant: Grant, *, event: AuditEvent, etag: str | None) -> None:
+        """Create (``etag`` ``None``) or replace (``etag`` of the grant read) a grant, with its audit event.
+
+        Raises:
+            ConcurrentUpdate: the grant was created, changed or deleted since it was read; nothing was
+                written.
+        """
         ...
 
-    def delete(self, *, tenant_id: str, principal_id: str) -> bool:
-        """Delete a grant; return whether it existed."""
+    def delete(self, *, tenant_id: str, principal_tenant_id: str, principal_id: str, event: AuditEvent,
+               etag: str) -> None:
+        """Delete a grant read with ``etag``, with its audit event.
+
+        Raises:
+            ConcurrentUpdate: the grant changed or was deleted since it was read; nothing was written.
+        """
         ...
 
     def list_for_tenant(self, tenant_id: str) -> list[Grant]:
-        """Return every grant on a tenant."""
+        """Return every grant on a tenant, ordered by principal tenant and object id."""
         ...
 
-    def list_for_principal(self, principal_id: str) -> list[Grant]:
-        """Return every grant a principal holds."""
+    def list_for_principal(self, *, principal_tenant_id: str, principal_id: str) -> list[Grant]:
+        """Return every grant a principal holds, ordered by managed tenant id."""
+        ...
+
+
+class AuditRepository(Protocol):
+    """Audit events of each managed tenant, newest first."""
+
+    def append(self, event: AuditEvent) -> None:
+        """Store an event that goes with no grant change (idempotent by event id)."""
+        ...
+
+    def list(self, *, tenant_id: str, run_id: str | None = None, top: int = 50,
+             continuation: str | None = None) -> Page[AuditEvent]:
+        """Return a tenant's events newest first, optionally only those linked to ``run_id``."""
         ...
 
 

@@ -1,8 +1,10 @@
 """Create the two Entra app registrations the deployment needs, with the Azure CLI (``az``).
 
 1. ``api``: the API app registration (single tenant, the operator's). Callers request tokens for it; App
-   Service Authentication accepts them (``authClientId``) and the app reads the ``Platform.Admin`` app role
-   from them. Its client id goes into the azd environment as ``AUTH_CLIENT_ID`` before ``azd up``.
+   Service Authentication accepts them (``authClientId``). ``Platform.Admin`` is an application-only app role
+   for provisioning automation, and the access tokens carry the optional ``idtyp`` claim, by which the app
+   tells app-only tokens (the only ones on which it honours that role) from user tokens. Its client id goes
+   into the azd environment as ``AUTH_CLIENT_ID`` before ``azd up``.
 2. ``graph``: the multi-tenant app registration that customer tenants consent to. It holds only the
    *application* permissions of the features you choose, and the function app's user-assigned managed
    identity as a federated identity credential, so tokens for customer tenants need no secret and no
@@ -39,10 +41,12 @@ __all__ = [
     "GRAPH_APP_ID",
     "PLATFORM_ADMIN_ROLE",
     "TOKEN_EXCHANGE_AUDIENCE",
+    "TOKEN_TYPE_CLAIM",
     "USER_SCOPE",
     "admin_consent_url",
     "api_app_patch",
     "api_pre_authorization_patch",
+    "api_role_disable_patch",
     "federated_credential",
     "graph_app_patch",
     "main",
@@ -54,8 +58,12 @@ __all__ = [
 GRAPH_APP_ID: Final = "00000003-0000-0000-c000-000000000000"
 # Audience of the managed identity's token that is exchanged for a customer-tenant token.
 TOKEN_EXCHANGE_AUDIENCE: Final = "api://AzureADTokenExchange"
-# App role that registers managed tenants and grants their first admin (shared/domain/access.py).
+# App role of provisioning automation: registers managed tenants and manages their grants. The app honours it
+# on app-only tokens only (shared/domain/access.py), so it is assignable to applications only.
 PLATFORM_ADMIN_ROLE: Final = "Platform.Admin"
+# Optional access-token claim: "app" on app-only tokens. Without it the app counts every caller as a user
+# (shared/auth/claims.py) and Platform.Admin never takes effect.
+TOKEN_TYPE_CLAIM: Final = "idtyp"
 _AUTHORITY: Final = "https://login.microsoftonline.com"
 
 # Application permissions per feature, least privilege. Restore needs write access to the same areas it
@@ -147,15 +155,44 @@ def required_resource_access(
     return [{"resourceAppId": GRAPH_APP_ID, "resourceAccess": access}]
 
 
-def api_app_patch(app_id: str) -> dict[str, Any]:
+def _platform_admin_role() -> dict[str, Any]:
+    return {
+        "id": _PLATFORM_ADMIN_ROLE_ID,
+        "value": PLATFORM_ADMIN_ROLE,
+        "displayName": "Platform administrator",
+        "description": "Provisioning automation: registers managed tenants and manages their grants. "
+        "Opens no tenant data.",
+        # Application only: the app ignores the role on user tokens, so assigning it to people would only
+        # suggest a power they do not have.
+        "allowedMemberTypes": ["Application"],
+        "isEnabled": True,
+    }
+
+
+def _optional_claims(existing: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Add ``idtyp`` to the access-token optional claims, keeping every other claim already configured.
+
+    A PATCH replaces ``optionalClaims`` as a whole, so claims an operator added by hand are carried over.
+    """
+    merged = {kind: list(claims) for kind, claims in (existing or {}).items() if claims is not None}
+    access = [c for c in merged.get("accessToken", []) if c.get("name") != TOKEN_TYPE_CLAIM]
+    access.append({"name": TOKEN_TYPE_CLAIM, "essential": False, "additionalProperties": []})
+    merged["accessToken"] = access
+    return merged
+
+
+def api_app_patch(app_id: str, existing_optional_claims: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return the Graph ``PATCH /applications/{id}`` body of the API app registration.
 
     v2 tokens carry ``aud`` = the client id and the v2 issuer that App Service Authentication is configured
-    with; ``Platform.Admin`` may be assigned to users, groups and workload identities (pipelines, Logic Apps).
-    The delegated scope lets people call the API with a user token (e.g. from the Azure CLI).
+    with. ``Platform.Admin`` can be assigned to applications only (service principals and managed identities
+    of provisioning automation): the app honours it only on app-only tokens, which it recognises by the
+    ``idtyp`` access-token claim requested here. The delegated scope lets people call the API with a user
+    token (e.g. from the Azure CLI); their access comes from grants alone.
 
     Args:
         app_id: Client id of the API app registration.
+        existing_optional_claims: The registration's current ``optionalClaims``, kept beside ``idtyp``.
 
     Returns:
         The PATCH body.
@@ -177,17 +214,32 @@ def api_app_patch(app_id: str) -> dict[str, Any]:
                 }
             ],
         },
-        "appRoles": [
-            {
-                "id": _PLATFORM_ADMIN_ROLE_ID,
-                "value": PLATFORM_ADMIN_ROLE,
-                "displayName": "Platform administrator",
-                "description": "Registers managed tenants and grants their first admin.",
-                "allowedMemberTypes": ["User", "Application"],
-                "isEnabled": True,
-            }
-        ],
+        "appRoles": [_platform_admin_role()],
+        "optionalClaims": _optional_claims(existing_optional_claims),
     }
+
+
+def api_role_disable_patch(existing_roles: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Return the PATCH that disables ``Platform.Admin`` first when its definition must change, else ``None``.
+
+    Entra refuses to update an enabled app role (``CannotDeleteOrUpdateEnabledEntitlement``), so a
+    registration made by an earlier version (role also assignable to users) is updated in two steps: disable
+    the role unchanged, then :func:`api_app_patch` redefines and re-enables it. Its assignments are kept.
+
+    Args:
+        existing_roles: The registration's current ``appRoles``.
+
+    Returns:
+        The PATCH body, or ``None`` when the role is new, already disabled or already as wanted.
+    """
+    wanted = _platform_admin_role()
+    current = next((r for r in existing_roles if r.get("id") == wanted["id"]), None)
+    if current is None or not current.get("isEnabled"):
+        return None
+    fields = ("value", "displayName", "description", "allowedMemberTypes")
+    if all(current.get(f) == wanted[f] for f in fields):
+        return None
+    return {"appRoles": [{"id": wanted["id"], **{f: current.get(f) for f in fields}, "isEnabled": False}]}
 
 
 def api_pre_authorization_patch() -> dict[str, Any]:
@@ -324,9 +376,15 @@ def _azd_env_value(name: str) -> str:
 def register_api(run: Runner, env_name: str) -> str:
     """Create or update the API app registration and return its client id."""
     app = _ensure_application(run, f"intune-backup-api-{env_name}", "AzureADMyOrg")
-    _patch_application(run, app["id"], api_app_patch(app["appId"]))
+    query = "{appRoles: appRoles, optionalClaims: optionalClaims}"
+    current = run(["ad", "app", "show", "--id", app["appId"], "--query", query]) or {}
+    disable = api_role_disable_patch(current.get("appRoles") or [])
+    if disable:
+        _patch_application(run, app["id"], disable)
+    _patch_application(run, app["id"], api_app_patch(app["appId"], current.get("optionalClaims")))
     _patch_application(run, app["id"], api_pre_authorization_patch())
-    # A service principal in the operator tenant lets admins assign Platform.Admin to people and pipelines.
+    # A service principal in the operator tenant lets admins assign Platform.Admin to the service principals
+    # and managed identities of provisioning automation.
     if not run(["ad", "sp", "list", "--filter", f"appId eq '{app['appId']}'", "--query", "[].id"]):
         run(["ad", "sp", "create", "--id", app["appId"]])
     return app["appId"]

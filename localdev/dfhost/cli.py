@@ -29,7 +29,7 @@ from localdev.dfhost.registry import (
     load_registry,
 )
 from localdev.procs import free_port, port_open
-from shared.redaction import RedactingFilter, redact
+from shared.redaction import RedactingFilter, install_log_redaction, redact
 
 __all__ = ["main"]
 
@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging() -> None:
+    # Records are redacted as they are made (any logger, any handler added later); the handler's filter also
+    # covers records made before that, such as ones rebuilt with logging.makeLogRecord.
+    install_log_redaction()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
@@ -107,6 +110,7 @@ def _thread_pool_size(config: HostConfig) -> int:
 async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registry,
                  storage: str | None) -> int:
     from localdev.dfhost.engine import Engine, EngineOptions
+    from localdev.dfhost.engine_thread import EngineThread, WorkerInvoker
     from localdev.dfhost.http_api import HostHttp, build_main_app, build_rpc_app
     from localdev.dfhost.triggers import TriggerRunner
 
@@ -119,18 +123,25 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
         max_concurrent_orchestrations=config.max_concurrent_orchestrations,
         overridable_existing_instance_states=config.overridable_existing_instance_states,
         max_orchestration_actions=config.max_orchestration_actions, clock=args.clock)
-    engine = Engine(invoker=registry, connection_string=storage, options=options)
     stop = asyncio.Event()
+    # This loop is the worker's: HTTP, timer, queue and activity functions run here (sync ones
+    # in its thread pool). The engine runs on a thread and loop of its own (EngineThread), so
+    # episodes, replays and storage writes never hold up a request.
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=_thread_pool_size(config),
                                                  thread_name_prefix="dfhost-fn"))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    invoker = WorkerInvoker(registry, loop)
+    engine_thread = EngineThread(
+        lambda: Engine(invoker=invoker, connection_string=storage, options=options),
+        replay_threads=config.max_concurrent_orchestrations + 2)
     try:
-        await engine.start()
+        engine = await engine_thread.start()
     except Exception as exc:  # noqa: BLE001 - report unreachable storage in one line
         print(f"error: the durable engine could not start: {redact(str(exc))}", file=sys.stderr,
               flush=True)
+        await engine_thread.stop()
         return 1
     host = HostHttp(registry=registry, engine=engine, hub=hub, route_prefix=config.route_prefix,
                     port=args.port, rpc_port=rpc_port)
@@ -162,7 +173,9 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
         for runner in runners:
             with contextlib.suppress(Exception):
                 await runner.cleanup()
-        await engine.stop()
+        # The engine stops while this loop still runs: cancelling its in-flight activities
+        # needs the worker loop.
+        await engine_thread.stop()
         logger.info("Host stopped")
     return 0
 

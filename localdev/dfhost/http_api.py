@@ -3,29 +3,83 @@
 Two aiohttp applications are built here: the main one (``/api/...``, ``/admin/...`` and
 ``/runtime/webhooks/durabletask/...``) and the internal RPC listener (``/durabletask/...``) that
 the Python durable client calls through ``rpcBaseUrl``.
+
+Errors the host answers itself (unknown route, method not allowed, a request aiohttp's parser
+rejects, a failing function) are RFC 9457 problem+json, like the API's own errors, and never quote
+the request: aiohttp's parser messages copy the offending bytes (a bearer token in an over-long
+``Authorization`` line), so neither its text nor the exception message reaches a response or the
+log.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
+import warnings
+from collections.abc import Iterable
+from http import HTTPStatus
 from typing import Any
 
 import azure.functions as func
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
-from localdev.dfhost.engine import Engine
-from localdev.dfhost.http_durable import DurableApi, client_binding_json
+from localdev.dfhost.engine_thread import EngineHandle
+from localdev.dfhost.http_durable import FAILURE_MESSAGE, DurableApi, client_binding_json
 from localdev.dfhost.http_routes import RouteTemplate
 from localdev.dfhost.registry import HTTP, FunctionSpec, Registry
 from shared.redaction import redact
 
-__all__ = ["HttpRoute", "build_main_app", "build_rpc_app", "compile_routes"]
+__all__ = ["HttpRoute", "build_main_app", "build_rpc_app", "compile_routes", "problem_response"]
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
 RPC_PREFIX = "/durabletask"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+# What a function that lists no methods accepts (``func.HttpMethod``); TRACE and CONNECT never.
+EVERY_METHOD = frozenset(str(m.value) for m in func.HttpMethod)
+
+
+def problem_response(status: int, code: str, detail: str, *,
+                     headers: dict[str, str] | None = None) -> web.Response:
+    """An RFC 9457 problem the host answers itself.
+
+    Args:
+        status: HTTP status.
+        code: Stable machine code (``route-not-found``...).
+        detail: Our own sentence; never text taken from the request.
+        headers: Extra response headers (``Allow``).
+
+    Returns:
+        The ``application/problem+json`` response.
+    """
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+            "detail": detail, "code": code}
+    return web.Response(status=status, body=json.dumps(body).encode(),
+                        content_type=PROBLEM_CONTENT_TYPE, headers=headers)
+
+
+def route_not_found() -> web.Response:
+    """404 for a path no function or host endpoint serves."""
+    return problem_response(404, "route-not-found", "No function or host endpoint serves this "
+                                                    "path.")
+
+
+def method_not_allowed(allowed: Iterable[str]) -> web.Response:
+    """405 with the ``Allow`` header listing what the route accepts."""
+    return problem_response(405, "method-not-allowed", "The route does not accept this HTTP "
+                                                       "method; see the Allow header.",
+                            headers={"Allow": ", ".join(sorted(allowed))})
+
+
+def _exception_summary(exc: BaseException) -> str:
+    """The exception type and the frames that raised it, not its message (may quote the request)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return f"{type(exc).__module__}.{type(exc).__qualname__}\n{frames}".rstrip()
 
 
 class HttpRoute:
@@ -40,10 +94,11 @@ class HttpRoute:
         # None means every method, as in the host.
         self.methods = None if not methods else {str(getattr(m, "value", m)).upper()
                                                  for m in methods}
+        self.allowed = frozenset(self.methods) if self.methods else EVERY_METHOD
 
     def accepts(self, method: str) -> bool:
         """Whether the function accepts the HTTP method."""
-        return self.methods is None or method.upper() in self.methods
+        return method.upper() in self.allowed
 
 
 def compile_routes(registry: Registry) -> list[HttpRoute]:
@@ -77,9 +132,13 @@ def _to_web_response(result: Any) -> web.Response:
 
 
 class HostHttp:
-    """Shared state of the two HTTP applications."""
+    """Shared state of the two HTTP applications.
 
-    def __init__(self, *, registry: Registry, engine: Engine, hub: str, route_prefix: str,
+    Requests are served on the worker loop; every engine call goes through ``engine``, which
+    runs it on the engine's own loop.
+    """
+
+    def __init__(self, *, registry: Registry, engine: EngineHandle, hub: str, route_prefix: str,
                  port: int, rpc_port: int) -> None:
         self.registry = registry
         self.engine = engine
@@ -95,6 +154,8 @@ class HostHttp:
         """Route a request on the main port."""
         path = request.path
         if path == "/admin/host/status":
+            if request.method not in ("GET", "HEAD"):
+                return method_not_allowed(("GET", "HEAD"))
             return web.json_response({"state": "Running", "functions": len(
                 self.registry.functions)})
         if path == "/admin/dfhost/clock/advance":
@@ -103,7 +164,7 @@ class HostHttp:
             return await self.durable.handle(request, path[len(WEBHOOK_PREFIX):])
         prefix = "/" + self.route_prefix if self.route_prefix else ""
         if prefix and not (path == prefix or path.startswith(prefix + "/")):
-            return web.Response(status=404, text="Not found")
+            return route_not_found()
         return await self._run_http_function(request, path[len(prefix):])
 
     async def dispatch_rpc(self, request: web.Request) -> web.StreamResponse:
@@ -111,11 +172,11 @@ class HostHttp:
         path = request.path
         if path == RPC_PREFIX or path.startswith(RPC_PREFIX + "/"):
             return await self.durable.handle(request, path[len(RPC_PREFIX):])
-        return web.Response(status=404, text="Not found")
+        return route_not_found()
 
     async def _advance_clock(self, request: web.Request) -> web.Response:
         if request.method != "POST":
-            return web.Response(status=405, headers={"Allow": "POST"})
+            return method_not_allowed(("POST",))
         try:
             seconds = float(request.query.get("seconds", ""))
         except ValueError:
@@ -129,17 +190,15 @@ class HostHttp:
         return web.json_response({"advanced": seconds})
 
     async def _run_http_function(self, request: web.Request, rel_path: str) -> web.Response:
-        path_matched = False
+        allowed: set[str] = set()
         for route in self.routes:
             params = route.template.match(rel_path)
             if params is None:
                 continue
-            path_matched = True
             if route.accepts(request.method):
                 return await self._invoke(route.spec, request, params)
-        # The host answers an unmatched method like an unknown route.
-        return web.Response(status=404, text="Not found" if not path_matched
-                            else f"Method {request.method} not allowed on this route")
+            allowed |= route.allowed
+        return method_not_allowed(allowed) if allowed else route_not_found()
 
     async def _invoke(self, spec: FunctionSpec, request: web.Request,
                       params: dict[str, str]) -> web.Response:
@@ -151,35 +210,105 @@ class HostHttp:
         except Exception as exc:  # noqa: BLE001 - a user error must become a 500, not a crash
             logger.error("Function %s failed:\n%s", spec.name,
                          redact("".join(traceback.format_exception(exc)), limit=None))
-            return web.Response(status=500, text=f"Function {spec.name} failed: "
-                                                 f"{type(exc).__name__}")
+            return problem_response(500, "function-failed", f"The function {spec.name} failed; "
+                                                            "the host log has the details.")
         try:
             return _to_web_response(result)
         except Exception as exc:  # noqa: BLE001 - a bad return value is also the function's fault
             logger.error("Function %s returned an unusable response: %s", spec.name,
                          redact(repr(exc)))
-            return web.Response(status=500, text=f"Function {spec.name} returned an "
-                                                 "unusable response")
+            return problem_response(500, "invalid-function-response",
+                                    f"The function {spec.name} returned an unusable response.")
+
+
+def _is_durable_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in (WEBHOOK_PREFIX, RPC_PREFIX))
 
 
 @web.middleware
-async def _never_crash(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn an unexpected host error into a 500 with a short body; the traceback goes to the log."""
+async def _host_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn what escapes a handler into a short error: one bad request must not stop the host."""
     try:
         response: web.StreamResponse = await handler(request)
-    except web.HTTPException:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one bad request must not take the host down
-        logger.error("Request %s %s failed:\n%s", request.method, request.path,
-                     redact("".join(traceback.format_exception(exc)), limit=None))
-        return web.json_response({"Message": "Something went wrong while processing your "
-                                             "request", "ExceptionMessage": redact(str(exc))},
-                                 status=500)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # aiohttp raises these while reading the body (413 past client_max_size).
+        code = "payload-too-large" if exc.status == 413 else "request-rejected"
+        return problem_response(exc.status, code, HTTPStatus(exc.status).description + ".")
+    except (HttpProcessingError, web.RequestPayloadError) as exc:
+        # The body broke the framing (a bad chunk) after the handler started reading it.
+        logger.info("Rejected a malformed request body (%s)", type(exc).__name__)
+        return problem_response(400, "malformed-request", "The request body is not valid "
+                                                          "HTTP/1.1 framing.")
+    except Exception as exc:  # noqa: BLE001 - a host bug answers 500 and keeps serving
+        logger.error("Request %s failed: %s", request.method, _exception_summary(exc))
+        if _is_durable_path(request.path):
+            # The durable API keeps the extension's error shape.
+            return web.json_response({"Message": FAILURE_MESSAGE,
+                                      "ExceptionType": type(exc).__name__}, status=500)
+        return problem_response(500, "internal-error", "The host failed to process the request; "
+                                                       "the host log has the details.")
     return response
 
 
+class _ProblemRequestHandler(RequestHandler):
+    """A connection whose own error answers (parser errors, timeouts) are problem+json."""
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """Answer an error raised before or around the handler, without aiohttp's ``message``.
+
+        aiohttp's text for parser errors quotes the rejected bytes (the request line, a header
+        name or value), so it is never used, and only the exception type is logged.
+        """
+        del message
+        if isinstance(exc, HttpProcessingError):
+            self.logger.info("Rejected a malformed request from %s (%s)", request.remote,
+                             type(exc).__name__)
+        elif exc is not None:
+            self.logger.error("Request failed: %s", _exception_summary(exc))
+        if request.writer.output_size > 0:
+            raise ConnectionError("The response has started; no error response can follow")
+        if isinstance(exc, LineTooLong):
+            response = problem_response(431, "request-header-too-large",
+                                        "A header field or the request line is longer than the "
+                                        "host accepts.")
+        elif isinstance(exc, HttpProcessingError):
+            response = problem_response(400, "malformed-request", "The request is not valid "
+                                                                  "HTTP/1.1.")
+        elif status == 504:
+            response = problem_response(504, "timeout", "The request took too long.")
+        else:
+            response = problem_response(500, "internal-error", "The host failed to process the "
+                                        "request; the host log has the details.")
+        response.force_close()
+        return response
+
+
+class _ProblemServer(web.Server):
+    """Creates :class:`_ProblemRequestHandler` connections (``web.Server`` hard-codes its class)."""
+
+    def __call__(self) -> RequestHandler:
+        return _ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+with warnings.catch_warnings():
+    # aiohttp discourages subclassing Application; this subclass changes nothing but the class
+    # of the server the runner builds, the only place the connection class can be chosen.
+    warnings.simplefilter("ignore", DeprecationWarning)
+
+    class _HostApplication(web.Application):
+        def _make_handler(self, **kwargs: Any) -> web.Server:
+            server = super()._make_handler(**kwargs)
+            return _ProblemServer(server.request_handler, request_factory=server.request_factory,
+                                  handler_cancellation=server.handler_cancellation,
+                                  loop=server._loop, **server._kwargs)
+
+
 def _app(handler: Any) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_never_crash])
+    app = _HostApplication(client_max_size=64 * 1024 * 1024, middlewares=[_host_errors])
     app.router.add_route("*", "/{tail:.*}", handler)
     return app
 

@@ -18,13 +18,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from localdev.dfhost.engine import (
-    Engine,
     InstanceGone,
     InstanceNotFound,
     InvalidInstanceId,
     OrchestrationAlreadyExists,
     UnknownOrchestrator,
 )
+from localdev.dfhost.engine_thread import EngineHandle
 from shared.redaction import redact
 
 __all__ = ["DurableApi", "client_binding_json"]
@@ -38,7 +38,10 @@ FAILURE_MESSAGE = "Something went wrong while processing your request"
 
 
 class BadRequest(Exception):
-    """A malformed management request (bad query value or body)."""
+    """A malformed management request (bad query value or body).
+
+    Its text names the parameter at fault but never quotes what the caller sent.
+    """
 
 
 def management_urls(webhook_base: str, hub: str) -> dict[str, str]:
@@ -103,7 +106,7 @@ def _flag(query: Any, name: str, default: bool = False) -> bool:
         return default
     lowered = str(value).lower()
     if lowered not in {"true", "false"}:
-        raise BadRequest(f"Query parameter {name} must be true or false, got {value!r}")
+        raise BadRequest(f"Query parameter {name} must be true or false")
     return lowered == "true"
 
 
@@ -114,7 +117,7 @@ def _time(query: Any, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace(" ", "+"))
     except ValueError:
-        raise BadRequest(f"Query parameter {name} is not an ISO-8601 time: {value!r}") from None
+        raise BadRequest(f"Query parameter {name} is not an ISO-8601 time") from None
     # The extension reads times without an offset as UTC.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -129,7 +132,7 @@ def _statuses(query: Any) -> list[str] | None:
 class DurableApi:
     """Request handling for the durable HTTP API, independent of the URL prefix."""
 
-    def __init__(self, *, engine: Engine, hub: str, webhook_base: str) -> None:
+    def __init__(self, *, engine: EngineHandle, hub: str, webhook_base: str) -> None:
         self.engine = engine
         self.hub = hub
         self.webhook_base = webhook_base
@@ -174,8 +177,8 @@ class DurableApi:
         if parts and parts[0] == "entities":
             return web.json_response({"Message": "Durable entities are not supported by the "
                                                  "local host"}, status=501)
-        return web.json_response({"Message": f"No durable API route for {method} "
-                                             f"/{'/'.join(parts)}"}, status=404)
+        return web.json_response({"Message": "No durable API route matches the method and path"},
+                                 status=404)
 
     async def _start(self, request: web.Request, name: str,
                      instance_id: str | None) -> web.Response:
@@ -287,8 +290,7 @@ class DurableApi:
                 {"Message": "The local host does not implement rewind; restart the instance "
                             "or start a new one instead"}, status=501)
         else:
-            return web.json_response({"Message": f"Unknown instance operation {operation!r}"},
-                                     status=404)
+            return web.json_response({"Message": "Unknown instance operation"}, status=404)
         logger.info("%s instance_id=%s reason=%s", operation, instance_id,
                     redact(reason or ""))
         return web.Response(status=202)

@@ -94,6 +94,11 @@ def add_sts_routes(app: web.Application, sim: Simulator) -> None:
             secret = secret or basic_secret
         fault = sim.faults.match(method="POST", path=request.path, tenant=tenant_id,
                                  app=client_id or None)
+        if fault is not None and fault.message is not None and fault.kind[:3].isdigit():
+            # A planted description: tests prove that nothing Entra says reaches our errors or logs.
+            status = int(fault.kind[:3])
+            return entra_error(sim.base_url, status, "invalid_client" if status < 500 else
+                               "temporarily_unavailable", 7000215 if status < 500 else 50196, fault.message)
         if fault is not None:
             early = await sim.sts_fault(request, fault)
             if early is not None:

@@ -26,7 +26,9 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     """Build the caller from validated claims (short names: ``tid``, ``oid``, ``roles``, ...).
 
     Authorization uses only the immutable ``tid`` and ``oid``; ``name`` is for display. App-only tokens
-    (daemons, managed identities, Logic Apps) are recognised by ``idtyp == "app"``.
+    (daemons, managed identities, Logic Apps) are recognised by ``idtyp == "app"`` (an optional claim the
+    API's app registration must request) and the absence of ``scp``, which every delegated (user) token
+    carries; anything else counts as a user, so app-only privileges such as ``Platform.Admin`` fail closed.
 
     Raises:
         Unauthenticated: ``tid`` or ``oid`` is missing or not a GUID.
@@ -34,7 +36,7 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     tid, oid = str(claims.get("tid", "")), str(claims.get("oid", ""))
     if not GUID.fullmatch(tid) or not GUID.fullmatch(oid):
         raise Unauthenticated("the token does not identify a tenant and an object")
-    is_app = claims.get("idtyp") == "app"
+    is_app = claims.get("idtyp") == "app" and not claims.get("scp")
     app_id = claims.get("azp") or claims.get("appid")
     name = claims.get("name") or claims.get("preferred_username") or (app_id if is_app else "")
     return Principal(

@@ -27,6 +27,7 @@ _WS_CLAIMS_NS = "http://schemas.microsoft.com/ws/2008/06/identity/claims/"
 _LONG_TO_SHORT = {
     _CLAIMS_NS + "objectidentifier": "oid",
     _CLAIMS_NS + "tenantid": "tid",
+    _CLAIMS_NS + "scope": "scp",
     _WS_CLAIMS_NS + "role": "roles",
     "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name": "preferred_username",
     "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn": "upn",

@@ -4,25 +4,32 @@ Validation follows Microsoft's guidance: RS256 signature from the tenant's JWKS,
 audiences, ``iss`` built from the token's ``tid`` and compared exactly, ``tid`` in the operator allow-list,
 and ``exp``/``nbf``/``iat`` with a small leeway. Nothing about a rejected token (let alone the token)
 goes into the error.
+
+A token that passed is remembered by its SHA-256 (never the token itself) until shortly before it expires,
+so a caller's later requests skip the signature check; a rejected token is never remembered, and any other
+token, even one differing in a single character, is a different entry and is checked in full.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
 from jwt import PyJWKClient
 
+from shared.auth.cache import ExpiringCache
 from shared.auth.claims import GUID, principal_from_claims
 from shared.config import Settings
 from shared.domain import Principal
 from shared.errors import Unauthenticated
 
-__all__ = ["PUBLIC_AUTHORITY", "EntraTokenValidator", "JwkClientFactory"]
+__all__ = ["MAX_CACHED_TOKENS", "PUBLIC_AUTHORITY", "EntraTokenValidator", "JwkClientFactory"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +37,12 @@ PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
 LEEWAY_SECONDS = 60
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "tid"]
 JwkClientFactory = Callable[[str], PyJWKClient]
+# How long the issuer's key set is kept before it is fetched again.
+JWKS_LIFESPAN_SECONDS = 300
+# Validated tokens kept per validator: about one per active caller.
+MAX_CACHED_TOKENS = 10_000
+# A cached token is dropped this long before its ``exp``, so it never outlives what validation accepts.
+TOKEN_CACHE_SKEW_SECONDS = 30
 
 
 class EntraTokenValidator:
@@ -41,10 +54,12 @@ class EntraTokenValidator:
             by default a :class:`PyJWKClient` trusting ``settings.graph_ca_bundle`` when set.
         is_allowed_tenant: decides for tenants when the allow-list is empty; without it an empty
             allow-list admits nobody.
+        clock: the current time in seconds since the epoch (tests move it), for the token cache.
     """
 
     def __init__(self, settings: Settings, *, jwk_client_factory: JwkClientFactory | None = None,
-                 is_allowed_tenant: Callable[[str], bool] | None = None) -> None:
+                 is_allowed_tenant: Callable[[str], bool] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._authority = settings.auth_authority_host.rstrip("/")
         self._audiences = settings.audiences
         self._allowed = {t.lower() for t in settings.issuer_tenants}
@@ -52,6 +67,9 @@ class EntraTokenValidator:
         self._factory = jwk_client_factory or self._default_factory(settings.graph_ca_bundle)
         self._clients: dict[str, PyJWKClient] = {}
         self._lock = threading.Lock()
+        self._clock = clock
+        self._validated: ExpiringCache[bytes, Principal] = ExpiringCache(max_entries=MAX_CACHED_TOKENS,
+                                                                         clock=clock)
 
     @staticmethod
     def _default_factory(ca_bundle: str) -> JwkClientFactory:
@@ -59,7 +77,8 @@ class EntraTokenValidator:
         context = ssl.create_default_context(cafile=ca_bundle or None)
 
         def build(url: str) -> PyJWKClient:
-            return PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5, ssl_context=context)
+            return PyJWKClient(url, cache_keys=True, lifespan=JWKS_LIFESPAN_SECONDS, timeout=5,
+                               ssl_context=context)
 
         return build
 
@@ -84,11 +103,24 @@ class EntraTokenValidator:
         return bool(self._is_allowed_tenant and self._is_allowed_tenant(tid))
 
     def validate(self, token: str) -> Principal:
-        """Validate a bearer token and return its principal.
+        """Validate a bearer token (or find it among those validated before) and return its principal.
 
         Raises:
             Unauthenticated: for any problem with the token; the message names the category only.
         """
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._validated.get(digest)
+        if cached is not None:
+            return cached
+        principal, expires = self._validate(token)
+        # Until shortly before ``exp``, and no longer than the key set is kept: a signing key the issuer
+        # withdraws stops admitting its tokens as soon as it would without the cache.
+        self._validated.put(digest, principal, expires_at=min(expires - TOKEN_CACHE_SKEW_SECONDS,
+                                                              self._clock() + JWKS_LIFESPAN_SECONDS))
+        return principal
+
+    def _validate(self, token: str) -> tuple[Principal, float]:
+        """Check a token in full; return its principal and its ``exp``."""
         try:
             header = jwt.get_unverified_header(token)
             unverified: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
@@ -122,7 +154,7 @@ class EntraTokenValidator:
             raise Unauthenticated("the bearer token is not valid") from exc
         if str(claims.get("tid", "")).lower() != tid:
             raise Unauthenticated("the bearer token has no valid tenant")
-        return principal_from_claims(claims)
+        return principal_from_claims(claims), float(claims["exp"])
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """Validate the ``Authorization: Bearer`` header of a request.

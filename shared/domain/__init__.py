@@ -12,6 +12,14 @@ from shared.domain.access import (
     Role,
     role_at_least,
 )
+from shared.domain.audit import (
+    AUDIT_ID_PREFIX,
+    AuditAction,
+    AuditActor,
+    AuditEvent,
+    AuditSubject,
+    new_audit_id,
+)
 from shared.domain.base import ApiModel, ErrorInfo, Page, utc
 from shared.domain.ids import invert_sortable, new_run_id, new_ulid
 from shared.domain.notifications import Notification, notification_id
@@ -35,9 +43,14 @@ from shared.domain.snapshots import SnapshotRecord, snapshot_blob_name
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "AUDIT_ID_PREFIX",
     "PLATFORM_ADMIN_ROLE",
     "TERMINAL_STATUSES",
     "ApiModel",
+    "AuditAction",
+    "AuditActor",
+    "AuditEvent",
+    "AuditSubject",
     "CreatedBy",
     "CredentialRef",
     "ErrorInfo",
@@ -61,6 +74,7 @@ __all__ = [
     "derive_idempotency_key",
     "final_status",
     "invert_sortable",
+    "new_audit_id",
     "new_run_id",
     "new_ulid",
     "notification_id",

@@ -25,7 +25,8 @@ __all__ = [
 
 # App settings that hold Graph credentials (in Azure: Key Vault references) all start with this.
 GRAPH_CREDENTIAL_SETTING_PREFIX = "GRAPH_CREDENTIAL_"
-# App role (in the token's ``roles`` claim) that may register managed tenants and manage grants.
+# App role (in the token's ``roles`` claim) that may register managed tenants and grant their first admin.
+# Honoured on app-only tokens only (see :attr:`Principal.is_platform_admin`).
 PLATFORM_ADMIN_ROLE = "Platform.Admin"
 
 
@@ -66,8 +67,18 @@ class Principal(ApiModel):
 
     @property
     def is_platform_admin(self) -> bool:
-        """Whether the caller holds the ``Platform.Admin`` app role."""
-        return PLATFORM_ADMIN_ROLE in self.roles
+        """Whether the caller is provisioning automation holding the ``Platform.Admin`` app role.
+
+        Only app-only callers (service principals and managed identities running provisioning pipelines)
+        qualify. On a user token the role is ignored: the user is an ordinary caller whose access comes
+        from grants alone, so a role assigned to a person (or picked up through a group) cannot register
+        tenants or hand out admin.
+        """
+        return self.is_app and PLATFORM_ADMIN_ROLE in self.roles
+
+    def is_principal(self, tenant_id: str, object_id: str) -> bool:
+        """Whether ``(tenant_id, object_id)`` names this caller (both compared case-insensitively)."""
+        return (tenant_id.lower(), object_id.lower()) == (self.tenant_id.lower(), self.object_id.lower())
 
 
 CredentialType = Literal[
@@ -135,9 +146,14 @@ class ManagedTenant(ApiModel):
 
 
 class Grant(ApiModel):
-    """``(managed tenant, principal) -> role``."""
+    """``(managed tenant, principal home tenant, principal object id) -> role``.
+
+    A principal is identified by its home tenant and object id together: object ids are unique only
+    within their tenant, so a principal from another tenant with the same object id is someone else.
+    """
 
     tenant_id: str
+    principal_tenant_id: str
     principal_id: str
     role: Role
     granted_by: str

@@ -6,7 +6,8 @@ host and tenant, so one cache serves every tenant and a second call is answered 
 
 MSAL is synchronous and its constructor already does network I/O (tenant discovery), so every MSAL call
 runs in ``asyncio.to_thread``. MSAL error dicts become :class:`~shared.graph.errors.GraphAuthError`
-carrying the ``AADSTS`` code, with a redacted message.
+carrying Entra's error code and ``AADSTS`` number only: Entra's ``error_description`` (and the text of MSAL's
+exceptions, which quote it) is free text that can echo anything, so it never reaches an error or a log.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from typing import Any, Final, Protocol
 
 import httpx
 import msal
+from msal.exceptions import MsalError
 
-from shared.graph.errors import GraphAuthError
+from shared.domain.base import safe_aadsts, safe_graph_code
+from shared.graph.errors import GraphAuthError, GraphServerError
 
 __all__ = [
     "GRAPH_SCOPE",
@@ -202,9 +205,10 @@ class MsalTokenProvider:
                         token_cache=self._cache,
                     )
                 except ValueError as exc:
-                    # MSAL raises ValueError when tenant discovery fails (e.g. unknown tenant).
+                    # MSAL raises ValueError when tenant discovery fails (e.g. unknown tenant); its text
+                    # quotes the answer, so only the AADSTS number is taken from it.
                     raise GraphAuthError(
-                        f"authority discovery failed tenant={self.tenant_id}: {exc}",
+                        f"authority discovery failed tenant={self.tenant_id}",
                         aadsts=_first_aadsts(str(exc)),
                     ) from None
             return self._app
@@ -216,6 +220,18 @@ class MsalTokenProvider:
         except httpx.HTTPError as exc:
             raise GraphAuthError(
                 f"token endpoint unreachable tenant={self.tenant_id}: {type(exc).__name__}"
+            ) from None
+        except MsalError as exc:
+            # Entra failed (5xx): worth another attempt later, like a Graph server error. MSAL's texts quote
+            # what Entra sent, so only the type is kept.
+            raise GraphServerError(
+                f"token endpoint failed tenant={self.tenant_id}: {type(exc).__name__}"
+            ) from None
+        except (ValueError, RuntimeError) as exc:
+            # An answer MSAL cannot use: its text may quote the answer, so only the type is kept.
+            raise GraphAuthError(
+                f"token request failed tenant={self.tenant_id}: {type(exc).__name__}",
+                aadsts=_first_aadsts(str(exc)),
             ) from None
         if "access_token" not in result:
             raise _auth_error(result, tenant_id=self.tenant_id, client_id=self.client_id)
@@ -236,6 +252,7 @@ class MsalTokenProvider:
 
         Raises:
             GraphAuthError: Entra refused (unknown tenant, bad secret, no consent...) or was unreachable.
+            GraphServerError: Entra failed (5xx); worth another attempt later.
         """
         memo = self._memo
         if memo is not None and time.monotonic() < memo[1]:
@@ -300,19 +317,20 @@ class BearerAuth(httpx.Auth):
 
 
 def _first_aadsts(text: str) -> str | None:
+    # Digits only: the number is a structured fact even inside free text; the words around it are not kept.
     match = _AADSTS.search(text or "")
     return match.group(0) if match else None
 
 
 def _auth_error(result: dict[str, Any], *, tenant_id: str, client_id: str) -> GraphAuthError:
-    codes = result.get("error_codes") or []
-    aadsts = f"AADSTS{codes[0]}" if codes else _first_aadsts(str(result.get("error_description", "")))
-    # Only the first line of the description: the rest is trace and correlation ids.
-    description = str(result.get("error_description", "")).splitlines()[0] if result.get(
-        "error_description") else ""
+    codes = result.get("error_codes")
+    first = codes[0] if isinstance(codes, list) and codes else None
+    aadsts = safe_aadsts(first) or _first_aadsts(str(result.get("error_description", "")))
+    error = safe_graph_code(result.get("error"))
     return GraphAuthError(
-        f"token request refused tenant={tenant_id} client_id={client_id} "
-        f"error={result.get('error')} {description}",
+        f"token request refused tenant={tenant_id} client_id={client_id} error={error or 'unknown'}"
+        + (f" {aadsts}" if aadsts else ""),
         aadsts=aadsts,
-        graph_code=str(result.get("error")) if result.get("error") else None,
+        graph_code=error,
+        request_id=result.get("correlation_id"),
     )

@@ -55,7 +55,6 @@ from shared.graph.retry import (
     RetryPolicy,
     parse_retry_after,
 )
-from shared.redaction import redact
 
 __all__ = ["DEFAULT_TIMEOUT", "GraphClient", "GraphResponse"]
 
@@ -211,6 +210,7 @@ class GraphClient:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
+        label: str | None = None,
     ) -> GraphResponse:
         """Send one request with retries; return the successful answer.
 
@@ -222,6 +222,8 @@ class GraphClient:
             json_body: JSON body.
             headers: extra headers.
             idempotent: whether repeating the call is harmless; defaults to true for everything but POST.
+            label: how logs and errors name the call; defaults to the path of a relative ``url``. An absolute
+                URL came from Graph (a nextLink), so its path is not ours to repeat.
 
         Returns:
             The answer, body parsed.
@@ -237,7 +239,7 @@ class GraphClient:
         return await self._send(
             method, url, params=params, json_body=json_body, headers=headers,
             idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
-            budget=[(throttle_family_for(_path_of(url)), reads, writes)],
+            budget=[(throttle_family_for(_path_of(url)), reads, writes)], label=label,
         )
 
     # ------------------------------------------------------------------ paging
@@ -253,15 +255,16 @@ class GraphClient:
         next_url: str | None = url
         next_params = params
         pages = 0
+        # Later pages are named after the collection we asked for: a nextLink's path is Graph's text.
+        first_path = _display_path(url)
         while next_url is not None:
-            page = await self.get(next_url, params=next_params)
+            label = first_path if pages == 0 else f"{first_path} (page {pages + 1})"
+            page = (await self.request("GET", next_url, params=next_params, label=label)).json()
             yield page
             pages += 1
             link = page.get("@odata.nextLink")
             if link is not None and (link in seen or pages >= _MAX_PAGES):
-                raise GraphIncompleteRead(
-                    f"paging loop on {httpx.URL(link).path}", request_id=None
-                )
+                raise GraphIncompleteRead(f"paging loop on {first_path} after {pages} pages")
             if link is not None:
                 seen.add(link)
             # The nextLink already carries the original query ($expand, $filter) and the skip token.
@@ -382,7 +385,7 @@ class GraphClient:
             self.base_url.scheme, self.base_url.host, self.base_url.port,
         ):
             # Never send our bearer token to another origin, whatever a nextLink says.
-            raise GraphBadRequest(f"refusing to follow a URL outside {self.base_url.host}: {target.host}")
+            raise GraphBadRequest(f"refusing to follow a URL outside {self.base_url.host}")
 
     async def _send(
         self,
@@ -394,9 +397,10 @@ class GraphClient:
         headers: Mapping[str, str] | None,
         idempotent: bool,
         budget: Sequence[tuple[str, int, int]],
+        label: str | None = None,
     ) -> GraphResponse:
         self._check_origin(url)
-        path = _path_of(url)
+        path = label or _display_path(url)
         attempt = 0
         slept = 0.0
         refreshed_token = False
@@ -443,7 +447,7 @@ class GraphClient:
                     idempotent or status in SAFE_TO_RETRY_POST_STATUSES
                 )
                 if not retryable:
-                    raise self._error_for(method, path, status, response.headers, body)
+                    raise self._error_for(method, _path_of(url), status, response.headers, body, label=path)
                 failure = f"status={status}"
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
             delay = self.retry.delay(retry_after, attempt, self._rng)
@@ -452,7 +456,8 @@ class GraphClient:
                     "graph retries exhausted tenant=%s method=%s path=%s failure=%s attempts=%d slept=%.1f",
                     self.tenant_id, method, path, failure, attempt, slept,
                 )
-                detail = f"{method} {path}: {failure} after {attempt} attempts"
+                answer = f"Microsoft Graph answered {status}" if status is not None else failure
+                detail = f"{method} {path}: {answer} on all {attempt} attempts"
                 if status in (429, 503):
                     raise GraphThrottled(detail, retry_after=delay, status_code=status)
                 raise GraphServerError(detail, status_code=status)
@@ -475,18 +480,20 @@ class GraphClient:
                                answer.headers, answer.body)
 
     def _error_for(
-        self, method: str, path: str, status: int, headers: Mapping[str, str], body: Any
+        self, method: str, path: str, status: int, headers: Mapping[str, str], body: Any, *,
+        label: str | None = None,
     ) -> GraphError:
-        graph_code, message = _graph_error_fields(body)
-        request_id = headers.get("request-id")
+        # Only structured facts of Graph's answer are kept (each checked for its shape when the error is
+        # built); its error.message is free text that can echo anything, so it is never read.
+        facts = _graph_error_facts(body)
         common: dict[str, Any] = {
-            "status_code": status, "graph_code": graph_code, "request_id": request_id,
+            "status_code": status,
+            "graph_code": facts.get("code"),
+            "request_id": headers.get("request-id") or facts.get("request-id"),
+            "date": facts.get("date") or headers.get("date"),
+            "target": facts.get("target"),
         }
-        summary = f"{method} {path} -> {status} {graph_code or ''}".rstrip()
-        if message:
-            summary += f": {message}"
-        if request_id:
-            summary += f" (request-id {request_id})"
+        summary = f"{method} {label or path}: Microsoft Graph answered {status}"
         if status == 403:
             permission = self._permission_for(method, path)
             return GraphPermissionMissing(
@@ -494,17 +501,18 @@ class GraphClient:
                 permission=permission, **common,
             )
         if status == 404:
-            return GraphNotFound(summary, **common)
+            return GraphNotFound(f"{summary}: the object does not exist", **common)
         if status == 409:
-            return GraphConflict(summary, **common)
+            return GraphConflict(f"{summary}: the change conflicts with the object's current state", **common)
         if status == 401:
             return GraphAuthError(f"token rejected twice: {summary}", **common)
         if status in (429, 503):
             retry_after = parse_retry_after(headers.get("retry-after"))
-            return GraphThrottled(summary, retry_after=retry_after or 0.0, **common)
+            return GraphThrottled(f"{summary}: throttled or unavailable", retry_after=retry_after or 0.0,
+                                  **common)
         if status >= 500:
-            return GraphServerError(summary, **common)
-        return GraphBadRequest(summary, **common)
+            return GraphServerError(f"{summary}: server error", **common)
+        return GraphBadRequest(f"{summary}: the request was rejected", **common)
 
 
 class _TruncatedBody(Exception):
@@ -541,25 +549,32 @@ def _inner_retryable(request: BatchRequest, status: int) -> bool:
     return status in RETRYABLE_STATUSES and request.method.upper() in IDEMPOTENT_METHODS
 
 
-def _graph_error_fields(body: Any) -> tuple[str | None, str | None]:
+def _graph_error_facts(body: Any) -> dict[str, Any]:
+    """The structured members of Graph's ``{"error": {...}}`` body, unchecked (the error checks them).
+
+    ``error.message`` (and Intune's JSON document nested in it) is deliberately left out: free text.
+    """
     if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
-        return None, None
+        return {}
     error = body["error"]
-    code = error.get("code")
-    message = error.get("message")
-    if isinstance(message, str) and message.lstrip().startswith("{"):
-        # Intune nests a JSON document in the message; its "Message" is the readable part.
-        try:
-            inner = json.loads(message)
-            message = inner.get("Message") if isinstance(inner, dict) else message
-        except ValueError:
-            pass
-    text = redact(str(message), limit=300) if message else None
-    return (str(code) if code else None), text
+    inner = error.get("innerError") or error.get("innererror")
+    inner = inner if isinstance(inner, dict) else {}
+    target = error.get("target")
+    details = error.get("details")
+    if target is None and isinstance(details, list):
+        target = next((d.get("target") for d in details if isinstance(d, dict) and d.get("target")), None)
+    return {"code": error.get("code"), "request-id": inner.get("request-id"), "date": inner.get("date"),
+            "target": target}
 
 
 def _path_of(url: str) -> str:
     return httpx.URL(url).path
+
+
+def _display_path(url: str) -> str:
+    # Callers pass relative paths; only a nextLink (Graph's text) is absolute.
+    target = httpx.URL(url)
+    return "(next page)" if target.is_absolute_url else target.path
 
 
 def _bearer_of(request: httpx.Request) -> str:

@@ -1,9 +1,13 @@
 """Errors raised by the Microsoft Graph client, each with a stable machine ``code``.
 
-Every message is passed through :func:`shared.redaction.redact` when the error is built, so an error can be
-logged, stored on a run item or shown to a caller as it is. Messages name the method, the path (never the
-query string), the HTTP status, Graph's own error code and request id; they never carry tokens, secrets,
-client assertions, authorization headers or raw Graph bodies.
+Everything Graph and Entra send back is untrusted. An error's ``detail`` is our own text only: the method,
+our path (never the query string), the HTTP status and what it means; never Graph's or Entra's free text
+(``error.message``, ``error_description``), which can echo anything, credentials included, in words no
+redaction recognises. What the upstream said is kept only as structured facts of a strict shape
+(:meth:`GraphError.facts`): Graph's error code, request id and date, Entra's AADSTS number, the property
+Graph rejected. Values of any other shape are dropped when the error is built. The detail is also passed
+through :func:`shared.redaction.redact`, as a second line of defence, so an error can be logged, stored on
+a run item or shown to a caller as it is.
 
 Hierarchy::
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from shared.domain.base import safe_aadsts, safe_date, safe_graph_code, safe_request_id, safe_target
 from shared.errors import AppError
 from shared.redaction import redact
 
@@ -45,10 +50,15 @@ __all__ = [
 class GraphError(AppError):
     """Base class of every Graph client error.
 
+    ``detail`` must be our own text; the keyword facts may come from Graph and are kept only when they have
+    the strict shape of what they claim to be.
+
     Attributes:
         status_code: the HTTP status Graph answered with, when there was an answer.
-        graph_code: Graph's ``error.code`` (``Forbidden``, ``TooManyRequests``, ...), when known.
-        request_id: Graph's ``request-id`` header, for support cases.
+        graph_code: Graph's ``error.code`` (``Forbidden``, ``TooManyRequests``, ...), when it has that shape.
+        request_id: Graph's request id (a GUID), for support cases.
+        date: when Graph reported the error (its ``innerError.date`` or ``Date`` header).
+        target: the property Graph rejected, when it named one in structured form.
     """
 
     status: ClassVar[int] = 502
@@ -60,15 +70,27 @@ class GraphError(AppError):
         detail: str,
         *,
         status_code: int | None = None,
-        graph_code: str | None = None,
-        request_id: str | None = None,
+        graph_code: object = None,
+        request_id: object = None,
+        date: object = None,
+        target: object = None,
         **extra: Any,
     ) -> None:
         # Redact here, once, so no caller can forget it.
         super().__init__(redact(detail), **extra)
-        self.status_code = status_code
-        self.graph_code = graph_code
-        self.request_id = request_id
+        self.status_code = status_code if isinstance(status_code, int) and 100 <= status_code <= 599 else None
+        self.graph_code = safe_graph_code(graph_code)
+        self.request_id = safe_request_id(request_id)
+        self.date = safe_date(date)
+        self.target = safe_target(target)
+
+    def facts(self) -> dict[str, str | int]:
+        """The structured facts that are known, keyed like :class:`shared.domain.ErrorInfo`'s fields."""
+        facts: dict[str, str | int | None] = {
+            "http_status": self.status_code, "graph_code": self.graph_code, "request_id": self.request_id,
+            "date": self.date, "aadsts": getattr(self, "aadsts", None), "target": self.target,
+        }
+        return {key: value for key, value in facts.items() if value is not None}
 
 
 class GraphAuthError(GraphError):
@@ -77,9 +99,9 @@ class GraphAuthError(GraphError):
     title = "Microsoft Graph authentication failed"
     code = "graph-auth-failed"
 
-    def __init__(self, detail: str, *, aadsts: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, detail: str, *, aadsts: object = None, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
-        self.aadsts = aadsts
+        self.aadsts = safe_aadsts(aadsts)
 
 
 class GraphPermissionMissing(GraphError):

@@ -62,16 +62,22 @@ def require_policy_type(policy_type: str) -> str:
 
 
 def _error_of(exc: Exception) -> ErrorInfo:
-    """Stable code and safe message for a failure to read a policy."""
+    """Stable code, our own message and Graph's structured facts for a failure to read a policy.
+
+    Graph errors carry only our text and facts of a strict shape (never Graph's free text), so they can be
+    stored on the item and the run and shown to callers as they are.
+    """
+    facts = exc.facts() if isinstance(exc, GraphError) else {}
     if isinstance(exc, GraphPermissionMissing):
         permission = exc.permission or "an Intune application permission"
         return ErrorInfo(code=exc.instance_code,
                          message=f"Microsoft Graph denied access: the app registration needs the "
-                                 f"application permission {permission} (admin consent in the tenant).")
+                                 f"application permission {permission} (admin consent in the tenant).",
+                         **facts)
     if isinstance(exc, GraphNotFound):
-        return ErrorInfo(code="policy-not-found", message="The policy does not exist in the tenant.")
+        return ErrorInfo(code="policy-not-found", message="The policy does not exist in the tenant.", **facts)
     if isinstance(exc, AppError):
-        return ErrorInfo(code=exc.instance_code, message=exc.detail)
+        return ErrorInfo(code=exc.instance_code, message=exc.detail, **facts)
     return ErrorInfo(code="internal-error", message="An unexpected error occurred while capturing.")
 
 
@@ -127,7 +133,7 @@ class CaptureService:
         except _TRANSIENT as exc:
             if not item.final_attempt:
                 retry_after = exc.retry_after if isinstance(exc, GraphThrottled) else None
-                logger.warning("capture will retry run_id=%s item=%s attempt=%d code=%s", item.run_id,
+                logger.warning("capture will retry run_id=%s item=%s attempt=%d error_code=%s", item.run_id,
                                item_id, item.attempt, exc.instance_code)
                 return CaptureItemResult(item_id=item_id, status="retry", error=_error_of(exc),
                                          retry_after_seconds=retry_after)
@@ -178,5 +184,6 @@ class CaptureService:
                               started_at=started, finished_at=self._clock())
         await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id, run_id=item.run_id,
                                 outcome=outcome)
-        logger.warning("policy capture failed run_id=%s item=%s code=%s", item.run_id, item_id, error.code)
+        logger.warning("policy capture failed run_id=%s item=%s error_code=%s", item.run_id, item_id,
+                       error.code)
         return CaptureItemResult(item_id=item_id, status="failed", error=error)

@@ -9,11 +9,13 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobServiceClient, ContainerClient, LinearRetry
 
 from shared.config import Settings
 from shared.storage.blobs import BlobSnapshotStore
+from shared.storage.errors import guarded, storage_errors
 from shared.storage.table_access import TableGrantRepository, TableTenantRepository
+from shared.storage.table_audit import TableAuditRepository
 from shared.storage.table_records import (
     TableItemRepository,
     TableNotificationRepository,
@@ -21,11 +23,33 @@ from shared.storage.table_records import (
 )
 from shared.storage.table_runs import TableRunRepository
 
-__all__ = ["TABLES", "StorageFactory"]
+__all__ = ["CONNECTION_TIMEOUT_SECONDS", "READ_TIMEOUT_SECONDS", "RETRY_TOTAL", "TABLES", "StorageFactory"]
 
 # Logical table -> suffix of the physical name (``<prefix><suffix>``; letters and digits only).
 TABLES = {"runs": "runs", "items": "items", "snapshots": "snapshots",
           "notifications": "notifications", "tenants": "tenants", "grants": "grants"}
+
+# Storage answers in milliseconds when healthy. Left to their defaults, the SDKs wait up to 300 s (tables) or
+# 60 s (blobs) for an answer and retry 3 to 10 times with backoffs of up to a minute, so one request would
+# hang for minutes while storage is down. With these, a call to a storage that never answers fails after two
+# attempts, within about 22 s (tests/integration/test_storage_timeouts.py measures it), and the caller gets
+# 503 with Retry-After (shared/storage/errors.py) and retries later.
+CONNECTION_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 10
+RETRY_TOTAL = 1
+# The blob SDK's default policy waits 15 s or more before its first retry; the table SDK retries at once.
+_BLOB_RETRY_BACKOFF_SECONDS = 1
+
+
+def _with_limits(client_options: dict[str, Any], *, blob: bool) -> dict[str, Any]:
+    """``client_options`` over our timeouts and retry budget (callers may override any of them)."""
+    options: dict[str, Any] = {"connection_timeout": CONNECTION_TIMEOUT_SECONDS,
+                               "read_timeout": READ_TIMEOUT_SECONDS, "retry_total": RETRY_TOTAL,
+                               **client_options}
+    if blob and "retry_policy" not in options:
+        options["retry_policy"] = LinearRetry(backoff=_BLOB_RETRY_BACKOFF_SECONDS, random_jitter_range=1,
+                                              retry_total=options["retry_total"])
+    return options
 
 
 class StorageFactory:
@@ -55,7 +79,8 @@ class StorageFactory:
                 endpoints with ``credential``, by default ``DefaultAzureCredential`` preferring the
                 user-assigned identity ``azure_client_id``.
             credential: an explicit token credential for endpoint mode.
-            **client_options: passed to both service clients (e.g. ``retry_total=0`` in tests).
+            **client_options: passed to both service clients over the defaults above (e.g.
+                ``retry_total=0`` or shorter ``read_timeout`` in tests).
 
         Returns:
             The factory.
@@ -71,10 +96,10 @@ class StorageFactory:
             credential = DefaultAzureCredential(
                 managed_identity_client_id=settings.azure_client_id or None)
         return cls(
-            table_service=TableServiceClient(endpoint=settings.storage_table_endpoint,
-                                             credential=credential, **client_options),
-            blob_service=BlobServiceClient(account_url=settings.storage_blob_endpoint,
-                                           credential=credential, **client_options),
+            table_service=TableServiceClient(endpoint=settings.storage_table_endpoint, credential=credential,
+                                             **_with_limits(client_options, blob=False)),
+            blob_service=BlobServiceClient(account_url=settings.storage_blob_endpoint, credential=credential,
+                                           **_with_limits(client_options, blob=True)),
             table_prefix=settings.table_prefix, snapshot_container=settings.snapshot_container,
         )
 
@@ -82,36 +107,47 @@ class StorageFactory:
     def from_connection_string(cls, connection_string: str, *, table_prefix: str = "intune",
                                snapshot_container: str = "policy-snapshots",
                                **client_options: Any) -> StorageFactory:
-        """Build from a storage connection string (Azurite and tests)."""
+        """Build from a storage connection string (Azurite and tests); options as in :meth:`from_settings`."""
         return cls(
-            table_service=TableServiceClient.from_connection_string(connection_string,
-                                                                    **client_options),
-            blob_service=BlobServiceClient.from_connection_string(connection_string,
-                                                                  **client_options),
+            table_service=TableServiceClient.from_connection_string(
+                connection_string, **_with_limits(client_options, blob=False)),
+            blob_service=BlobServiceClient.from_connection_string(
+                connection_string, **_with_limits(client_options, blob=True)),
             table_prefix=table_prefix, snapshot_container=snapshot_container,
         )
 
     def table(self, logical: str) -> TableClient:
-        """Return the client of a logical table, creating the table on first use."""
+        """Return the client of a logical table, creating the table on first use.
+
+        Every call through the client raises :class:`~shared.storage.errors.StorageUnavailable` when storage
+        is unreachable, slow or busy (see :func:`~shared.storage.errors.guarded`).
+        """
         with self._lock:
             client = self._tables.get(logical)
-            if client is None:
-                name = self._prefix + TABLES[logical]
+        if client is None:
+            name = self._prefix + TABLES[logical]
+            # Outside the lock (creation is idempotent): while storage hangs, requests must not queue here.
+            with storage_errors():
                 self._table_service.create_table_if_not_exists(name)
-                client = self._table_service.get_table_client(name)
-                self._tables[logical] = client
-            return client
+            with self._lock:
+                client = self._tables.setdefault(
+                    logical, guarded(self._table_service.get_table_client(name)))
+        return client
 
     def container(self) -> ContainerClient:
-        """Return the snapshot container client, creating the container on first use."""
+        """Return the snapshot container client (guarded like :meth:`table`), creating it on first use."""
         with self._lock:
-            if self._container is None:
-                container = self._blob_service.get_container_client(self._container_name)
-                # Another process (or an earlier run) may have created it already.
-                with contextlib.suppress(ResourceExistsError):
-                    container.create_container()
-                self._container = container
-            return self._container
+            container = self._container
+        if container is None:
+            container = guarded(self._blob_service.get_container_client(self._container_name))
+            # Another process (or an earlier run) may have created it already.
+            with contextlib.suppress(ResourceExistsError):
+                container.create_container()
+            with self._lock:
+                if self._container is None:
+                    self._container = container
+                return self._container
+        return container
 
     def runs(self) -> TableRunRepository:
         """Run repository."""
@@ -136,6 +172,10 @@ class StorageFactory:
     def grants(self) -> TableGrantRepository:
         """Grant repository."""
         return TableGrantRepository(self.table("grants"))
+
+    def audit(self) -> TableAuditRepository:
+        """Audit events; kept beside the grants so a grant change and its event are one transaction."""
+        return TableAuditRepository(self.table("grants"))
 
     def blobs(self) -> BlobSnapshotStore:
         """Snapshot body store."""

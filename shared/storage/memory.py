@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from shared.domain import (
     ACTIVE_STATUSES,
+    AUDIT_ID_PREFIX,
+    AuditEvent,
     Grant,
     ItemOutcome,
     ManagedTenant,
@@ -28,6 +30,7 @@ from shared.domain import (
     RunStatus,
     SnapshotRecord,
     counts_from_outcomes,
+    invert_sortable,
     snapshot_blob_name,
 )
 from shared.errors import ConcurrentUpdate, InvalidRequest, NotFound
@@ -43,6 +46,7 @@ from shared.storage.keys import decode_token, encode_token, validate_key
 from shared.storage.rows import notification_sort_key, run_row_key
 
 __all__ = [
+    "InMemoryAuditRepository",
     "InMemoryBlobStore",
     "InMemoryGrantRepository",
     "InMemoryItemRepository",
@@ -343,38 +347,107 @@ class InMemoryTenantRepository:
             return [self._rows[t] for t in tenant_ids if t in self._rows]
 
 
-class InMemoryGrantRepository:
-    """Grants by ``(tenant, principal)``."""
+def _principal_part(value: str, what: str) -> str:
+    # The Table adapter joins key parts with "|", so it refuses it in them; so do we.
+    if "|" in validate_key(value, what=what):
+        raise InvalidRequest(f"{what} contains a character that is not allowed")
+    return value
+
+
+class InMemoryAuditRepository:
+    """Audit events by tenant, keyed by inverted event id (newest first, like the Table adapter)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rows: dict[tuple[str, str], Grant] = {}
+        self._rows: dict[str, dict[str, AuditEvent]] = {}
 
-    def put(self, grant: Grant) -> None:
-        """Create or replace a grant."""
-        validate_key(grant.tenant_id, what="tenant id")
-        validate_key(grant.principal_id, what="principal id")
-        with self._lock:
-            self._rows[(grant.tenant_id, grant.principal_id)] = grant
+    @staticmethod
+    def row_key(event: AuditEvent) -> str:
+        """Validate an event's keys; return its key (the inverted id, as the Table adapter orders them)."""
+        validate_key(event.tenant_id, what="tenant id")
+        return invert_sortable(event.id.removeprefix(AUDIT_ID_PREFIX))
 
-    def get(self, *, tenant_id: str, principal_id: str) -> Grant | None:
-        """Return a grant, or ``None``."""
+    def contains(self, event: AuditEvent) -> bool:
+        """Whether an event with this id is stored (a second write of the same event is a conflict)."""
         with self._lock:
-            return self._rows.get((tenant_id, principal_id))
+            return self.row_key(event) in self._rows.get(event.tenant_id, {})
 
-    def delete(self, *, tenant_id: str, principal_id: str) -> bool:
-        """Delete a grant; return whether it existed."""
+    def append(self, event: AuditEvent) -> None:
+        """Store an event; storing the same event again replaces it."""
+        key = self.row_key(event)
         with self._lock:
-            return self._rows.pop((tenant_id, principal_id), None) is not None
+            self._rows.setdefault(event.tenant_id, {})[key] = event
+
+    def list(self, *, tenant_id: str, run_id: str | None = None, top: int = 50,
+             continuation: str | None = None) -> Page[AuditEvent]:
+        """Return a tenant's events newest first, optionally only those of one run."""
+        validate_key(tenant_id, what="tenant id")
+        if run_id is not None:
+            validate_key(run_id, what="run id")
+        with self._lock:
+            rows = sorted(self._rows.get(tenant_id, {}).items())
+        return _page([(k, e) for k, e in rows if run_id is None or e.run_id == run_id], top, continuation)
+
+
+class InMemoryGrantRepository:
+    """Grants by ``(tenant, principal tenant, principal)``, each change stored with its audit event.
+
+    Args:
+        audit: where the audit events go (a fresh repository when omitted; see :attr:`audit`).
+    """
+
+    def __init__(self, audit: InMemoryAuditRepository | None = None) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[str, str, str], Stored[Grant]] = {}
+        self.audit = audit or InMemoryAuditRepository()
+
+    @staticmethod
+    def _key(tenant_id: str, principal_tenant_id: str, principal_id: str) -> tuple[str, str, str]:
+        return (validate_key(tenant_id, what="tenant id"),
+                _principal_part(principal_tenant_id, "principal tenant id"),
+                _principal_part(principal_id, "principal id"))
+
+    def get(self, *, tenant_id: str, principal_tenant_id: str, principal_id: str) -> Stored[Grant] | None:
+        """Return a grant with its ETag, or ``None``."""
+        key = self._key(tenant_id, principal_tenant_id, principal_id)
+        with self._lock:
+            return self._rows.get(key)
+
+    def put(self, grant: Grant, *, event: AuditEvent, etag: str | None) -> None:
+        """Create or replace a grant if unchanged since read, together with its event."""
+        if event.tenant_id != grant.tenant_id:
+            raise ValueError("an audit event belongs to the managed tenant of the grant it records")
+        key = self._key(grant.tenant_id, grant.principal_tenant_id, grant.principal_id)
+        with self._lock:
+            self._check(key, etag, event)
+            self.audit.append(event)
+            self._rows[key] = Stored(grant, _etag())
+
+    def delete(self, *, tenant_id: str, principal_tenant_id: str, principal_id: str, event: AuditEvent,
+               etag: str) -> None:
+        """Delete a grant if unchanged since read, together with its event."""
+        if event.tenant_id != tenant_id:
+            raise ValueError("an audit event belongs to the managed tenant of the grant it records")
+        key = self._key(tenant_id, principal_tenant_id, principal_id)
+        with self._lock:
+            self._check(key, etag, event)
+            self.audit.append(event)
+            del self._rows[key]
+
+    def _check(self, key: tuple[str, str, str], etag: str | None, event: AuditEvent) -> None:
+        current = self._rows.get(key)
+        if (current.etag if current else None) != etag or self.audit.contains(event):
+            raise ConcurrentUpdate("the grant changed meanwhile")
 
     def list_for_tenant(self, tenant_id: str) -> list[Grant]:
-        """Return a tenant's grants ordered by principal id."""
+        """Return a tenant's grants ordered by principal tenant and object id."""
         with self._lock:
-            rows = [g for (t, _), g in self._rows.items() if t == tenant_id]
-        return sorted(rows, key=lambda g: g.principal_id)
+            rows = [s.value for (t, _, _), s in self._rows.items() if t == tenant_id]
+        return sorted(rows, key=lambda g: (g.principal_tenant_id, g.principal_id))
 
-    def list_for_principal(self, principal_id: str) -> list[Grant]:
-        """Return a principal's grants ordered by tenant id."""
+    def list_for_principal(self, *, principal_tenant_id: str, principal_id: str) -> list[Grant]:
+        """Return a principal's grants ordered by managed tenant id."""
+        key = (principal_tenant_id, principal_id)
         with self._lock:
-            rows = [g for (_, p), g in self._rows.items() if p == principal_id]
+            rows = [s.value for (_, pt, p), s in self._rows.items() if (pt, p) == key]
         return sorted(rows, key=lambda g: g.tenant_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ class FakeContext:
 
     input: dict[str, Any]
     current_utc_datetime: datetime = START
+    is_replaying: bool = False
     calls: list[Call | Timer] = field(default_factory=list)
 
     def get_input(self) -> dict[str, Any]:
@@ -52,9 +54,9 @@ class FakeContext:
         return timer
 
 
-def drive(results: list[Any]) -> tuple[FakeContext, dict[str, Any]]:
+def drive(results: list[Any], *, replaying: bool = False) -> tuple[FakeContext, dict[str, Any]]:
     """Run the orchestrator; each yielded task gets the next result (an Exception is thrown in)."""
-    ctx = FakeContext(input=INPUT)
+    ctx = FakeContext(input=INPUT, is_replaying=replaying)
     gen = policy_capture_orchestrator.build().get_user_function().orchestrator_function(ctx)
     pending = list(results)
     value: Any = None
@@ -175,3 +177,37 @@ def test_a_failure_to_mark_the_run_running_still_completes_it_as_failed() -> Non
     complete = ctx.calls[-1]
     assert isinstance(complete, Call)
     assert complete.payload["failure"]["code"] == "internal-error"
+
+
+ORCHESTRATOR_LOGGER = "orchestrators.policy_capture"
+
+
+def _orchestrator_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == ORCHESTRATOR_LOGGER]
+
+
+def test_a_run_that_fails_internally_is_logged_once_not_on_every_replay(
+        caplog: pytest.LogCaptureFixture) -> None:
+    boom = Exception("Activity function 'capture_policy' failed: AccountKey=abc123")
+    with caplog.at_level(logging.INFO, logger=ORCHESTRATOR_LOGGER):
+        drive([RUNNING, boom, DONE], replaying=False)  # first execution of these steps
+        first = _orchestrator_logs(caplog)
+        for _ in range(3):  # the host replays the same history each time the orchestrator resumes
+            drive([RUNNING, boom, DONE], replaying=True)
+    assert len(first) == 1
+    assert "run_1" in first[0]
+    assert "AccountKey" not in caplog.text  # the activity's free text is never logged
+    assert _orchestrator_logs(caplog) == first
+
+
+def test_a_failed_capture_is_logged_with_its_code_only_when_not_replaying(
+        caplog: pytest.LogCaptureFixture) -> None:
+    failed = {"itemId": "settingsCatalog:p1", "status": "failed",
+              "error": {"code": "policy-not-found", "message": "Graph said: the secret is hunter2"}}
+    with caplog.at_level(logging.INFO, logger=ORCHESTRATOR_LOGGER):
+        drive([RUNNING, failed, DONE], replaying=True)
+        assert _orchestrator_logs(caplog) == []
+        drive([RUNNING, failed, DONE], replaying=False)
+    [line] = _orchestrator_logs(caplog)
+    assert "policy-not-found" in line
+    assert "hunter2" not in line

@@ -291,7 +291,12 @@ def test_secrets_planted_in_a_graph_error_never_reach_the_stored_error_or_the_lo
                         ("notifications", json.dumps(notes)), ("logs", logs)):
         for name, value in planted.items():
             assert value not in text, f"planted {name} leaked into {where}"
-    assert "Upstream rejected" in done["failure"]["message"]
+    # Graph's message is free text: none of it is kept, only our own words and its structured facts.
+    assert "Upstream rejected" not in json.dumps(done)
+    assert f"/deviceManagement/deviceCategories/{policy['id']}: Microsoft Graph answered 400" in (
+        done["failure"]["message"])
+    assert done["failure"]["httpStatus"] == 400
+    assert done["failure"]["graphCode"] == "BadRequest"
 
 
 def test_runs_are_listed_newest_first_with_continuation_and_show_in_progress(stack: Stack) -> None:

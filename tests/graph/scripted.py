@@ -38,10 +38,13 @@ class Sleeps:
         self.calls.append(seconds)
 
 
+REQUEST_ID = "5f0e3c1a-2b4d-4e6f-8a9b-0c1d2e3f4a5b"
+
+
 def graph_error(status: int, code: str, message: str = "failed", **headers: str) -> httpx.Response:
     body = {"error": {"code": code, "message": message,
-                      "innerError": {"request-id": "req-1", "date": "2026-01-01T00:00:00"}}}
-    return httpx.Response(status, json=body, headers={"request-id": "req-1", **headers})
+                      "innerError": {"request-id": REQUEST_ID, "date": "2026-01-01T00:00:00"}}}
+    return httpx.Response(status, json=body, headers={"request-id": REQUEST_ID, **headers})
 
 
 def make_client(handler: Callable[[httpx.Request], httpx.Response], *, read_only: bool = False,

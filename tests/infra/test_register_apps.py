@@ -88,14 +88,43 @@ def test_admin_consent_url_targets_the_customer_tenant(register_apps: ModuleType
     }
 
 
+IDTYP_CLAIM = {"name": "idtyp", "essential": False, "additionalProperties": []}
+
+
 def test_api_app_role_matches_the_code(register_apps: ModuleType) -> None:
     patch = register_apps.api_app_patch("api-app-id")
 
     assert register_apps.PLATFORM_ADMIN_ROLE == PLATFORM_ADMIN_ROLE
     assert [r["value"] for r in patch["appRoles"]] == [PLATFORM_ADMIN_ROLE]
-    assert patch["appRoles"][0]["allowedMemberTypes"] == ["User", "Application"]
     assert patch["identifierUris"] == ["api://api-app-id"]
     assert patch["api"]["requestedAccessTokenVersion"] == 2
+
+
+def test_platform_admin_is_application_only_and_tokens_say_if_app_only(register_apps: ModuleType) -> None:
+    # The app honours Platform.Admin only on app-only tokens, recognised by idtyp == "app"
+    # (shared/auth/claims.py): without the claim no token would ever carry the role's power.
+    patch = register_apps.api_app_patch("api-app-id")
+
+    (role,) = patch["appRoles"]
+    assert role["allowedMemberTypes"] == ["Application"]
+    assert role["isEnabled"] is True
+    assert patch["optionalClaims"] == {"accessToken": [IDTYP_CLAIM]}
+
+
+def test_optional_claims_configured_by_hand_are_kept(register_apps: ModuleType) -> None:
+    existing = {
+        "idToken": [{"name": "upn", "essential": False, "additionalProperties": []}],
+        "accessToken": [
+            {"name": "ipaddr", "essential": False, "additionalProperties": []},
+            {"name": "idtyp", "essential": True, "additionalProperties": []},
+        ],
+        "saml2Token": None,
+    }
+
+    claims = register_apps.api_app_patch("api-app-id", existing)["optionalClaims"]
+
+    assert claims["idToken"] == existing["idToken"]
+    assert claims["accessToken"] == [existing["accessToken"][0], IDTYP_CLAIM]
 
 
 def test_azure_cli_is_pre_authorized_for_the_scope_created_first(register_apps: ModuleType) -> None:
@@ -125,13 +154,19 @@ def test_azure_cli_is_pre_authorized_for_the_scope_created_first(register_apps: 
 
 
 class FakeAz:
-    """Answers ``az`` commands like a tenant where nothing exists yet; records every call."""
+    """Answers ``az`` commands like a tenant holding nothing but ``existing_app``; records every call."""
 
-    def __init__(self, graph_permissions: Sequence[str], existing_credentials: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        graph_permissions: Sequence[str],
+        existing_credentials: Sequence[str] = (),
+        existing_app: dict[str, Any] | None = None,
+    ) -> None:
         self.graph_roles = _graph_roles(graph_permissions)
         self.calls: list[list[str]] = []
         self.patches: list[dict[str, Any]] = []
         self.existing_credentials = list(existing_credentials)
+        self.existing_app = existing_app
 
     def __call__(self, args: Sequence[str]) -> Any:
         args = list(args)
@@ -139,7 +174,9 @@ class FakeAz:
         if args[:3] == ["ad", "sp", "show"]:
             return self.graph_roles
         if args[:3] == ["ad", "app", "list"]:
-            return []
+            return [{"appId": "api-app-id", "id": "api-object-id"}] if self.existing_app else []
+        if args[:3] == ["ad", "app", "show"]:
+            return self.existing_app
         if args[:3] == ["ad", "app", "create"]:
             return {"appId": "graph-app-id", "id": "graph-object-id"}
         if args[:2] == ["rest", "--method"]:
@@ -149,6 +186,51 @@ class FakeAz:
         if args[:4] == ["ad", "app", "federated-credential", "list"]:
             return self.existing_credentials
         return {}
+
+
+def _role_allowing_users(register_apps: ModuleType) -> dict[str, Any]:
+    """Platform.Admin as an earlier version of the script defined it: assignable to users too."""
+    (role,) = register_apps.api_app_patch("api-app-id")["appRoles"]
+    return {**role, "allowedMemberTypes": ["User", "Application"], "origin": "Application"}
+
+
+def test_rerun_disables_an_older_role_definition_before_redefining_it(register_apps: ModuleType) -> None:
+    # Entra refuses to update an enabled app role, so the re-run must disable it unchanged first.
+    old_role = _role_allowing_users(register_apps)
+    hand_made = {"accessToken": [{"name": "ipaddr", "essential": False, "additionalProperties": []}]}
+    az = FakeAz([], existing_app={"appRoles": [old_role], "optionalClaims": hand_made})
+
+    assert register_apps.register_api(az, "prod") == "api-app-id"
+
+    disable, redefine, _pre_authorization = az.patches
+    assert disable == {
+        "appRoles": [
+            {
+                "id": old_role["id"],
+                "value": PLATFORM_ADMIN_ROLE,
+                "displayName": old_role["displayName"],
+                "description": old_role["description"],
+                "allowedMemberTypes": ["User", "Application"],
+                "isEnabled": False,
+            }
+        ]
+    }
+    (role,) = redefine["appRoles"]
+    assert role["id"] == old_role["id"]
+    assert (role["allowedMemberTypes"], role["isEnabled"]) == (["Application"], True)
+    assert redefine["optionalClaims"] == {"accessToken": [*hand_made["accessToken"], IDTYP_CLAIM]}
+    assert not [c for c in az.calls if c[:3] == ["ad", "app", "create"]]
+
+
+def test_rerun_with_the_current_role_patches_it_in_place(register_apps: ModuleType) -> None:
+    current = register_apps.api_app_patch("api-app-id")
+    existing = {"appRoles": current["appRoles"], "optionalClaims": current["optionalClaims"]}
+    az = FakeAz([], existing_app=existing)
+
+    register_apps.register_api(az, "prod")
+
+    redefine, _pre_authorization = az.patches
+    assert redefine == current
 
 
 def _every_permission(register_apps: ModuleType) -> list[str]:

@@ -13,4 +13,4 @@ class TestTableStorage(StorageContract):
     def stores(self, storage: StorageFactory) -> Stores:
         return Stores(runs=storage.runs(), items=storage.items(), snapshots=storage.snapshots(),
                       blobs=storage.blobs(), notifications=storage.notifications(),
-                      tenants=storage.tenants(), grants=storage.grants())
+                      tenants=storage.tenants(), grants=storage.grants(), audit=storage.audit())

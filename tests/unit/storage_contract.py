@@ -13,6 +13,10 @@ from typing import Any
 import pytest
 
 from shared.domain import (
+    AuditAction,
+    AuditActor,
+    AuditEvent,
+    AuditSubject,
     CreatedBy,
     CredentialRef,
     Grant,
@@ -26,12 +30,14 @@ from shared.domain import (
     RunStatus,
     RunTarget,
     SnapshotRecord,
+    new_audit_id,
     new_run_id,
     notification_id,
 )
 from shared.errors import ConcurrentUpdate, InvalidRequest, NotFound
 from shared.ports import (
     ActiveEntry,
+    AuditRepository,
     BlobStore,
     ClaimConflict,
     GrantRepository,
@@ -59,6 +65,7 @@ class Stores:
     notifications: NotificationRepository
     tenants: TenantRepository
     grants: GrantRepository
+    audit: AuditRepository  # reads what ``grants`` writes with each change
 
 
 def make_run(at: datetime = T0, *, tenant: str = TENANT, kind: RunKind = RunKind.POLICY_CAPTURE,
@@ -358,21 +365,102 @@ class StorageContract:
         assert stores.tenants.get_many([OTHER, "nope", TENANT]) == [b, a]
 
     def test_grants_forward_and_reverse(self, stores: Stores) -> None:
-        g1 = Grant(tenant_id=TENANT, principal_id="p1", role=Role.ADMIN, granted_by="x",
-                   granted_at=T0)
-        g2 = Grant(tenant_id=OTHER, principal_id="p1", role=Role.READER, granted_by="x",
-                   granted_at=T0)
-        g3 = Grant(tenant_id=TENANT, principal_id="p2", role=Role.OPERATOR, granted_by="x",
-                   granted_at=T0)
-        for g in (g1, g2, g3):
-            stores.grants.put(g)
-        assert stores.grants.get(tenant_id=TENANT, principal_id="p1") == g1
-        assert stores.grants.list_for_tenant(TENANT) == [g1, g3]
-        assert stores.grants.list_for_principal("p1") == [g1, g2]
+        g1 = Grant(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p1", role=Role.ADMIN,
+                   granted_by="x", granted_at=T0)
+        g2 = Grant(tenant_id=OTHER, principal_tenant_id=HOME, principal_id="p1", role=Role.READER,
+                   granted_by="x", granted_at=T0)
+        g3 = Grant(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p2", role=Role.OPERATOR,
+                   granted_by="x", granted_at=T0)
+        # Same object id, another home tenant: another principal.
+        g4 = Grant(tenant_id=TENANT, principal_tenant_id=ELSEWHERE, principal_id="p1", role=Role.READER,
+                   granted_by="x", granted_at=T0)
+        for i, g in enumerate((g1, g2, g3, g4)):
+            stores.grants.put(g, event=grant_event(g.tenant_id, i), etag=None)
+        stored = stores.grants.get(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p1")
+        assert stored is not None
+        assert stored.value == g1
+        assert stores.grants.get(tenant_id=TENANT, principal_tenant_id=OTHER, principal_id="p1") is None
+        assert stores.grants.list_for_tenant(TENANT) == [g1, g3, g4]
+        assert stores.grants.list_for_principal(principal_tenant_id=HOME, principal_id="p1") == [g1, g2]
+        assert stores.grants.list_for_principal(principal_tenant_id=ELSEWHERE, principal_id="p1") == [g4]
         changed = g1.model_copy(update={"role": Role.READER})
-        stores.grants.put(changed)
-        assert stores.grants.list_for_principal("p1")[0].role == Role.READER
-        assert stores.grants.delete(tenant_id=TENANT, principal_id="p1")
-        assert not stores.grants.delete(tenant_id=TENANT, principal_id="p1")
-        assert stores.grants.get(tenant_id=TENANT, principal_id="p1") is None
-        assert stores.grants.list_for_principal("p1") == [g2]
+        stores.grants.put(changed, event=grant_event(TENANT, 10), etag=stored.etag)
+        assert stores.grants.list_for_principal(principal_tenant_id=HOME,
+                                                principal_id="p1")[0].role == Role.READER
+        current = stores.grants.get(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p1")
+        assert current is not None
+        stores.grants.delete(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p1",
+                             event=grant_event(TENANT, 11), etag=current.etag)
+        assert stores.grants.get(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p1") is None
+        assert stores.grants.list_for_principal(principal_tenant_id=HOME, principal_id="p1") == [g2]
+        assert stores.grants.list_for_tenant(TENANT) == [g3, g4]
+
+    def test_grant_changes_are_conditional_and_stored_with_their_event(self, stores: Stores) -> None:
+        grant = Grant(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p1", role=Role.ADMIN,
+                      granted_by="x", granted_at=T0)
+        first = grant_event(TENANT, 1)
+        stores.grants.put(grant, event=first, etag=None)
+        stale = stores.grants.get(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p1")
+        assert stale is not None
+        # Created meanwhile: a second create loses, and its event is not stored either.
+        with pytest.raises(ConcurrentUpdate):
+            stores.grants.put(grant, event=grant_event(TENANT, 2), etag=None)
+        third = grant_event(TENANT, 3)
+        stores.grants.put(grant.model_copy(update={"role": Role.READER}), event=third, etag=stale.etag)
+        # Changed meanwhile: writes and deletes with the old ETag lose, without an event.
+        with pytest.raises(ConcurrentUpdate):
+            stores.grants.put(grant, event=grant_event(TENANT, 4), etag=stale.etag)
+        with pytest.raises(ConcurrentUpdate):
+            stores.grants.delete(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p1",
+                                 event=grant_event(TENANT, 5), etag=stale.etag)
+        current = stores.grants.get(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p1")
+        assert current is not None
+        assert current.value.role == Role.READER
+        # An event id that is already stored makes the whole change fail.
+        with pytest.raises(ConcurrentUpdate):
+            stores.grants.put(grant, event=first, etag=current.etag)
+        assert [e.id for e in stores.audit.list(tenant_id=TENANT).items] == [third.id, first.id]
+        with pytest.raises(InvalidRequest):
+            stores.grants.get(tenant_id=TENANT, principal_tenant_id="a|b", principal_id="p1")
+
+    # ------------------------------------------------------------- audit
+
+    def test_audit_lists_newest_first_per_tenant_with_paging_and_run_filter(self, stores: Stores) -> None:
+        events = [grant_event(TENANT, i, run_id="run_1" if i % 2 else None) for i in range(5)]
+        for event in events:
+            stores.audit.append(event)
+        stores.audit.append(grant_event(OTHER, 9))
+        stores.audit.append(events[0])  # appending again is idempotent
+        newest_first = [e.id for e in reversed(events)]
+        seen: list[str] = []
+        token: str | None = None
+        while True:
+            page = stores.audit.list(tenant_id=TENANT, top=2, continuation=token)
+            assert len(page.items) <= 2
+            seen += [e.id for e in page.items]
+            token = page.continuation
+            if token is None:
+                break
+        assert seen == newest_first
+        assert stores.audit.list(tenant_id=TENANT).items == list(reversed(events))
+        assert [e.id for e in stores.audit.list(tenant_id=TENANT, run_id="run_1").items] == [
+            events[3].id, events[1].id]
+        assert [e.tenant_id for e in stores.audit.list(tenant_id=OTHER).items] == [OTHER]
+        assert stores.audit.list(tenant_id="44444444-4444-4444-4444-444444444444").items == []
+        with pytest.raises(InvalidRequest):
+            stores.audit.list(tenant_id=TENANT, top=0)
+        with pytest.raises(InvalidRequest):
+            stores.audit.list(tenant_id=TENANT, continuation="not-a-token!")
+
+
+HOME = "66666666-6666-6666-6666-666666666666"
+ELSEWHERE = "77777777-7777-7777-7777-777777777777"
+
+
+def grant_event(tenant_id: str, minute: int, *, run_id: str | None = None) -> AuditEvent:
+    """A grant event ``minute`` minutes after T0 (so events order by ``minute``)."""
+    at = T0 + timedelta(minutes=minute)
+    return AuditEvent(id=new_audit_id(at), tenant_id=tenant_id, action=AuditAction.GRANT_PUT, at=at,
+                      actor=AuditActor(tenant_id=HOME, id="admin", name="Admin"),
+                      subject=AuditSubject(tenant_id=HOME, id="p1"), old_role=None, new_role=Role.READER,
+                      run_id=run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import ssl
 import threading
@@ -15,10 +16,11 @@ import jwt
 import pytest
 import trustme
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt import PyJWKClient
 from jwt.algorithms import RSAAlgorithm
 
 from shared.auth import authenticate
-from shared.auth.entra import EntraTokenValidator
+from shared.auth.entra import JWKS_LIFESPAN_SECONDS, TOKEN_CACHE_SKEW_SECONDS, EntraTokenValidator
 from shared.config import Settings
 from shared.errors import Unauthenticated
 
@@ -179,8 +181,6 @@ def test_untrusted_issuer_certificate_fails_closed(jwks):
 
 def test_v1_issuer_is_accepted_only_on_the_public_cloud(jwks):
     # The JWKS client is pointed at our server; only the issuer rule of the public cloud is under test.
-    from jwt import PyJWKClient
-
     ctx = ssl.create_default_context(cafile=str(jwks.ca_path))
     public = EntraTokenValidator(
         make_settings(jwks, auth_authority_host="https://login.microsoftonline.com"),
@@ -199,3 +199,85 @@ def test_empty_allow_list_admits_only_tenants_the_app_knows(jwks):
         EntraTokenValidator(settings).authenticate(bearer(token(jwks)))
     known = EntraTokenValidator(settings, is_allowed_tenant=lambda tid: tid == TID)
     assert known.authenticate(bearer(token(jwks))).tenant_id == TID
+
+
+class CountingJwkClient(PyJWKClient):
+    """A real JWKS client that counts full signature checks (each needs the signing key)."""
+
+    checks = 0
+
+    def get_signing_key_from_jwt(self, token: str | bytes) -> Any:
+        CountingJwkClient.checks += 1
+        return super().get_signing_key_from_jwt(token)
+
+
+@pytest.fixture
+def counted(jwks: JwksServer) -> tuple[EntraTokenValidator, list[float]]:
+    """A validator whose full checks are counted, on a clock the test moves (``now[0]``)."""
+    context = ssl.create_default_context(cafile=str(jwks.ca_path))
+    now = [time.time()]
+    CountingJwkClient.checks = 0
+    validator = EntraTokenValidator(
+        make_settings(jwks), clock=lambda: now[0],
+        jwk_client_factory=lambda url: CountingJwkClient(url, ssl_context=context))
+    return validator, now
+
+
+def test_a_validated_token_is_remembered_by_hash_until_shortly_before_it_expires(jwks, counted):
+    validator, now = counted
+    exp = int(now[0]) + 120
+    value = token(jwks, exp=exp)
+    for _ in range(3):
+        assert validator.authenticate(bearer(value)).object_id == OID
+    assert CountingJwkClient.checks == 1
+    # Only the token's SHA-256 is kept, never the token.
+    assert list(validator._validated._entries) == [hashlib.sha256(value.encode()).digest()]
+    now[0] = exp - TOKEN_CACHE_SKEW_SECONDS - 1
+    validator.authenticate(bearer(value))
+    assert CountingJwkClient.checks == 1
+    now[0] = exp - TOKEN_CACHE_SKEW_SECONDS
+    validator.authenticate(bearer(value))  # checked in full again (and still valid: the real clock)
+    assert CountingJwkClient.checks == 2
+
+
+def test_a_long_lived_token_is_checked_again_when_the_signing_keys_would_be_refetched(jwks, counted):
+    validator, now = counted
+    start = now[0]
+    value = token(jwks, exp=int(start) + 3600)
+    validator.validate(value)
+    now[0] = start + JWKS_LIFESPAN_SECONDS - 1
+    validator.validate(value)
+    assert CountingJwkClient.checks == 1
+    now[0] = start + JWKS_LIFESPAN_SECONDS
+    validator.validate(value)
+    assert CountingJwkClient.checks == 2
+
+
+def test_each_token_is_its_own_entry(jwks, counted):
+    validator, _ = counted
+    first, second = token(jwks), token(jwks, oid=OTHER_TID, name="Bea")
+    assert validator.validate(first).object_id == OID
+    assert validator.validate(second).object_id == OTHER_TID
+    assert validator.validate(first).object_id == OID
+    assert CountingJwkClient.checks == 2
+    # The cached token's signature on a changed payload is no way in.
+    header, _, signature = first.split(".")
+    forged_body = jwt.utils.base64url_encode(json.dumps(
+        {**jwt.decode(first, options={"verify_signature": False}), "oid": OTHER_TID}).encode()).decode()
+    with pytest.raises(Unauthenticated):
+        validator.validate(f"{header}.{forged_body}.{signature}")
+
+
+@pytest.mark.parametrize(("case", "kwargs"), [
+    ("signed by another key", {"key": ROGUE_KEY}),
+    ("expired", {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}),
+    ("wrong audience", {"aud": "api://someone-else"}),
+])
+def test_a_rejected_token_is_never_remembered(jwks, counted, case, kwargs):
+    validator, _ = counted
+    bad = token(jwks, **kwargs)
+    for attempt in (1, 2):
+        with pytest.raises(Unauthenticated):
+            validator.validate(bad)
+        assert CountingJwkClient.checks == attempt
+    assert len(validator._validated) == 0

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.storage.memory import InMemoryAuditRepository
 from tests.fakes import (
     InMemoryBlobStore,
     InMemoryGrantRepository,
@@ -17,7 +18,9 @@ from tests.unit.storage_contract import StorageContract, Stores
 class TestInMemoryStorage(StorageContract):
     @pytest.fixture
     def stores(self) -> Stores:
+        audit = InMemoryAuditRepository()
         return Stores(runs=InMemoryRunRepository(), items=InMemoryItemRepository(),
                       snapshots=InMemorySnapshotIndex(), blobs=InMemoryBlobStore(),
                       notifications=InMemoryNotificationRepository(),
-                      tenants=InMemoryTenantRepository(), grants=InMemoryGrantRepository())
+                      tenants=InMemoryTenantRepository(), grants=InMemoryGrantRepository(audit),
+                      audit=audit)

@@ -47,9 +47,9 @@ def test_response_headers_status_and_mimetype(real_host: HostClient) -> None:
     assert body["url"] == f"{real_host.host.base_url}/api/echo?q=1"
 
 
-def test_method_not_listed_and_unknown_routes_are_404(real_host: HostClient) -> None:
-    assert real_host.http.put("/api/greet").status_code == 404
-    assert real_host.http.get("/api/echo").status_code == 404
+def test_method_not_listed_is_405_and_unknown_routes_are_404(real_host: HostClient) -> None:
+    assert real_host.http.put("/api/greet").status_code == 405
+    assert real_host.http.get("/api/echo").status_code == 405
     assert real_host.http.get("/api/does/not/exist").status_code == 404
     assert real_host.http.get("/elsewhere").status_code == 404
 

@@ -1,0 +1,21 @@
+"""A managed tenant's audit trail: who changed what, and when."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from http_triggers._blueprint import bp
+from http_triggers._support import caller, json_response, problem_responses, query_int
+from shared import container
+
+
+@bp.route(route="tenants/{tenantId}/audit", methods=["GET"])
+@problem_responses
+def list_audit(req: func.HttpRequest) -> func.HttpResponse:
+    """Audit events of the tenant, newest first (reader), optionally of one run, with a continuation."""
+    page = container.audit_service().list(
+        principal=caller(req), tenant_id=req.route_params["tenantId"],
+        run_id=req.params.get("runId") or None, top=query_int(req, "top", default=50),
+        continuation=req.params.get("continuation") or None)
+    return json_response({"items": [e.model_dump(mode="json", by_alias=True) for e in page.items],
+                          "continuation": page.continuation})
