@@ -6,7 +6,7 @@ the engine works through fan-out orchestrations (replays through the SDK, activi
 episode commits to Azurite), and prints p50/p90/p99/max of each phase, plus how long the load
 took.
 
-    .venv/bin/python benchmarks/dfhost_front_end.py [--instances 4] [--count 300] [--probes 300]
+    .venv/bin/python -m benchmarks.dfhost_front_end [--instances 4] [--count 300] [--probes 300]
 """
 
 from __future__ import annotations

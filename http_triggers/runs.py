@@ -56,16 +56,17 @@ def get_run(req: func.HttpRequest) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 @problem_responses
 async def monitor_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """202 + Location + Retry-After while the run is active; 200 with the run once it is terminal.
+    """202 + Location + Retry-After while the run is active (queued included); 200 once it is terminal.
 
     A failed run is still a 200: Logic Apps retries 5xx answers, and the run's status says what happened.
-    The monitor also recovers a run whose orchestration start was lost (process died after the claim),
-    and ends a run whose orchestration failed or was terminated without ending it.
+    A run whose launch is overdue is launched by the outbox sweeper whether or not anyone polls; the
+    monitor only nudges it sooner. It also ends a run whose orchestration failed or was terminated
+    without ending it.
     """
     grant = await asyncio.to_thread(_reader_grant, req)
     runs = container.run_service()
-    run = await runs.relaunch_if_stalled(tenant_id=grant.tenant_id, run_id=req.route_params["runId"],
-                                         launch=launcher_for(client))
+    run = await asyncio.to_thread(runs.get, tenant_id=grant.tenant_id, run_id=req.route_params["runId"])
+    container.outbox_dispatcher().nudge(run, launcher_for(client))
     if not run.status.is_terminal and run.launched_at is not None:
         status = await client.get_status(run.id)
         runtime = status.runtime_status.name if status and status.runtime_status else None

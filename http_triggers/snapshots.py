@@ -9,7 +9,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from http_triggers._blueprint import bp
-from http_triggers._launch import launcher_for
+from http_triggers._launch import deliver_in_background
 from http_triggers._support import api_base_url, caller, json_response, problem_responses, reject_body
 from http_triggers._views import render_run
 from shared import container
@@ -39,7 +39,9 @@ async def start_policy_snapshot(req: func.HttpRequest,
     result = await container.run_service().start(
         principal=principal, tenant_id=grant.tenant_id, kind=RunKind.POLICY_CAPTURE,
         target=RunTarget(policy_type=policy_type, policy_id=policy_id), scope={},
-        idempotency_key=req.headers.get("Idempotency-Key"), launch=launcher_for(client))
+        idempotency_key=req.headers.get("Idempotency-Key"))
+    # The claim is the only write on this path; the orchestration starts from the run's outbox entry.
+    deliver_in_background(client, result)
     body = render_run(result.run, api_base_url(req), reused=result.reused)
     return json_response(body, status=202,
                          headers={"Location": body["links"]["monitor"], "Retry-After": RETRY_AFTER_SECONDS})

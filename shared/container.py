@@ -19,6 +19,7 @@ from shared.redaction import install_log_redaction
 from shared.services.audit import AuditService
 from shared.services.capture import CaptureService
 from shared.services.notifications import NotificationService
+from shared.services.outbox import OutboxDispatcher
 from shared.services.runs import RunService
 from shared.services.tenants import TenantService
 from shared.storage.factory import StorageFactory
@@ -29,6 +30,7 @@ __all__ = [
     "capture_service",
     "graph_clients",
     "notification_service",
+    "outbox_dispatcher",
     "run_service",
     "settings",
     "storage",
@@ -78,6 +80,13 @@ def run_service() -> RunService:
     """Runs: idempotent starts, transitions, items, progress."""
     return RunService(runs=storage().runs(), items=storage().items(), notifications=notification_service(),
                       clock=utcnow)
+
+
+@lru_cache(maxsize=1)
+def outbox_dispatcher() -> OutboxDispatcher:
+    """Delivers run outboxes (orchestration starts, run events) in background tasks of this process."""
+    return OutboxDispatcher(runs=storage().runs(), service=run_service(), clock=utcnow,
+                            tenant_ids=storage().tenants().list_ids)
 
 
 @lru_cache(maxsize=1)

@@ -31,11 +31,13 @@ __all__ = [
     "AuditRepository",
     "BlobStore",
     "ClaimConflict",
+    "ClaimReceipt",
     "GrantRepository",
     "IdempotencyEntry",
     "ItemRepository",
     "LockEntry",
     "NotificationRepository",
+    "OutboxEntry",
     "RunClaim",
     "RunEventSink",
     "RunRepository",
@@ -83,6 +85,25 @@ class LockEntry:
 
 
 @dataclass(frozen=True)
+class OutboxEntry:
+    """What a run still owes the world after its claim: its orchestration start and its events.
+
+    Written in the claim's transaction, so a run never exists without it until it is delivered; deleted in
+    the same transaction that marks the run launched. ``due_at`` is also the lease: whoever set it is
+    delivering the entry until then, and anyone may take it over after.
+    """
+
+    tenant_id: str
+    run_id: str
+    kind: RunKind
+    created_at: datetime
+    due_at: datetime
+    attempts: int = 0
+    launch: bool = True
+    events: tuple[RunStatus, ...] = (RunStatus.QUEUED,)
+
+
+@dataclass(frozen=True)
 class RunClaim:
     """Rows created together, atomically, in the tenant's partition; any one existing fails all.
 
@@ -94,6 +115,15 @@ class RunClaim:
     active: ActiveEntry | None = None
     idempotency: IdempotencyEntry | None = None
     lock: LockEntry | None = None
+    outbox: OutboxEntry | None = None
+
+
+@dataclass(frozen=True)
+class ClaimReceipt:
+    """The ETags of the run and outbox rows a claim created, so their first change needs no read."""
+
+    run_etag: str | None = None
+    outbox_etag: str | None = None
 
 
 class ClaimConflict(Exception):
@@ -101,9 +131,9 @@ class ClaimConflict(Exception):
 
 
 class RunRepository(Protocol):
-    """Runs plus their claim rows (active key, idempotency key, exclusive lock) in one tenant partition."""
+    """Runs and their claim rows (active key, idempotency key, exclusive lock, outbox) in one partition."""
 
-    def claim(self, claim: RunClaim) -> None:
+    def claim(self, claim: RunClaim) -> ClaimReceipt:
         """Create every row of ``claim`` atomically; raise :class:`ClaimConflict` if any exists."""
         ...
 
@@ -155,6 +185,35 @@ class RunRepository(Protocol):
 
     def delete_lock(self, *, tenant_id: str, name: str, etag: str) -> None:
         """Delete a stale lock row if unchanged."""
+        ...
+
+    def get_outbox(self, *, tenant_id: str, run_id: str) -> Stored[OutboxEntry] | None:
+        """Return a run's outbox entry with its ETag, or ``None`` once it was delivered."""
+        ...
+
+    def update_outbox(self, entry: OutboxEntry, *, etag: str) -> str:
+        """Replace an outbox entry if unchanged (taking its lease); return the new ETag.
+
+        Raises:
+            ConcurrentUpdate: the entry changed or was delivered since it was read.
+        """
+        ...
+
+    def list_due_outbox(self, *, tenant_id: str, due_by: datetime,
+                        top: int = 100) -> builtins.list[Stored[OutboxEntry]]:
+        """Return up to ``top`` outbox entries of one tenant that are due at ``due_by``."""
+        ...
+
+    def settle_outbox(self, entry: OutboxEntry, *, etag: str, run: RunRecord | None = None,
+                      run_etag: str | None = None) -> None:
+        """Delete a delivered outbox entry and, when given, replace its run, in one transaction.
+
+        Both writes are conditional on the ETags, so a concurrent transition of the run or another
+        delivery of the entry makes the whole call fail.
+
+        Raises:
+            ConcurrentUpdate: the entry or the run changed since it was read; nothing was written.
+        """
         ...
 
 
@@ -244,6 +303,10 @@ class TenantRepository(Protocol):
 
     def get_many(self, tenant_ids: Sequence[str]) -> list[ManagedTenant]:
         """Return the registered tenants among ``tenant_ids``."""
+        ...
+
+    def list_ids(self) -> list[str]:
+        """Return the ids of every registered tenant (background sweeps)."""
         ...
 
 

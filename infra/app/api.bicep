@@ -72,6 +72,16 @@ param keyVaultSecretSettings object = {}
 ])
 param instanceMemoryMB int = 2048
 
+@description('Concurrent HTTP requests per instance. Python apps default to 1; docs/deploy.md, "Concurrency and instance settings", derives 2 for 2,048 MB (one core) from the CPU a start costs.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 2
+
+@description('Threads of the Python worker for synchronous functions (the orchestrators; triggers and activities are async). See docs/deploy.md.')
+@minValue(1)
+@maxValue(32)
+param pythonThreadpoolThreadCount int = 2
+
 @description('Upper bound of instances; keeps Graph throttling budgets and storage load predictable.')
 @minValue(1)
 @maxValue(1000)
@@ -103,6 +113,9 @@ var runtimeSettings = {
   // Not a secret: ingestion is refused without the Entra token that the next setting asks for.
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // Platform setting of the Python worker, not read by shared/config.py. FUNCTIONS_WORKER_PROCESS_COUNT is
+  // left at its default of 1: one busy process fills the instance's one core (docs/deploy.md).
+  PYTHON_THREADPOOL_THREAD_COUNT: string(pythonThreadpoolThreadCount)
 }
 
 // Settings read by shared/config.py (upper-case field names). WEBSITE_AUTH_ENABLED is not set here: App
@@ -183,6 +196,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: 'python'

@@ -22,8 +22,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
@@ -43,6 +45,14 @@ CHUNK = 30_000
 # Keeps one entity well under the 1 MiB entity limit (UTF-16 doubles the size of text).
 PARTS_PER_ROW = 12
 MAX_BATCH_OPS = 100
+# How long an idle pooled connection may be reused. Azurite (like Node's HTTP server) closes a
+# kept-alive connection after 5 idle seconds; aiohttp's default of 15 s let the client send a
+# request on a connection the server was closing at that moment, which fails with "Server
+# disconnected". POSTs (every transaction) are not retried by azure-core, so under load that
+# cost activity results. Reusing only connections idle for less than this avoids the race.
+POOL_KEEPALIVE_SECONDS = 2.0
+# Transaction failures that mean "already done": the result row exists, or the work row is gone.
+_ALREADY_RECORDED = (404, 409)
 
 
 def encode_key(value: str) -> str:
@@ -89,8 +99,11 @@ class TableStore:
 
     async def open(self) -> None:
         # Locally a failing call should surface at once rather than after minutes of retries.
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(keepalive_timeout=POOL_KEEPALIVE_SECONDS))
         self._service = TableServiceClient.from_connection_string(
-            self._connection_string, retry_total=2, retry_backoff_factor=0.2)
+            self._connection_string, retry_total=2, retry_backoff_factor=0.2,
+            transport=AioHttpTransport(session=session, session_owner=True))
         self._table = await self._service.create_table_if_not_exists(self._table_name)
 
     async def close(self) -> None:
@@ -270,9 +283,12 @@ class TableStore:
                 ("create", self._message_entity(instance_id, message)),
                 ("delete", {"PartitionKey": pk, "RowKey": encode_key(work_key)}),
             ])
-        except HttpResponseError:
-            # The work row is gone or the result exists: this execution was a duplicate.
-            return False
+        except HttpResponseError as exc:
+            if exc.status_code in _ALREADY_RECORDED:
+                # The work row is gone or the result exists: a duplicate execution, or an
+                # earlier attempt of this write that applied although its answer was lost.
+                return False
+            raise
         return True
 
     async def commit_episode(self, instance_id: str, commit: EpisodeCommit) -> None:

@@ -60,6 +60,10 @@ MAX_BATCH = 64
 MAX_EPISODE_MESSAGES = 1000
 MAX_EPISODE_CHARS = 1_000_000
 EPISODE_RETRY_SECONDS = 1.0
+# Writing an activity's result is tried this often (backing off up to the cap) before the
+# engine gives up on that result and runs the activity again from its work row.
+RESULT_WRITE_ATTEMPTS = 6
+RESULT_WRITE_BACKOFF_SECONDS = (0.1, 2.0)
 _OOP_MARKER = "$OutOfProcData$:"
 _BAD_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 _CHILD_NS = uuid.UUID("5d0c3f7e-62a4-4bd0-9d59-6f3c1d1d4a11")
@@ -99,6 +103,10 @@ class EngineOptions:
     clock: str = "real"                                              # "real" | "virtual"
     # Virtual clock only: jump to the next timer whenever nothing else is runnable.
     auto_advance: bool = True
+    # Work not running in this engine and still unfinished on two sweeps this far apart is
+    # dispatched again (activities are at-least-once): a result lost anywhere costs a re-run
+    # after a bound, never a hang. 0 turns the sweep off.
+    redispatch_seconds: float = 60.0
 
 
 def validate_instance_id(instance_id: str) -> None:
@@ -160,6 +168,8 @@ class Engine:
         self._idle.set()
         self._sequence = 0
         self._started = False
+        # Work rows the previous sweep found unfinished and not running here.
+        self._unowned: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -170,6 +180,8 @@ class Engine:
             self._spawn(self._worker())
         for instance_id in await self._store.pending_instances():
             await self._resume_instance(instance_id)
+        if self._options.redispatch_seconds > 0:
+            self._spawn(self._sweeper(self._options.redispatch_seconds))
 
     async def stop(self) -> None:
         """Stop workers and in-flight activities (they run again after a restart)."""
@@ -214,23 +226,53 @@ class Engine:
             self._leave()
 
     async def _resume_instance(self, instance_id: str) -> None:
+        for item in await self._unfinished_work(instance_id, watch_timers=True):
+            self._dispatch(instance_id, item)
+
+    async def _unfinished_work(self, instance_id: str, *, watch_timers: bool) -> list[WorkItem]:
+        """Wake the instance and return its committed work that has no result yet."""
         state = await self._store.get_state(instance_id)
         if state is None:
-            return
-        history = await self._load_history(state)
+            return []
+        history = await self._load_history(state, remember=False)
         scheduled = {e["EventId"] for e in history if e["EventType"] == EventType.TASK_SCHEDULED}
         done = self._completed_ids(history)
-        inbox = await self._store.messages(instance_id)
-        for message in inbox:
-            if message.visible_at is not None:
-                self._clock.call_at(message.visible_at, functools.partial(self._wake, instance_id))
+        if watch_timers:
+            for message in await self._store.messages(instance_id):
+                if message.visible_at is not None:
+                    self._clock.call_at(message.visible_at,
+                                        functools.partial(self._wake, instance_id))
         self._wake(instance_id)
-        for item in await self._store.work(instance_id):
-            # Only work whose TaskScheduled was committed: leftovers of an uncommitted episode
-            # are written again (same keys) when that episode re-runs.
-            if (item.execution_id == state.execution_id and item.task_id in scheduled
-                    and item.task_id not in done and state.status not in TERMINAL):
-                self._dispatch(instance_id, item)
+        # Only work whose TaskScheduled was committed: leftovers of an uncommitted episode
+        # are written again (same keys) when that episode re-runs.
+        return [item for item in await self._store.work(instance_id)
+                if item.execution_id == state.execution_id and item.task_id in scheduled
+                and item.task_id not in done and state.status not in TERMINAL]
+
+    async def _sweeper(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:   # storage trouble: the next sweep tries again
+                logger.exception("the unfinished-work sweep failed")
+
+    async def _sweep(self) -> None:
+        """Dispatch again the work nobody here runs that was already unfinished last sweep."""
+        unowned: set[tuple[str, str]] = set()
+        for instance_id in await self._store.pending_instances():
+            for item in await self._unfinished_work(instance_id, watch_timers=False):
+                key = (instance_id, item.key)
+                if key in self._inflight or key in self._finished:
+                    continue
+                unowned.add(key)
+                if key in self._unowned:
+                    logger.warning("re-dispatching unfinished work instance=%s task=%s",
+                                   instance_id, item.task_id)
+                    self._dispatch(instance_id, item)
+        self._unowned = unowned
 
     # ------------------------------------------------------------------ busy tracking
     def _enter(self) -> None:
@@ -772,11 +814,35 @@ class Engine:
                         Details=redact("".join(traceback.format_exception_only(exc)).strip()))
             message = self._message(f"msg:{item.execution_id}:TaskResult:{item.task_id}",
                                     item.execution_id, event)
-            recorded = await self._store.complete_work(instance_id, item.key, message)
-            self._finished.add((instance_id, item.key))
-            if recorded:
-                self._wake(instance_id)
+            await self._record_result(instance_id, item, message)
         finally:
             self._inflight.discard((instance_id, item.key))
             with contextlib.suppress(RuntimeError):
                 self._leave()
+
+    async def _record_result(self, instance_id: str, item: WorkItem, message: Message) -> None:
+        """Write an activity's result; a failed write is tried again, never dropped.
+
+        A write whose answer was lost may have applied: trying it again then finds the result
+        already there (``complete_work`` answers False), so the instance is woken either way.
+        """
+        low, high = RESULT_WRITE_BACKOFF_SECONDS
+        for attempt in range(RESULT_WRITE_ATTEMPTS):
+            try:
+                await self._store.complete_work(instance_id, item.key, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any storage failure: try again
+                logger.warning("recording an activity result failed instance=%s task=%s "
+                               "attempt=%d: %s", instance_id, item.task_id, attempt + 1,
+                               redact(str(exc)))
+                await asyncio.sleep(min(low * 2 ** attempt, high))
+                continue
+            self._finished.add((instance_id, item.key))
+            self._wake(instance_id)
+            return
+        # Storage kept failing: the work row is still there, so resuming the instance later
+        # runs the activity again (at-least-once) instead of leaving the orchestration waiting.
+        logger.error("giving up on an activity result instance=%s task=%s; it will run again",
+                     instance_id, item.task_id)
+        self._schedule_retry(instance_id)

@@ -309,7 +309,8 @@ with warnings.catch_warnings():
 
 def _app(handler: Any) -> web.Application:
     app = _HostApplication(client_max_size=64 * 1024 * 1024, middlewares=[_host_errors])
-    app.router.add_route("*", "/{tail:.*}", handler)
+    # ``(?s)``: a decoded path may hold a newline, which must still reach our routing (and its 404).
+    app.router.add_route("*", "/{tail:(?s:.*)}", handler)
     return app
 
 

@@ -23,7 +23,7 @@ from typing import IO
 
 from localdev.procs import ROOT, free_port, stop_process
 
-__all__ = ["HostHandle", "running_host"]
+__all__ = ["HostHandle", "cpu_burners", "running_host"]
 
 
 @dataclass
@@ -140,3 +140,26 @@ def running_host(app_dir: Path, *, connection_string: str, hub: str | None = Non
         yield handle
     finally:
         handle.stop()
+
+
+_BURN = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
+
+
+@contextmanager
+def cpu_burners(count: int, *, seconds: float) -> Iterator[None]:
+    """Keep ``count`` processes spinning on the CPU for the ``with`` block (load tests).
+
+    Each burner also ends by itself after ``seconds``, so a crashed test cannot leave them
+    running.
+    """
+    procs = [subprocess.Popen([sys.executable, "-c", _BURN.format(seconds=float(seconds))],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+             for _ in range(count)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait(timeout=10)

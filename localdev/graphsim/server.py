@@ -17,7 +17,7 @@ from aiohttp import web
 
 from localdev.graphsim.catalog import CollectionSpec
 from localdev.graphsim.faults import FaultRule, Faults
-from localdev.graphsim.graph import GraphRequest, GraphResponse, GraphRouter, resolve
+from localdev.graphsim.graph import GraphRequest, GraphResponse, GraphRouter, Resolved, resolve
 from localdev.graphsim.odata import JSON_CONTENT_TYPE, GraphError, error_body
 from localdev.graphsim.state import SimState
 from localdev.graphsim.throttle import Throttle
@@ -142,7 +142,7 @@ class Simulator:
                 elif fault.kind in ("reset", "truncated"):
                     transport = fault
                 else:
-                    raise self.fault_error(fault, resolved.spec, request_id)
+                    raise self.fault_error(fault, resolved, request_id)
             decision = self.throttle.check(family=resolved.spec.family, tenant=tenant_id,
                                            app=app_id or "", write=resolved.write)
             if decision.retry_after is not None:
@@ -188,9 +188,14 @@ class Simulator:
         self.log.append(entry)
         return Outcome(response, transport)
 
-    def fault_error(self, fault: FaultRule, spec: CollectionSpec, request_id: str) -> GraphError:
-        """The Graph error an injected status fault produces."""
+    def fault_error(self, fault: FaultRule, resolved: Resolved, request_id: str) -> GraphError:
+        """The Graph error an injected status fault produces.
+
+        Each kind answers in Graph's own shape for the route; ``fault.message``, when set, replaces only the
+        free text (tests plant credentials there to prove nothing Graph says is kept).
+        """
         kind = fault.kind
+        spec = resolved.spec
         headers: dict[str, str] = {}
         if kind in ("429", "503"):
             value = fault.retry_after if fault.retry_after is not None else 1
@@ -218,7 +223,16 @@ class Simulator:
                               "time."))
         if kind == "401-expired":
             return self.unauthorized(message("Access token has expired or is not yet valid."))
-        return self.forbidden(spec, request_id)
+        if kind == "404":
+            error = GraphRouter.not_found(spec, resolved.rest[0] if resolved.rest else "")
+        elif kind == "409":
+            # Entra answers flat; Intune wraps its record in the message like its other 4xx.
+            error = GraphError(409, "Conflict", "The request conflicts with the current state of the "
+                               "resource.", nested=spec.name != "groups")
+        else:
+            error = self.forbidden(spec, request_id)
+        error.message = message(error.message)
+        return error
 
     @staticmethod
     def shorten(response: GraphResponse) -> GraphResponse:
@@ -312,7 +326,8 @@ class Simulator:
             return await self.break_connection(request, 200, {"Content-Type": "application/json"},
                                                body, fault)
         status = {"429": 429, "500": 500, "502": 502, "503": 503, "503-no-retry-after": 503,
-                  "504": 504, "401-expired": 401, "403": 403}.get(fault.kind, 503)
+                  "504": 504, "401-expired": 401, "403": 403, "404": 404,
+                  "409": 409}.get(fault.kind, 503)
         headers = {}
         if fault.kind in ("429", "503"):
             headers["Retry-After"] = str(int(float(fault.retry_after or 1)))

@@ -140,10 +140,11 @@ class RunRecord(ApiModel):
     derived_key: str
     counts: RunCounts = Field(default_factory=RunCounts)
     expected_items: int | None = None
-    # Recovery bookkeeping: a process can die between the claim and starting the orchestration. A run
-    # still queued with no ``launched_at`` and a stale ``launch_attempted_at`` is launched again.
-    launch_attempted_at: datetime | None = None
+    # When the orchestration was started (stamped by the outbox delivery, or by the orchestration marking
+    # the run running). Until then the run's outbox entry says who is launching it and when to retry.
     launched_at: datetime | None = None
+    # Written by the launch recovery before the outbox; no longer written, kept so older rows read alike.
+    launch_attempted_at: datetime | None = None
 
 
 def counts_from_outcomes(statuses: list[str]) -> RunCounts:

@@ -1,10 +1,12 @@
 """Run lifecycle: idempotent starts, status transitions, item outcomes, progress.
 
-Starting a run claims its server-derived key atomically in the tenant's partition (the run row, an
-``active|`` row and, with an ``Idempotency-Key``, an ``idem|`` row, in one transaction). Whoever wins the
-claim launches the orchestration; everyone else gets the existing run with ``reused=True``. Nothing is
-checked-then-inserted: a read before the claim only short-cuts repeats of an active request, and the
-transaction alone decides between concurrent starts.
+Starting a run is one write: a single entity-group transaction in the tenant's partition creates the run
+row, an ``active|`` row for its server-derived key, an ``idem|`` row with an ``Idempotency-Key``, a lock
+row for exclusive kinds, and an outbox row holding what the run still owes (its orchestration start and
+its ``queued`` event). Whoever wins the claim gets a new run; the rows that made the claim fail are read
+only then, to find the run to reuse or replay. Nothing is checked-then-inserted: the transaction alone
+decides between concurrent starts. The outbox is delivered off the request path by
+:class:`shared.services.outbox.OutboxDispatcher`.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from shared.ports import (
     IdempotencyEntry,
     ItemRepository,
     LockEntry,
+    OutboxEntry,
     RunClaim,
     RunEventSink,
     RunRepository,
@@ -76,10 +79,16 @@ _MAX_IDEMPOTENCY_KEY = 255
 
 @dataclass(frozen=True)
 class StartResult:
-    """The run a start request resolved to, and whether it already existed."""
+    """The run a start request resolved to, and whether it already existed.
+
+    A new run also carries its outbox entry and the ETags the claim returned, so the request's own
+    delivery of it (:meth:`shared.services.outbox.OutboxDispatcher.submit`) needs no read.
+    """
 
     run: RunRecord
     reused: bool
+    run_etag: str | None = None
+    outbox: Stored[OutboxEntry] | None = None
 
 
 class ProgressEntry(ApiModel):
@@ -112,7 +121,7 @@ class RunService:
         self, *, runs: RunRepository, items: ItemRepository, notifications: RunEventSink,
         clock: Callable[[], datetime], sinks: Sequence[RunEventSink] = (),
         idempotency_ttl: timedelta = timedelta(hours=24),
-        launch_grace: timedelta = timedelta(seconds=60),
+        launch_grace: timedelta = timedelta(seconds=10),
     ) -> None:
         """Create the service.
 
@@ -124,23 +133,26 @@ class RunService:
             sinks: further event sinks (webhooks), called after the notification writer.
             idempotency_ttl: minimum time an ``Idempotency-Key`` is remembered (kept longer while its run
                 is active).
-            launch_grace: how long after a launch attempt a queued, unlaunched run is left alone before
-                another start (or the monitor) launches it again.
+            launch_grace: how long the request that claimed a run has to deliver its outbox entry before
+                anyone else (the sweeper, the monitor, an identical start) may.
         """
         self._runs = runs
         self._items = items
         self._sinks: builtins.list[RunEventSink] = [notifications, *sinks]
         self._clock = clock
         self._idempotency_ttl = idempotency_ttl
-        self._launch_grace = launch_grace
+        self.launch_grace = launch_grace
 
     # ----------------------------------------------------------------------------------- start
 
     async def start(
         self, *, principal: Principal, tenant_id: str, kind: RunKind, target: RunTarget,
-        scope: dict[str, Any], idempotency_key: str | None, launch: Launcher,
+        scope: dict[str, Any], idempotency_key: str | None,
     ) -> StartResult:
-        """Start a run, or return the equivalent run that is already active.
+        """Claim a new run, or return the equivalent run that is already active (or replayed).
+
+        The orchestration is not started here: a new run comes back with its outbox entry, which the
+        caller hands to the outbox dispatcher (and the sweeper delivers if the caller never does).
 
         Args:
             principal: the caller (already authorized for ``kind`` on ``tenant_id``).
@@ -149,9 +161,6 @@ class RunService:
             target: the object acted on.
             scope: the request's scope and options; part of the derived key.
             idempotency_key: the client's ``Idempotency-Key`` header, if any.
-            launch: starts the orchestration with ``instance_id = run.id``. Called only by the winner of
-                the claim (or when recovering a run whose launch was lost); must treat "already exists"
-                as success.
 
         Returns:
             The run and whether it was reused.
@@ -159,47 +168,46 @@ class RunService:
         Raises:
             IdempotencyKeyReused: the key was used before with a different request.
             RestoreAlreadyActive: another restore is active on the tenant.
-            ServiceUnavailable: the run was accepted but could not be launched (retrying recovers it),
-                or the claim kept losing to concurrent changes.
+            ServiceUnavailable: the claim kept losing to concurrent changes.
         """
         derived = derive_idempotency_key(tenant_id, kind, target, scope)
         scope_key = (idempotency_scope(principal, tenant_id, idempotency_key)
                      if idempotency_key is not None else None)
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            # Fast path for repeats (retries, duplicate clicks): reading costs less than a failed
-            # transaction. It decides nothing on its own: when it finds nothing, the atomic claim below
-            # is what arbitrates between concurrent starts.
-            existing = await asyncio.to_thread(
-                self._resolve_conflict, tenant_id=tenant_id, kind=kind, derived=derived,
-                scope_key=scope_key,
-            )
-            if existing is not None:
-                return await self._reused(existing, launch)
             now = self._clock()
             run = RunRecord(
                 id=new_run_id(now), tenant_id=tenant_id, kind=kind, target=target, scope=scope,
                 created_by=CreatedBy(id=principal.object_id, name=principal.name), created_at=now,
-                derived_key=derived, launch_attempted_at=now,
+                derived_key=derived,
             )
+            # The claiming request holds the outbox lease until ``due_at``: it delivers the entry itself.
+            outbox = OutboxEntry(tenant_id=tenant_id, run_id=run.id, kind=kind, created_at=now,
+                                 due_at=now + self.launch_grace, attempts=1)
             claim = RunClaim(
                 tenant_id=tenant_id, run=run, active=ActiveEntry(derived, run.id),
                 idempotency=(IdempotencyEntry(scope_key, derived, run.id,
                                               now + self._idempotency_ttl) if scope_key else None),
                 lock=LockEntry(str(kind), run.id, derived) if kind in EXCLUSIVE_KINDS else None,
+                outbox=outbox,
             )
             try:
-                await asyncio.to_thread(self._runs.claim, claim)
+                receipt = await asyncio.to_thread(self._runs.claim, claim)
             except ClaimConflict:
-                continue  # someone holds a row of the claim: find out who on the next pass
+                # Only now read who holds the rows; ``None`` means they were stale and are gone: claim again.
+                existing = await asyncio.to_thread(
+                    self._resolve_conflict, tenant_id=tenant_id, kind=kind, derived=derived,
+                    scope_key=scope_key,
+                )
+                if existing is not None:
+                    logger.info("run start reused run_id=%s tenant_id=%s kind=%s", existing.id, tenant_id,
+                                kind)
+                    return StartResult(existing, reused=True)
+                continue
             logger.info("run claimed run_id=%s tenant_id=%s kind=%s", run.id, tenant_id, kind)
-            await asyncio.to_thread(self._publish, run, RunStatus.QUEUED)
-            return StartResult(await self._launch(run, launch), reused=False)
+            return StartResult(run, reused=False, run_etag=receipt.run_etag,
+                               outbox=(Stored(outbox, receipt.outbox_etag)
+                                       if receipt.outbox_etag is not None else None))
         raise ServiceUnavailable("too many concurrent changes to this tenant's runs; retry")
-
-    async def _reused(self, run: RunRecord, launch: Launcher) -> StartResult:
-        logger.info("run start reused run_id=%s tenant_id=%s kind=%s", run.id, run.tenant_id,
-                    run.kind)
-        return StartResult(await self._recover(run, launch), reused=True)
 
     def _resolve_conflict(self, *, tenant_id: str, kind: RunKind, derived: str,
                           scope_key: str | None) -> RunRecord | None:
@@ -263,85 +271,14 @@ class RunService:
         with contextlib.suppress(ConcurrentUpdate):
             delete(**kwargs)
 
-    async def _launch(self, run: RunRecord, launch: Launcher) -> RunRecord:
-        try:
-            await launch(run)
-        except Exception as exc:
-            logger.warning("run launch failed run_id=%s tenant_id=%s error=%s",
-                           run.id, run.tenant_id, type(exc).__name__)
-            # Make the run recoverable at once by the next identical start; if this write is lost too,
-            # the launch grace period still lets recovery happen later.
-            await asyncio.to_thread(self._update, run.tenant_id, run.id,
-                                    lambda r: r.model_copy(update={"launch_attempted_at": None})
-                                    if r.status == RunStatus.QUEUED and r.launched_at is None
-                                    else None)
-            raise ServiceUnavailable(
-                "the run was accepted but could not be started yet; retry the same request",
-                run_id=run.id,
-            ) from exc
-        now = self._clock()
-        updated = await asyncio.to_thread(
-            self._update, run.tenant_id, run.id,
-            lambda r: r.model_copy(update={"launched_at": now}) if r.launched_at is None else None,
-        )
-        return updated
+    def awaiting_launch(self, run: RunRecord, now: datetime) -> bool:
+        """Whether ``run`` is queued, never launched, and past the grace its claiming request had."""
+        return (run.status == RunStatus.QUEUED and run.launched_at is None
+                and now - run.created_at >= self.launch_grace)
 
-    async def _recover(self, run: RunRecord, launch: Launcher) -> RunRecord:
-        """Launch again a queued run whose launch was lost (the process died, or start_new failed)."""
-        if not self._stalled(run, self._clock()):
-            return run
-        now = self._clock()
-        stored = await asyncio.to_thread(self._runs.get, tenant_id=run.tenant_id, run_id=run.id)
-        if stored is None or not self._stalled(stored.value, now):
-            return stored.value if stored else run
-        leased = stored.value.model_copy(update={"launch_attempted_at": now})
-        try:
-            await asyncio.to_thread(self._runs.update, leased, etag=stored.etag)
-        except ConcurrentUpdate:
-            return stored.value  # another request took the lease and launches it
-        logger.info("run relaunch run_id=%s tenant_id=%s", run.id, run.tenant_id)
-        return await self._launch(leased, launch)
-
-    def _stalled(self, run: RunRecord, now: datetime) -> bool:
-        if run.status != RunStatus.QUEUED or run.launched_at is not None:
-            return False
-        attempted = run.launch_attempted_at
-        return attempted is None or now - attempted >= self._launch_grace
-
-    async def relaunch_if_stalled(self, *, tenant_id: str, run_id: str,
-                                  launch: Launcher) -> RunRecord:
-        """Launch a queued run again if its launch was lost (for the monitor and sweepers).
-
-        Raises:
-            RunNotFound: no such run.
-        """
-        run = await asyncio.to_thread(self.get, tenant_id=tenant_id, run_id=run_id)
-        return await self._recover(run, launch)
-
-    def fail_stalled(self, *, tenant_id: str, now: datetime,
-                     max_age: timedelta = timedelta(minutes=30)) -> builtins.list[RunRecord]:
-        """Fail queued runs that were never launched and are older than ``max_age`` (a sweeper).
-
-        Such a run blocks identical starts until it ends, so after repeated lost launches it is failed
-        with ``launch-failed`` and its key released; the next identical start creates a new run.
-
-        Returns:
-            The runs that were failed.
-        """
-        failed: builtins.list[RunRecord] = []
-        continuation: str | None = None
-        while True:
-            page = self._runs.list(tenant_id=tenant_id, status=RunStatus.QUEUED, top=100,
-                                   continuation=continuation)
-            for run in page.items:
-                if run.launched_at is None and now - run.created_at >= max_age:
-                    failure = ErrorInfo(code="launch-failed",
-                                        message="The run could not be started and was abandoned.")
-                    failed.append(self.complete(tenant_id=tenant_id, run_id=run.id,
-                                                failure=failure))
-            continuation = page.continuation
-            if continuation is None:
-                return failed
+    def publish_event(self, run: RunRecord, status: RunStatus) -> None:
+        """Deliver a transition of ``run`` to every event sink (idempotent per ``(run, status)``)."""
+        self._publish(run, status)
 
     def settle_if_orchestration_ended(self, *, tenant_id: str, run_id: str,
                                       orchestration_status: str | None) -> RunRecord:

@@ -37,8 +37,10 @@ from shared.errors import ConcurrentUpdate, InvalidRequest, NotFound
 from shared.ports import (
     ActiveEntry,
     ClaimConflict,
+    ClaimReceipt,
     IdempotencyEntry,
     LockEntry,
+    OutboxEntry,
     RunClaim,
     Stored,
 )
@@ -86,10 +88,15 @@ class InMemoryRunRepository:
         self._active: dict[tuple[str, str], Stored[ActiveEntry]] = {}
         self._idem: dict[tuple[str, str], Stored[IdempotencyEntry]] = {}
         self._locks: dict[tuple[str, str], Stored[LockEntry]] = {}
+        self._outbox: dict[tuple[str, str], Stored[OutboxEntry]] = {}
 
-    def claim(self, claim: RunClaim) -> None:
+    def claim(self, claim: RunClaim) -> ClaimReceipt:
         """Create every row of ``claim`` or none of them."""
         tenant = validate_key(claim.tenant_id, what="tenant id")
+        if claim.outbox is not None:
+            if claim.outbox.tenant_id != tenant:
+                raise ValueError("an outbox entry belongs to the partition of its claim")
+            validate_key(claim.outbox.run_id, what="run id")
         with self._lock:
             if claim.run is not None:
                 run_row_key(validate_key(claim.run.id, what="run id"))
@@ -101,14 +108,22 @@ class InMemoryRunRepository:
                 raise ClaimConflict("idempotency key held")
             if claim.lock and (tenant, claim.lock.name) in self._locks:
                 raise ClaimConflict("lock held")
+            if claim.outbox and (tenant, claim.outbox.run_id) in self._outbox:
+                raise ClaimConflict("outbox entry exists")
+            receipt = ClaimReceipt()
             if claim.run is not None:
                 self._runs[(tenant, claim.run.id)] = Stored(claim.run, _etag())
+                receipt = ClaimReceipt(run_etag=self._runs[(tenant, claim.run.id)].etag)
+            if claim.outbox:
+                outbox = self._outbox[(tenant, claim.outbox.run_id)] = Stored(claim.outbox, _etag())
+                receipt = ClaimReceipt(run_etag=receipt.run_etag, outbox_etag=outbox.etag)
             if claim.active:
                 self._active[(tenant, claim.active.derived_key)] = Stored(claim.active, _etag())
             if claim.idempotency:
                 self._idem[(tenant, claim.idempotency.scope)] = Stored(claim.idempotency, _etag())
             if claim.lock:
                 self._locks[(tenant, claim.lock.name)] = Stored(claim.lock, _etag())
+            return receipt
 
     def get(self, *, tenant_id: str, run_id: str) -> Stored[RunRecord] | None:
         """Return a run with its ETag, or ``None``."""
@@ -188,6 +203,48 @@ class InMemoryRunRepository:
     def delete_lock(self, *, tenant_id: str, name: str, etag: str) -> None:
         """Delete a lock row if unchanged."""
         self._delete(self._locks, (tenant_id, name), etag)
+
+    def get_outbox(self, *, tenant_id: str, run_id: str) -> Stored[OutboxEntry] | None:
+        """Return a run's outbox entry with its ETag, or ``None``."""
+        validate_key(tenant_id, what="tenant id")
+        validate_key(run_id, what="run id")
+        with self._lock:
+            return self._outbox.get((tenant_id, run_id))
+
+    def update_outbox(self, entry: OutboxEntry, *, etag: str) -> str:
+        """Replace an outbox entry if unchanged; return the new ETag."""
+        key = (entry.tenant_id, entry.run_id)
+        with self._lock:
+            current = self._outbox.get(key)
+            if current is None or current.etag != etag:
+                raise ConcurrentUpdate("the outbox entry changed meanwhile")
+            stored = self._outbox[key] = Stored(entry, _etag())
+            return stored.etag
+
+    def list_due_outbox(self, *, tenant_id: str, due_by: datetime,
+                        top: int = 100) -> builtins.list[Stored[OutboxEntry]]:
+        """Return up to ``top`` due outbox entries of one tenant, in key order like a range read."""
+        with self._lock:
+            due = [s for (tenant, _), s in sorted(self._outbox.items())
+                   if tenant == tenant_id and s.value.due_at <= due_by]
+        return due[:top]
+
+    def settle_outbox(self, entry: OutboxEntry, *, etag: str, run: RunRecord | None = None,
+                      run_etag: str | None = None) -> None:
+        """Delete a delivered outbox entry and optionally replace its run, all or nothing."""
+        key = (entry.tenant_id, entry.run_id)
+        if run is not None and (run_etag is None or (run.tenant_id, run.id) != key):
+            raise ValueError("settle_outbox replaces the entry's own run, read with its ETag")
+        with self._lock:
+            current = self._outbox.get(key)
+            if current is None or current.etag != etag:
+                raise ConcurrentUpdate("the outbox entry changed meanwhile")
+            if run is not None:
+                stored = self._runs.get(key)
+                if stored is None or stored.etag != run_etag:
+                    raise ConcurrentUpdate("the run changed meanwhile")
+                self._runs[key] = Stored(run, _etag())
+            del self._outbox[key]
 
     def _delete(self, table: dict[tuple[str, str], Stored[Any]], key: tuple[str, str],
                 etag: str) -> None:
@@ -345,6 +402,11 @@ class InMemoryTenantRepository:
         """Return the registered tenants among ``tenant_ids``, in that order."""
         with self._lock:
             return [self._rows[t] for t in tenant_ids if t in self._rows]
+
+    def list_ids(self) -> list[str]:
+        """Return every registered tenant's id, in key order like the table."""
+        with self._lock:
+            return sorted(self._rows)
 
 
 def _principal_part(value: str, what: str) -> str:

@@ -63,6 +63,12 @@ class TableTenantRepository:
                  for e in rows if e["RowKey"] in wanted}
         return [found[t] for t in tenant_ids if t in found]
 
+    def list_ids(self) -> list[str]:
+        """Return every registered tenant's id (keys only: the bodies stay on the server)."""
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": _TENANT_PARTITION},
+                                          select=["RowKey"])
+        return [str(e["RowKey"]) for e in rows]
+
 
 _GRANT_PREFIX = "grant|"
 _GRANT_RANGE = {"lo": _GRANT_PREFIX, "hi": _GRANT_PREFIX[:-1] + chr(ord(_GRANT_PREFIX[-1]) + 1)}

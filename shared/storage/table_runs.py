@@ -7,11 +7,13 @@ written by one entity-group transaction::
     active|<derived key>      the run currently holding a server-derived key
     idem|<scope>              a client Idempotency-Key (fingerprint, run id, expiry)
     lock|<kind>               an exclusive per-tenant lock (restore.execute)
+    outbox|<run id>           what a claimed run still owes: its launch and its events (see OutboxEntry)
 """
 
 from __future__ import annotations
 
 import builtins
+import itertools
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +24,16 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 from shared.domain import RunKind, RunRecord, RunStatus
 from shared.domain.base import Page
 from shared.errors import ConcurrentUpdate
-from shared.ports import ActiveEntry, ClaimConflict, IdempotencyEntry, LockEntry, RunClaim, Stored
+from shared.ports import (
+    ActiveEntry,
+    ClaimConflict,
+    ClaimReceipt,
+    IdempotencyEntry,
+    LockEntry,
+    OutboxEntry,
+    RunClaim,
+    Stored,
+)
 from shared.storage.keys import validate_key
 from shared.storage.rows import (
     ACTIVE_PREFIX,
@@ -35,8 +46,13 @@ from shared.storage.table_common import body_json, etag_of, get_entity, pack_bod
 
 __all__ = ["TableRunRepository"]
 
+OUTBOX_PREFIX = "outbox|"
 _RUN_RANGE = {"lo": RUN_PREFIX, "hi": RUN_PREFIX[:-1] + chr(ord(RUN_PREFIX[-1]) + 1)}
+_OUTBOX_RANGE = {"lo": OUTBOX_PREFIX, "hi": OUTBOX_PREFIX[:-1] + chr(ord(OUTBOX_PREFIX[-1]) + 1)}
 _RANGE_FILTER = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+# One tenant's partition at a time: a RowKey range without the PartitionKey would scan the whole table
+# (see docs/architecture.md, "The launcher", for the cost of each).
+_DUE_OUTBOX_FILTER = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and DueAt le @due"
 
 
 def _run_entity(run: RunRecord) -> dict[str, Any]:
@@ -55,13 +71,34 @@ def _run_from(entity: TableEntity) -> RunRecord:
     return RunRecord.model_validate(body_json(entity))
 
 
+def _outbox_entity(entry: OutboxEntry) -> dict[str, Any]:
+    return {"PartitionKey": entry.tenant_id, "RowKey": OUTBOX_PREFIX + entry.run_id, "RunId": entry.run_id,
+            "Kind": str(entry.kind), "CreatedAt": entry.created_at, "DueAt": entry.due_at,
+            "Attempts": entry.attempts, "Launch": entry.launch,
+            "Events": ",".join(str(e) for e in entry.events)}
+
+
+def _outbox_from(entity: TableEntity) -> Stored[OutboxEntry]:
+    events = str(entity.get("Events", ""))
+    entry = OutboxEntry(
+        tenant_id=str(entity["PartitionKey"]), run_id=str(entity["RunId"]), kind=RunKind(entity["Kind"]),
+        created_at=entity["CreatedAt"], due_at=entity["DueAt"], attempts=int(entity.get("Attempts", 0)),
+        launch=bool(entity.get("Launch", True)),
+        events=tuple(RunStatus(e) for e in events.split(",") if e))
+    return Stored(entry, etag_of(entity))
+
+
+def _conditional(etag: str) -> dict[str, Any]:
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+
+
 class TableRunRepository:
     """Runs and claim rows in one table, partitioned by managed tenant."""
 
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
-    def claim(self, claim: RunClaim) -> None:
+    def claim(self, claim: RunClaim) -> ClaimReceipt:
         """Create every row of ``claim`` in one entity-group transaction (all or nothing)."""
         pk = validate_key(claim.tenant_id, what="tenant id")
         ops: list[tuple[str, dict[str, Any]]] = []
@@ -82,12 +119,21 @@ class TableRunRepository:
             ops.append(("create", {"PartitionKey": pk, "RowKey": LOCK_PREFIX + claim.lock.name,
                                    "RunId": claim.lock.run_id,
                                    "DerivedKey": claim.lock.derived_key}))
+        if claim.outbox is not None:
+            if claim.outbox.tenant_id != pk:
+                raise ValueError("an outbox entry belongs to the partition of its claim")
+            validate_key(claim.outbox.run_id, what="run id")
+            ops.append(("create", _outbox_entity(claim.outbox)))
         try:
-            self._table.submit_transaction(ops)
+            results = self._table.submit_transaction(ops)
         except TableTransactionError as exc:
             if exc.status_code == 409:
                 raise ClaimConflict(f"claim row exists (operation {exc.index})") from exc
             raise
+        # Results come in the order of the operations: the run first, the outbox last.
+        return ClaimReceipt(
+            run_etag=str(results[0].get("etag", "")) if claim.run is not None else None,
+            outbox_etag=str(results[-1].get("etag", "")) if claim.outbox is not None else None)
 
     def get(self, *, tenant_id: str, run_id: str) -> Stored[RunRecord] | None:
         """Return a run with its ETag, or ``None``."""
@@ -191,6 +237,47 @@ class TableRunRepository:
     def delete_lock(self, *, tenant_id: str, name: str, etag: str) -> None:
         """Delete a lock row if unchanged."""
         self._delete(tenant_id, LOCK_PREFIX + name, etag)
+
+    def get_outbox(self, *, tenant_id: str, run_id: str) -> Stored[OutboxEntry] | None:
+        """Return a run's outbox entry with its ETag, or ``None``."""
+        validate_key(tenant_id, what="tenant id")
+        validate_key(run_id, what="run id")
+        entity = get_entity(self._table, tenant_id, OUTBOX_PREFIX + run_id)
+        return _outbox_from(entity) if entity is not None else None
+
+    def update_outbox(self, entry: OutboxEntry, *, etag: str) -> str:
+        """Replace an outbox entry if unchanged; return the new ETag."""
+        try:
+            result = self._table.update_entity(_outbox_entity(entry), mode=UpdateMode.REPLACE,
+                                               **_conditional(etag))
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise ConcurrentUpdate("the outbox entry changed meanwhile") from exc
+        return str(result.get("etag", ""))
+
+    def list_due_outbox(self, *, tenant_id: str, due_by: datetime,
+                        top: int = 100) -> builtins.list[Stored[OutboxEntry]]:
+        """Return up to ``top`` due outbox entries of one tenant (a range read of its partition)."""
+        entities = self._table.query_entities(
+            _DUE_OUTBOX_FILTER, parameters={"pk": tenant_id, **_OUTBOX_RANGE, "due": due_by},
+            results_per_page=top)
+        return [_outbox_from(e) for e in itertools.islice(entities, top)]
+
+    def settle_outbox(self, entry: OutboxEntry, *, etag: str, run: RunRecord | None = None,
+                      run_etag: str | None = None) -> None:
+        """Delete a delivered outbox entry and optionally replace its run, in one transaction."""
+        ops: builtins.list[tuple[str, dict[str, Any], dict[str, Any]]] = [(
+            "delete", {"PartitionKey": entry.tenant_id, "RowKey": OUTBOX_PREFIX + entry.run_id},
+            _conditional(etag))]
+        if run is not None:
+            if run_etag is None or run.tenant_id != entry.tenant_id or run.id != entry.run_id:
+                raise ValueError("settle_outbox replaces the entry's own run, read with its ETag")
+            ops.append(("update", _run_entity(run), {"mode": UpdateMode.REPLACE, **_conditional(run_etag)}))
+        try:
+            self._table.submit_transaction(ops)
+        except TableTransactionError as exc:
+            if exc.status_code in (404, 409, 412):
+                raise ConcurrentUpdate("the outbox entry or its run changed meanwhile") from exc
+            raise
 
     def _delete(self, partition_key: str, row_key: str, etag: str) -> None:
         try:

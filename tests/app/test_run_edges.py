@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
-
 from shared.domain import ItemOutcome, RunKind, RunStatus, RunTarget
-from shared.errors import ServiceUnavailable
+from shared.services.outbox import OutboxDispatcher
 from tests.fakes import RunsHarness, make_principal
 
 
 async def _started(harness: RunsHarness) -> str:
+    """Start a run as the trigger does: claim it, then deliver its outbox (launch) in the background."""
     result = await harness.service.start(
         principal=make_principal(), tenant_id="t1", kind=RunKind.POLICY_CAPTURE,
-        target=RunTarget(policy_type="settingsCatalog", policy_id="p1"), scope={}, idempotency_key=None,
-        launch=harness.launcher)
+        target=RunTarget(policy_type="settingsCatalog", policy_id="p1"), scope={}, idempotency_key=None)
+    dispatcher = OutboxDispatcher(runs=harness.runs, service=harness.service, clock=harness.clock,
+                                  tenant_ids=lambda: ["t1"])
+    dispatcher.submit(result, harness.launcher)
+    await dispatcher.idle()
     return result.run.id
 
 
@@ -66,9 +68,9 @@ async def test_a_run_whose_orchestration_ended_without_it_is_failed_and_releases
 async def test_a_run_that_was_never_launched_is_left_to_launch_recovery() -> None:
     harness = RunsHarness()
     harness.launcher.fail_next = 1
-    with pytest.raises(ServiceUnavailable):  # the start reports the lost launch; the run stays queued
-        await _started(harness)
-    run = harness.service.list(tenant_id="t1").items[0]
+    run_id = await _started(harness)  # accepted; the failed launch is left to the outbox sweeper
+    run = harness.service.get(tenant_id="t1", run_id=run_id)
+    assert run.launched_at is None
     unchanged = harness.service.settle_if_orchestration_ended(tenant_id="t1", run_id=run.id,
                                                               orchestration_status=None)
     assert unchanged.status == RunStatus.QUEUED

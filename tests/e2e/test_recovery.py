@@ -1,18 +1,28 @@
 """A process that dies between claiming a run and starting its orchestration loses nothing.
 
-The crash is reproduced exactly: the claim rows are written to Table Storage as the start request would have
-written them, and no orchestration is started. The next identical request, or the monitor, must launch it.
+The crash is reproduced exactly: the claim rows (run, active key, outbox entry) are written to Table Storage
+as the start request would have written them, and no orchestration is started. The outbox sweeper launches
+it with no request at all; the next identical request, or the monitor, may launch it sooner.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from shared.domain import CreatedBy, RunKind, RunRecord, RunTarget, derive_idempotency_key, new_run_id
-from shared.ports import ActiveEntry, RunClaim
+from shared.domain import (
+    CreatedBy,
+    RunKind,
+    RunRecord,
+    RunStatus,
+    RunTarget,
+    derive_idempotency_key,
+    new_run_id,
+)
+from shared.ports import ActiveEntry, OutboxEntry, RunClaim
 from shared.storage.factory import StorageFactory
 from tests.e2e.conftest import Stack, wait_terminal
 
@@ -25,20 +35,54 @@ def _orphan_run(stack: Stack, tenant_id: str, oid: str, policy_type: str, policy
     target = RunTarget(policy_type=policy_type, policy_id=policy_id)
     derived = derive_idempotency_key(tenant_id, RunKind.POLICY_CAPTURE, target, {})
     run = RunRecord(id=new_run_id(then), tenant_id=tenant_id, kind=RunKind.POLICY_CAPTURE, target=target,
-                    created_by=CreatedBy(id=oid, name="Crashed Caller"), created_at=then,
-                    derived_key=derived, launch_attempted_at=then)
+                    created_by=CreatedBy(id=oid, name="Crashed Caller"), created_at=then, derived_key=derived)
+    outbox = OutboxEntry(tenant_id=tenant_id, run_id=run.id, kind=run.kind, created_at=then,
+                         due_at=then + timedelta(seconds=10), attempts=1)
     storage = StorageFactory.from_connection_string(stack.info.storage_connection_string)
     try:
-        storage.runs().claim(RunClaim(tenant_id=tenant_id, run=run, active=ActiveEntry(derived, run.id)))
+        storage.runs().claim(RunClaim(tenant_id=tenant_id, run=run, active=ActiveEntry(derived, run.id),
+                                      outbox=outbox))
     finally:
         storage.close()
     return run
+
+
+def _stored_run(stack: Stack, tenant_id: str, run_id: str) -> RunRecord | None:
+    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string)
+    try:
+        stored = storage.runs().get(tenant_id=tenant_id, run_id=run_id)
+    finally:
+        storage.close()
+    return stored.value if stored else None
 
 
 def _instances(stack: Stack, run_id: str) -> list[str]:
     response = httpx.get(f"{stack.info.host_base_url}/runtime/webhooks/durabletask/instances",
                          params={"instanceIdPrefix": run_id})
     return [s["instanceId"] for s in response.json()]
+
+
+def test_a_crash_between_claim_and_launch_recovers_without_any_caller(stack: Stack) -> None:
+    tenant = stack.new_customer_tenant()
+    api, oid = stack.user(tenant, "operator")
+    policy = api.get(f"/tenants/{tenant}/policies", params={"type": "assignmentFilter"}).json()["items"][0]
+    orphan = _orphan_run(stack, tenant, oid, "assignmentFilter", policy["id"])
+
+    # No request names the run from here on: only the host's own instance list and storage are read.
+    deadline = time.monotonic() + 60
+    statuses: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        statuses = httpx.get(f"{stack.info.host_base_url}/runtime/webhooks/durabletask/instances",
+                             params={"instanceIdPrefix": orphan.id}).json()
+        if statuses and statuses[0]["runtimeStatus"] == "Completed":
+            break
+        time.sleep(0.5)
+
+    assert [(s["instanceId"], s["runtimeStatus"]) for s in statuses] == [(orphan.id, "Completed")]
+    stored = _stored_run(stack, tenant, orphan.id)
+    assert stored is not None
+    assert stored.status == RunStatus.SUCCEEDED
+    assert stored.launched_at is not None
 
 
 def test_the_next_identical_start_launches_a_run_whose_launch_was_lost(stack: Stack) -> None:

@@ -60,12 +60,16 @@ def test_planted_upstream_text_never_reaches_responses_storage_or_logs(
 ) -> None:
     graph_tenant = stack.new_customer_tenant()
     entra_tenant = stack.new_customer_tenant()
+    # A tenant of its own for planted 403, 404 and 409 answers (the demo data has three categories).
+    status_tenant = stack.new_customer_tenant()
     api, oid = stack.user(graph_tenant, "operator")
     stack.grant(entra_tenant, oid, "operator")
+    stack.grant(status_tenant, oid, "operator")
     categories = _sim_ids(stack, graph_tenant, "deviceCategory")
     scripts = _sim_ids(stack, graph_tenant, "powerShellScript")
     mam = _sim_ids(stack, graph_tenant, "appProtectionPolicy")[0]
     entra_category = _sim_ids(stack, entra_tenant, "deviceCategory")[0]
+    status_categories = _sim_ids(stack, status_tenant, "deviceCategory")
     message = planted_message()
 
     def rule(kind: str, path: str, tenant: str = graph_tenant, **more: Any) -> dict[str, Any]:
@@ -79,6 +83,10 @@ def test_planted_upstream_text_never_reaches_responses_storage_or_logs(
         # Graph's own 403 (no permission) wording, and Entra refusing the secret with planted text.
         {"kind": "403", "path": f"deviceManagementScripts/{scripts[1]}", "tenant": graph_tenant},
         rule("401-expired", "oauth2/v2.0/token", tenant=entra_tenant),
+        # Planted text in Graph's 403 (flat), 404 (Intune's JSON record in `message`) and 409 answers.
+        rule("403", f"deviceCategories/{status_categories[0]}", tenant=status_tenant),
+        rule("404", f"deviceCategories/{status_categories[1]}", tenant=status_tenant),
+        rule("409", f"deviceCategories/{status_categories[2]}", tenant=status_tenant),
     ]}).raise_for_status()
     # Graph's answer itself makes an activity raise: an @odata.type our catalog does not know ends up in the
     # text of the exception the capture raises.
@@ -97,12 +105,15 @@ def test_planted_upstream_text_never_reaches_responses_storage_or_logs(
             "404": _snapshot(api, graph_tenant, "deviceCategory", "00000000-0000-4000-8000-0000000d0e5e"),
             "activity": _snapshot(api, graph_tenant, "appProtectionPolicy", mam),
             "entra": _snapshot(api, entra_tenant, "deviceCategory", entra_category),
+            "planted-403": _snapshot(api, status_tenant, "deviceCategory", status_categories[0]),
+            "planted-404": _snapshot(api, status_tenant, "deviceCategory", status_categories[1]),
+            "planted-409": _snapshot(api, status_tenant, "deviceCategory", status_categories[2]),
         }
         with ThreadPoolExecutor(max_workers=len(monitors)) as pool:
             done = dict(zip(monitors, pool.map(lambda url: wait_terminal(api, url, timeout=150),
                                                monitors.values()), strict=True))
         # The live listings answer while Graph and Entra still fail.
-        for tenant in (graph_tenant, entra_tenant):
+        for tenant in (graph_tenant, entra_tenant, status_tenant):
             for params in ({"type": "deviceCategory"}, {"type": "powerShellScript"}, {}):
                 listing = api.get(f"/tenants/{tenant}/policies", params=params)
                 responses.append(listing.text)
@@ -119,13 +130,27 @@ def test_planted_upstream_text_never_reaches_responses_storage_or_logs(
         "404": ("failed", "policy-not-found"),
         "activity": ("failed", "internal-error"),
         "entra": ("failed", "graph-auth-failed"),
+        "planted-403": ("failed", "graph-permission-missing"),
+        "planted-404": ("failed", "policy-not-found"),
+        "planted-409": ("failed", "graph-conflict"),
     }
     assert done["400"]["failure"]["httpStatus"] == 400
     assert done["400"]["failure"]["graphCode"] == "BadRequest"
     assert done["entra"]["failure"]["aadsts"] == "AADSTS7000215"
+    # Graph's structured facts survive where its text does not: the run's failure and its item's error.
+    for status, graph_code in ((403, "Forbidden"), (404, "ResourceNotFound"), (409, "Conflict")):
+        run = done[f"planted-{status}"]
+        assert (run["failure"]["httpStatus"], run["failure"]["graphCode"]) == (status, graph_code)
+        items = api.get(f"/tenants/{status_tenant}/runs/{run['id']}/items")
+        assert items.status_code == 200, items.text
+        [item] = items.json()["items"]
+        assert item["error"]["code"] == run["failure"]["code"]
+        assert item["error"]["httpStatus"] == status
 
-    for tenant, run in [(graph_tenant, r) for c, r in done.items() if c != "entra"] + [(entra_tenant,
-                                                                                         done["entra"])]:
+    tenant_of = {"entra": entra_tenant, "planted-403": status_tenant, "planted-404": status_tenant,
+                 "planted-409": status_tenant}
+    for case, run in done.items():
+        tenant = tenant_of.get(case, graph_tenant)
         base = f"/tenants/{tenant}/runs/{run['id']}"
         for path in (base, f"{base}/monitor", f"{base}/items", f"/tenants/{tenant}/runs"):
             responses.append(api.get(path).text)

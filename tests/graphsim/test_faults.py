@@ -24,6 +24,8 @@ PATH = "deviceCategories$"
     ("504", 504, "GatewayTimeout"),
     ("401-expired", 401, "InvalidAuthenticationToken"),
     ("403", 403, "Forbidden"),
+    ("404", 404, "ResourceNotFound"),
+    ("409", 409, "Conflict"),
 ])
 def test_status_faults(sim, graph, kind, status, code):
     client = graph()
@@ -43,8 +45,48 @@ def test_status_faults(sim, graph, kind, status, code):
         assert "expired" in error["message"]
     if kind == "403":
         assert "Application is not authorized" in error["message"]
+    if kind == "404":
+        assert json.loads(error["message"])["Message"].startswith("Resource not found: deviceCategories")
     assert client.get(f"{DM}/deviceCategories").status_code == 200
     assert sim.control.faults()[0]["fired"] == 1
+
+
+PLANTED = "the value is Wq3Ld8Rt5Zy1Hk7Nm2Bv6Cx9Pf4Gs0Jj"
+
+
+@pytest.mark.parametrize(("kind", "status", "code", "nested"), [
+    ("403", 403, "Forbidden", False),
+    ("404", 404, "ResourceNotFound", True),
+    ("409", 409, "Conflict", True),
+])
+def test_403_404_and_409_faults_carry_a_planted_message_in_graphs_intune_shape(
+        sim, graph, kind, status, code, nested):
+    client = graph()
+    category = client.get(f"{DM}/deviceCategories").json()["value"][0]["id"]
+    sim.control.set_faults([{"kind": kind, "path": PATH.rstrip("$"), "message": PLANTED}])
+    failed = client.get(f"{DM}/deviceCategories/{category}")
+    assert failed.status_code == status
+    error = failed.json()["error"]
+    assert error["code"] == code
+    assert error["innerError"]["request-id"] == failed.headers["request-id"]
+    if nested:
+        # Intune's record as a JSON document inside `message`, with the planted text as its Message.
+        assert json.loads(error["message"])["Message"].startswith(f"{PLANTED} - Operation ID")
+    else:
+        assert error["message"] == PLANTED
+
+
+def test_404_and_409_faults_on_entra_groups_answer_entras_flat_shape(sim, graph):
+    client = graph()
+    group = client.get("/groups").json()["value"][0]["id"]
+    sim.control.set_faults([{"kind": "404", "path": "/groups/", "nth": 1},
+                            {"kind": "409", "path": "/groups/", "nth": 2}])
+    missing = client.get(f"/groups/{group}").json()["error"]
+    assert missing["code"] == "Request_ResourceNotFound"
+    assert missing["message"].startswith(f"Resource '{group}' does not exist")
+    conflict = client.get(f"/groups/{group}").json()["error"]
+    assert conflict["code"] == "Conflict"
+    assert not conflict["message"].startswith("{")
 
 
 def test_fractional_and_date_retry_after_values_are_passed_through(sim, graph):
@@ -151,3 +193,21 @@ def test_token_endpoint_faults(sim, tenant_id):
     with pytest.raises(msal.exceptions.MsalServiceError, match="503"):
         client.acquire_token_for_client(scopes=GRAPH_SCOPE)
     assert sim.control.faults()[0]["fired"] == 1
+
+
+@pytest.mark.parametrize(("kind", "status", "error", "aadsts"), [
+    ("401-expired", 401, "invalid_client", 7000215),
+    ("503", 503, "temporarily_unavailable", 50196),
+])
+def test_token_endpoint_fault_with_a_message_answers_an_entra_error_carrying_it(
+        sim, tenant_id, kind, status, error, aadsts):
+    app = sim.control.create_app(tenant_id, roles=[])
+    sim.control.set_faults([{"kind": kind, "path": "/oauth2/v2.0/token$", "message": PLANTED}])
+    with httpx.Client(verify=sim.ssl_context()) as client:
+        answer = client.post(f"{sim.base_url}/{tenant_id}/oauth2/v2.0/token", data={
+            "grant_type": "client_credentials", "client_id": app["clientId"],
+            "client_secret": app["secret"], "scope": "https://graph.microsoft.com/.default"})
+    assert answer.status_code == status
+    body = answer.json()
+    assert (body["error"], body["error_codes"]) == (error, [aadsts])
+    assert body["error_description"].startswith(f"AADSTS{aadsts}: {PLANTED} Trace ID: ")

@@ -264,6 +264,13 @@ def check_app_settings_contract(infra: Infra) -> Problems:
                 )
             if name in settings and is_platform_set(info):
                 problems.append(f"{where}: app setting {name} is set by App Service itself; do not set it")
+        if "PYTHON_THREADPOOL_THREAD_COUNT" not in settings:
+            problems.append(f"{where}: app setting PYTHON_THREADPOOL_THREAD_COUNT is missing "
+                            "(see docs/deploy.md, Concurrency and instance settings)")
+        # One busy Python process fills a 2,048 MB instance's one core; more only split it (docs/deploy.md).
+        if settings.get("FUNCTIONS_WORKER_PROCESS_COUNT", "1") != "1":
+            problems.append(f"{where}: FUNCTIONS_WORKER_PROCESS_COUNT must stay 1 "
+                            "(see docs/deploy.md, Concurrency and instance settings)")
         if settings.get("AUTH_MODE") != "easyauth":
             problems.append(
                 f"{where}: AUTH_MODE must be 'easyauth' behind App Service Authentication, "
@@ -362,7 +369,8 @@ def check_key_vault_references(infra: Infra) -> Problems:
 
 
 def check_function_app(infra: Infra) -> Problems:
-    """Flex Consumption, Python 3.11, UAMI, HTTPS only, FTP and basic publishing credentials off."""
+    """Flex Consumption, Python 3.11, UAMI, HTTPS only, FTP and basic publishing credentials off, HTTP
+    concurrency per instance set."""
     sites = _deployed(infra, "Microsoft.Web/sites")
     if not sites:
         return _missing(infra, "Microsoft.Web/sites")
@@ -385,6 +393,12 @@ def check_function_app(infra: Infra) -> Problems:
             _equals("UserAssignedIdentity"),
             "'UserAssignedIdentity'",
         )
+        # Python apps default to one HTTP request per instance; docs/deploy.md derives the value set instead.
+        scale = "properties.functionAppConfig.scaleAndConcurrency"
+        concurrency = _prop(site, f"{scale}.triggers.http.perInstanceConcurrency")
+        if concurrency is None:
+            problems.append(f"{site.where()}: set scaleAndConcurrency.triggers.http.perInstanceConcurrency "
+                            "(see docs/deploy.md, Concurrency and instance settings)")
         tags = site.file.evaluate(_prop(site, "tags"))
         if not (isinstance(tags, dict) and tags.get("azd-service-name") == "api"):
             problems.append(

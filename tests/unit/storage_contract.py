@@ -5,6 +5,7 @@ Subclasses provide a ``stores`` fixture returning a :class:`Stores`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,7 @@ from shared.ports import (
     ItemRepository,
     LockEntry,
     NotificationRepository,
+    OutboxEntry,
     RunClaim,
     RunRepository,
     SnapshotIndex,
@@ -76,12 +78,19 @@ def make_run(at: datetime = T0, *, tenant: str = TENANT, kind: RunKind = RunKind
                      created_at=at, derived_key=key)
 
 
-def claim_for(run: RunRecord, *, idem: str | None = None, lock: bool = False) -> RunClaim:
+def claim_for(run: RunRecord, *, idem: str | None = None, lock: bool = False,
+              outbox: bool = False) -> RunClaim:
     return RunClaim(
         tenant_id=run.tenant_id, run=run, active=ActiveEntry(run.derived_key, run.id),
         idempotency=IdempotencyEntry(idem, "fp", run.id, T0 + timedelta(days=1)) if idem else None,
         lock=LockEntry(str(run.kind), run.id, run.derived_key) if lock else None,
+        outbox=outbox_for(run) if outbox else None,
     )
+
+
+def outbox_for(run: RunRecord, *, due_in: timedelta = timedelta(seconds=10)) -> OutboxEntry:
+    return OutboxEntry(tenant_id=run.tenant_id, run_id=run.id, kind=run.kind, created_at=run.created_at,
+                       due_at=run.created_at + due_in, attempts=1)
 
 
 def item(item_id: str, status: str = "succeeded") -> ItemOutcome:
@@ -193,6 +202,95 @@ class StorageContract:
         assert stores.runs.get_active(tenant_id=TENANT, derived_key=run.derived_key) is None
         assert stores.runs.get_idempotency(tenant_id=TENANT, scope="scope-4") is None
         assert stores.runs.get_lock(tenant_id=TENANT, name="restore.execute") is None
+
+    # ------------------------------------------------------------------ outbox
+
+    def test_claim_writes_the_outbox_entry_with_the_run_and_returns_their_etags(self, stores: Stores) -> None:
+        run = make_run()
+        receipt = stores.runs.claim(claim_for(run, outbox=True))
+        stored_run = stores.runs.get(tenant_id=TENANT, run_id=run.id)
+        entry = stores.runs.get_outbox(tenant_id=TENANT, run_id=run.id)
+        assert stored_run is not None
+        assert entry is not None
+        assert entry.value == outbox_for(run)
+        assert entry.value.events == (RunStatus.QUEUED,)
+        assert (receipt.run_etag, receipt.outbox_etag) == (stored_run.etag, entry.etag)
+        assert stores.runs.get_outbox(tenant_id=OTHER, run_id=run.id) is None
+        # A losing claim leaves no outbox entry behind.
+        loser = make_run(T0 + timedelta(seconds=1))
+        with pytest.raises(ClaimConflict):
+            stores.runs.claim(claim_for(loser, outbox=True))
+        assert stores.runs.get_outbox(tenant_id=TENANT, run_id=loser.id) is None
+
+    def test_due_outbox_entries_are_listed_per_tenant(self, stores: Stores) -> None:
+        due_here, also_here, due_there = make_run(), make_run(key="m" * 64), make_run(tenant=OTHER)
+        later = make_run(T0 + timedelta(seconds=1), key="l" * 64)
+        for run in (due_here, also_here, due_there):
+            stores.runs.claim(claim_for(run, outbox=True))
+        stores.runs.claim(RunClaim(tenant_id=TENANT, run=later,
+                                   outbox=outbox_for(later, due_in=timedelta(hours=1))))
+        soon = T0 + timedelta(minutes=1)
+        due = stores.runs.list_due_outbox(tenant_id=TENANT, due_by=soon)
+        assert sorted(e.value.run_id for e in due) == sorted([due_here.id, also_here.id])
+        assert all(e.etag and e.value.tenant_id == TENANT for e in due)
+        assert [e.value.run_id for e in stores.runs.list_due_outbox(tenant_id=OTHER, due_by=soon)] == [
+            due_there.id]
+        assert len(stores.runs.list_due_outbox(tenant_id=TENANT, due_by=soon, top=1)) == 1
+        assert stores.runs.list_due_outbox(tenant_id=TENANT, due_by=T0) == []
+
+    def test_an_outbox_lease_needs_the_current_etag(self, stores: Stores) -> None:
+        run = make_run()
+        receipt = stores.runs.claim(claim_for(run, outbox=True))
+        assert receipt.outbox_etag is not None
+        leased = dataclasses.replace(outbox_for(run), attempts=2, due_at=T0 + timedelta(minutes=1))
+        etag = stores.runs.update_outbox(leased, etag=receipt.outbox_etag)
+        assert etag != receipt.outbox_etag
+        with pytest.raises(ConcurrentUpdate):
+            stores.runs.update_outbox(leased, etag=receipt.outbox_etag)
+        stored = stores.runs.get_outbox(tenant_id=TENANT, run_id=run.id)
+        assert stored is not None
+        assert (stored.value, stored.etag) == (leased, etag)
+
+    def test_settling_deletes_the_entry_and_stamps_the_run_all_or_nothing(self, stores: Stores) -> None:
+        run = make_run()
+        receipt = stores.runs.claim(claim_for(run, outbox=True))
+        assert receipt.run_etag is not None
+        assert receipt.outbox_etag is not None
+        entry = outbox_for(run)
+        launched = run.model_copy(update={"launched_at": T0 + timedelta(seconds=1)})
+        # The run changed meanwhile: nothing is written, the entry stays.
+        moved = run.model_copy(update={"status": RunStatus.RUNNING})
+        stores.runs.update(moved, etag=receipt.run_etag)
+        with pytest.raises(ConcurrentUpdate):
+            stores.runs.settle_outbox(entry, etag=receipt.outbox_etag, run=launched,
+                                      run_etag=receipt.run_etag)
+        still = stores.runs.get_outbox(tenant_id=TENANT, run_id=run.id)
+        assert still is not None
+        current = stores.runs.get(tenant_id=TENANT, run_id=run.id)
+        assert current is not None
+        assert current.value == moved
+        # The entry changed meanwhile: the run is not stamped.
+        with pytest.raises(ConcurrentUpdate):
+            stores.runs.settle_outbox(entry, etag=current.etag, run=launched, run_etag=current.etag)
+        unchanged = stores.runs.get(tenant_id=TENANT, run_id=run.id)
+        assert unchanged is not None
+        assert unchanged.value == moved
+        stamped = moved.model_copy(update={"launched_at": T0 + timedelta(seconds=1)})
+        stores.runs.settle_outbox(entry, etag=still.etag, run=stamped, run_etag=current.etag)
+        assert stores.runs.get_outbox(tenant_id=TENANT, run_id=run.id) is None
+        final = stores.runs.get(tenant_id=TENANT, run_id=run.id)
+        assert final is not None
+        assert final.value == stamped
+        with pytest.raises(ConcurrentUpdate):
+            stores.runs.settle_outbox(entry, etag=still.etag)
+
+    def test_settling_without_a_run_only_deletes_the_entry(self, stores: Stores) -> None:
+        run = make_run()
+        receipt = stores.runs.claim(claim_for(run, outbox=True))
+        assert receipt.outbox_etag is not None
+        stores.runs.settle_outbox(outbox_for(run), etag=receipt.outbox_etag)
+        assert stores.runs.get_outbox(tenant_id=TENANT, run_id=run.id) is None
+        assert stores.runs.get(tenant_id=TENANT, run_id=run.id) is not None
 
     def test_list_is_newest_first_with_filters_and_paging(self, stores: Stores) -> None:
         runs = []
@@ -363,6 +461,7 @@ class StorageContract:
         assert stores.tenants.get(TENANT) == a
         assert stores.tenants.get("44444444-4444-4444-4444-444444444444") is None
         assert stores.tenants.get_many([OTHER, "nope", TENANT]) == [b, a]
+        assert sorted(stores.tenants.list_ids()) == sorted([TENANT, OTHER])
 
     def test_grants_forward_and_reverse(self, stores: Stores) -> None:
         g1 = Grant(tenant_id=TENANT, principal_tenant_id=HOME, principal_id="p1", role=Role.ADMIN,

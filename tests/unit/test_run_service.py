@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,9 +14,10 @@ from shared.errors import (
     InvalidRequest,
     RestoreAlreadyActive,
     RunNotFound,
-    ServiceUnavailable,
 )
+from shared.services.outbox import OutboxDispatcher, orchestration_launcher
 from shared.services.runs import StartResult
+from shared.storage.memory import InMemoryNotificationRepository, InMemoryRunRepository
 from tests.fakes import RunsHarness, make_principal
 
 TENANT = "22222222-2222-2222-2222-222222222222"
@@ -22,18 +25,79 @@ OTHER_TENANT = "33333333-3333-3333-3333-333333333333"
 TARGET = RunTarget(policy_type="settingsCatalog", policy_id="pol-1")
 ADA = make_principal()
 
+_RUN_PORT = {"claim", "get", "list", "list_recent", "update", "get_active", "delete_active",
+             "get_idempotency", "delete_idempotency", "get_lock", "delete_lock", "get_outbox",
+             "update_outbox", "list_due_outbox", "settle_outbox"}
+_NOTIFICATION_PORT = {"put", "get", "list"}
+
+
+class CountingRuns(InMemoryRunRepository):
+    """The in-memory run repository, recording each storage round trip by port method."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _RUN_PORT:
+            object.__getattribute__(self, "calls").append(name)
+        return super().__getattribute__(name)
+
+
+class CountingNotifications(InMemoryNotificationRepository):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _NOTIFICATION_PORT:
+            object.__getattribute__(self, "calls").append(name)
+        return super().__getattribute__(name)
+
+
+@dataclass
+class Harness(RunsHarness):
+    """A RunService and an outbox dispatcher over counting in-memory repositories."""
+
+    runs: CountingRuns = field(default_factory=CountingRuns)
+    notification_repo: CountingNotifications = field(default_factory=CountingNotifications)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.outbox = self.dispatcher()
+
+    def dispatcher(self) -> OutboxDispatcher:
+        """Another process's dispatcher over the same storage."""
+        return OutboxDispatcher(runs=self.runs, service=self.service, clock=self.clock,
+                                tenant_ids=lambda: [TENANT, OTHER_TENANT])
+
+    def round_trips(self) -> list[str]:
+        return self.runs.calls + [f"notification.{c}" for c in self.notification_repo.calls]
+
+    def reset_counts(self) -> None:
+        self.runs.calls.clear()
+        self.notification_repo.calls.clear()
+
 
 @pytest.fixture
-def h() -> RunsHarness:
-    return RunsHarness()
+def h() -> Harness:
+    return Harness()
 
 
-async def start(h: RunsHarness, *, scope: dict[str, Any] | None = None, key: str | None = None,
+async def claim(h: Harness, *, scope: dict[str, Any] | None = None, key: str | None = None,
                 kind: RunKind = RunKind.POLICY_CAPTURE, principal: Principal = ADA,
                 tenant: str = TENANT, target: RunTarget = TARGET) -> StartResult:
+    """What the request path does: the claim only."""
     return await h.service.start(principal=principal, tenant_id=tenant, kind=kind, target=target,
-                                 scope=scope if scope is not None else {}, idempotency_key=key,
-                                 launch=h.launcher)
+                                 scope=scope if scope is not None else {}, idempotency_key=key)
+
+
+async def start(h: Harness, **kwargs: Any) -> StartResult:
+    """A start request as the trigger serves it: claim, hand to the dispatcher, let it finish."""
+    result = await claim(h, **kwargs)
+    h.outbox.submit(result, h.launcher)
+    await h.outbox.idle()
+    return result
 
 
 def outcome(item_id: str, status: str) -> ItemOutcome:
@@ -43,13 +107,30 @@ def outcome(item_id: str, status: str) -> ItemOutcome:
 
 
 class TestClaim:
-    async def test_first_start_wins_and_launches(self, h):
-        result = await start(h)
+    async def test_a_first_start_is_one_transaction_and_no_read(self, h):
+        result = await claim(h)
+        assert h.round_trips() == ["claim"]
         assert not result.reused
         assert result.run.status == RunStatus.QUEUED
-        assert result.run.launched_at is not None
+        keyed = await claim(h, key="wf-1", scope={"other": 1})
+        assert not keyed.reused
+        assert h.round_trips() == ["claim", "claim"]
+        assert h.launcher.launched == []  # nothing else happened on the request path
+
+    async def test_the_background_delivery_launches_notifies_and_settles_without_reading_the_run(self, h):
+        result = await claim(h)
+        h.reset_counts()
+        h.outbox.submit(result, h.launcher)
+        await h.outbox.idle()
         assert h.launcher.launched == [result.run.id]
-        assert h.service.get(tenant_id=TENANT, run_id=result.run.id).launched_at is not None
+        # The queued event (read + write of the notification) and one transaction that stamps the launch
+        # and deletes the outbox entry. Before the outbox, the request itself did these plus an
+        # idempotency pre-read and a read-modify-write of the run.
+        assert sorted(h.round_trips()) == ["notification.get", "notification.put", "settle_outbox"]
+        stored = h.service.get(tenant_id=TENANT, run_id=result.run.id)
+        assert stored.launched_at is not None
+        assert h.runs.get_outbox(tenant_id=TENANT, run_id=result.run.id) is None
+        assert [n.status for n in h.notifications.list(principal=ADA).items] == [RunStatus.QUEUED]
 
     async def test_identical_start_while_active_reuses_without_launching(self, h):
         first = await start(h, scope={"a": 1, "b": [1, 2]})
@@ -69,7 +150,14 @@ class TestClaim:
 
     async def test_fifty_concurrent_identical_starts_create_one_run(self, h):
         h.launcher.delay = 0.05  # losers resolve their conflict while the winner is still launching
-        results = await asyncio.gather(*(start(h, scope={"n": 1}) for _ in range(50)))
+
+        async def one() -> StartResult:
+            result = await claim(h, scope={"n": 1})
+            h.outbox.submit(result, h.launcher)
+            return result
+
+        results = await asyncio.gather(*(one() for _ in range(50)))
+        await h.outbox.idle()
         ids = {r.run.id for r in results}
         assert len(ids) == 1
         assert sum(not r.reused for r in results) == 1
@@ -175,65 +263,122 @@ class TestExclusiveRestore:
 
 
 class TestRecovery:
-    async def test_launch_failure_leaves_run_queued_and_next_start_relaunches(self, h):
+    async def test_a_failed_launch_is_retried_by_the_sweeper_once_the_lease_runs_out(self, h):
         h.launcher.fail_next = 1
-        with pytest.raises(ServiceUnavailable) as err:
-            await start(h, key="k")
-        run_id = err.value.extra["run_id"]
+        result = await start(h, key="k")  # the request still answers: the run is accepted
+        run_id = result.run.id
         stored = h.service.get(tenant_id=TENANT, run_id=run_id)
         assert stored.status == RunStatus.QUEUED
         assert stored.launched_at is None
         assert h.launcher.launched == []
-        again = await start(h, key="k")
-        assert again.reused
-        assert again.run.id == run_id
+        assert await h.outbox.sweep(h.launcher) == 0  # the request's lease still holds
+        h.clock.advance(seconds=11)
+        assert await h.outbox.sweep(h.launcher) == 1
         assert h.launcher.launched == [run_id]
-        assert again.run.launched_at is not None
-        # Recovered once: a further identical start does not launch again.
-        await start(h, key="k")
+        assert h.service.get(tenant_id=TENANT, run_id=run_id).launched_at is not None
+        assert h.runs.get_outbox(tenant_id=TENANT, run_id=run_id) is None
+        # Delivered once: later sweeps and identical starts launch nothing more.
+        h.clock.advance(minutes=5)
+        assert await h.outbox.sweep(h.launcher) == 0
+        assert (await start(h, key="k")).run.id == run_id
         assert h.launcher.launched == [run_id]
+        assert len(h.notifications.list(principal=ADA).items) == 1
 
-    async def test_run_lost_after_claim_is_relaunched_after_the_grace_period(self, h):
-        # Simulate a process that died after the claim: the run row exists, never launched.
-        never = RunsHarness(clock=h.clock, runs=h.runs, items=h.items)
+    async def test_a_run_lost_after_its_claim_is_launched_by_the_sweeper_without_any_request(self, h):
+        lost = await claim(h)  # the process died before its background delivery ran
+        h.clock.advance(seconds=5)
+        assert await h.outbox.sweep(h.launcher) == 0
+        h.clock.advance(seconds=6)
+        assert await h.outbox.sweep(h.launcher) == 1
+        assert h.launcher.launched == [lost.run.id]
+        assert [n.status for n in h.notifications.list(principal=ADA).items] == [RunStatus.QUEUED]
 
-        async def die(run):
-            raise SystemExit  # the process is gone; nothing after the claim runs
-
-        with pytest.raises(SystemExit):
-            await never.service.start(principal=ADA, tenant_id=TENANT, kind=RunKind.POLICY_CAPTURE,
-                                      target=TARGET, scope={}, idempotency_key=None, launch=die)
+    async def test_an_identical_start_or_the_monitor_nudges_an_overdue_launch(self, h):
+        lost = await claim(h)
         within_grace = await start(h)
         assert within_grace.reused
         assert h.launcher.launched == []
-        h.clock.advance(seconds=61)
+        h.clock.advance(seconds=11)
         after = await start(h)
-        assert after.run.id == within_grace.run.id
-        assert h.launcher.launched == [after.run.id]
+        assert after.run.id == lost.run.id
+        assert h.launcher.launched == [lost.run.id]
+        h.outbox.nudge(h.service.get(tenant_id=TENANT, run_id=lost.run.id), h.launcher)
+        await h.outbox.idle()
+        assert h.launcher.launched == [lost.run.id]
+
+    async def test_two_processes_sweeping_at_once_launch_once(self, h):
+        lost = await claim(h)
+        h.clock.advance(seconds=11)
+        h.launcher.delay = 0.02
+        other = h.dispatcher()
+        await asyncio.gather(h.outbox.sweep(h.launcher), other.sweep(h.launcher))
+        assert h.launcher.launched == [lost.run.id]
+        assert h.runs.get_outbox(tenant_id=TENANT, run_id=lost.run.id) is None
+
+    async def test_a_run_its_orchestration_already_moved_is_settled_without_overwriting_it(self, h):
+        result = await claim(h)
+
+        async def launch_and_start_running(run):
+            h.launcher.launched.append(run.id)
+            h.service.mark_running(tenant_id=TENANT, run_id=run.id, expected_items=1)
+
+        h.outbox.submit(result, launch_and_start_running)
+        await h.outbox.idle()
+        stored = h.service.get(tenant_id=TENANT, run_id=result.run.id)
+        assert stored.status == RunStatus.RUNNING
+        assert stored.expected_items == 1
+        assert h.runs.get_outbox(tenant_id=TENANT, run_id=result.run.id) is None
+
+    async def test_an_entry_left_behind_by_a_run_that_ended_is_dropped_without_launching(self, h):
+        result = await claim(h)
+        h.service.complete(tenant_id=TENANT, run_id=result.run.id, cancelled=True)
+        h.clock.advance(seconds=11)
+        assert await h.outbox.sweep(h.launcher) == 1
+        assert h.launcher.launched == []
+        assert h.runs.get_outbox(tenant_id=TENANT, run_id=result.run.id) is None
 
     async def test_sweeper_fails_runs_that_never_launched_and_frees_their_key(self, h):
-        h.launcher.fail_next = 1
-        with pytest.raises(ServiceUnavailable):
-            await start(h)
+        h.launcher.fail_next = 1000
+        doomed = await start(h)
+        h.launcher.fail_next = 0
         launched = (await start(h, scope={"other": 1})).run
-        h.clock.advance(minutes=31)
-        failed = h.service.fail_stalled(tenant_id=TENANT, now=h.clock())
-        assert len(failed) == 1
-        assert failed[0].status == RunStatus.FAILED
-        assert failed[0].failure is not None
-        assert failed[0].failure.code == "launch-failed"
+        h.launcher.fail_next = 1000
+        for _ in range(40):  # the sweeper keeps retrying, backing off, for half an hour
+            h.clock.advance(minutes=1)
+            await h.outbox.sweep(h.launcher)
+        failed = h.service.get(tenant_id=TENANT, run_id=doomed.run.id)
+        assert failed.status == RunStatus.FAILED
+        assert failed.failure is not None
+        assert failed.failure.code == "launch-failed"
+        assert h.runs.get_outbox(tenant_id=TENANT, run_id=doomed.run.id) is None
         assert h.service.get(tenant_id=TENANT, run_id=launched.id).status == RunStatus.QUEUED
+        h.launcher.fail_next = 0
         fresh = await start(h)
         assert not fresh.reused
-        assert fresh.run.id != failed[0].id
+        assert fresh.run.id != doomed.run.id
 
-    async def test_monitor_relaunch_is_a_no_op_for_launched_runs(self, h):
-        run = (await start(h)).run
-        h.clock.advance(minutes=5)
-        again = await h.service.relaunch_if_stalled(tenant_id=TENANT, run_id=run.id,
-                                                    launch=h.launcher)
-        assert again.id == run.id
-        assert h.launcher.launched == [run.id]
+
+class TestOrchestrationLauncher:
+    @staticmethod
+    def client(runtime: str | None) -> Any:
+        class Client:
+            async def start_new(self, name, instance_id=None, client_input=None):
+                raise Exception({"ExceptionMessage": "something the host said"})
+
+            async def get_status(self, instance_id):
+                status = SimpleNamespace(name=runtime) if runtime else None
+                return SimpleNamespace(runtime_status=status)
+
+        return Client()
+
+    async def test_an_instance_that_already_exists_is_success_whatever_the_error_says(self, h):
+        run = (await claim(h)).run
+        await orchestration_launcher(self.client("Running"))(run)
+
+    async def test_a_start_that_created_nothing_fails(self, h):
+        run = (await claim(h)).run
+        with pytest.raises(Exception, match="something the host said"):
+            await orchestration_launcher(self.client(None))(run)
 
 
 class TestLifecycle:
@@ -375,8 +520,12 @@ class TestNotifications:
         service = RunService(runs=h.runs, items=h.items, notifications=h.notifications,
                              clock=h.clock, sinks=[Broken()])
         result = await service.start(principal=ADA, tenant_id=TENANT, kind=RunKind.POLICY_CAPTURE,
-                                     target=TARGET, scope={}, idempotency_key=None,
-                                     launch=h.launcher)
+                                     target=TARGET, scope={}, idempotency_key=None)
+        dispatcher = OutboxDispatcher(runs=h.runs, service=service, clock=h.clock,
+                                      tenant_ids=lambda: [TENANT])
+        dispatcher.submit(result, h.launcher)
+        await dispatcher.idle()
+        assert h.launcher.launched == [result.run.id]
         done = service.complete(tenant_id=TENANT, run_id=result.run.id)
         assert done.status == RunStatus.SUCCEEDED
         assert len(h.notifications.list(principal=ADA).items) == 2

@@ -69,6 +69,7 @@ def test_unreachable_storage_stops_the_host_with_one_line(tmp_path: Path) -> Non
         capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "the durable engine could not start" in errors[0], result.stderr
+    assert len(errors) == 1, result.stderr
+    assert "the durable engine could not start" in errors[0]
     assert "Traceback" not in result.stderr
     assert "AccountKey" not in result.stderr

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from localdev.dfhost.engine import Engine, EngineOptions
 from localdev.dfhost.engine_thread import EngineHandle, EngineThread, WorkerInvoker
+from localdev.dfhost.invoker import FunctionInvoker
 from localdev.procs import free_port
 from tests.dfhost.unit.conftest import SdkInvoker, make_engine, sample_invoker
 
@@ -38,13 +40,15 @@ class WhereActivitiesRun:
         return await self.inner.run_activity(name, input_json)
 
 
-async def _start(app: Any, **options: Any) -> tuple[EngineThread, EngineHandle]:
+async def _start(app: FunctionInvoker) -> tuple[EngineThread, EngineHandle]:
     invoker = WorkerInvoker(app, asyncio.get_running_loop())
-    thread = EngineThread(lambda: make_engine(invoker, clock="real", **options), replay_threads=4)
+    thread = EngineThread(lambda: Engine(invoker=invoker, connection_string=None,
+                                         options=EngineOptions(hub="ThreadHub")),
+                          replay_threads=4)
     return thread, await thread.start()
 
 
-async def test_engine_runs_on_its_own_thread_and_activities_on_the_worker_loop(calls) -> None:
+async def test_engine_runs_on_its_own_thread_and_activities_on_the_worker_loop(calls: list[Any]) -> None:
     app = WhereActivitiesRun(sample_invoker())
     thread, engine = await _start(app)
     try:
@@ -56,15 +60,17 @@ async def test_engine_runs_on_its_own_thread_and_activities_on_the_worker_loop(c
         status = await engine.get_status(iid)
     finally:
         await thread.stop()
-    assert status is not None and status["runtimeStatus"] == "Completed", status
+    assert status is not None
+    assert status["runtimeStatus"] == "Completed", status
     # Activities are the app's: they run on the loop that serves its HTTP functions.
-    assert app.activity_loops and set(app.activity_loops) == {asyncio.get_running_loop()}
+    assert app.activity_loops
+    assert set(app.activity_loops) == {asyncio.get_running_loop()}
     # Orchestrator replays run in the engine's thread pool, off the worker loop's thread.
     assert app.orchestrator_threads
     assert all(name.startswith("dfhost-replay") for name in app.orchestrator_threads)
 
 
-async def test_a_blocked_engine_loop_leaves_the_worker_loop_free(calls) -> None:
+async def test_a_blocked_engine_loop_leaves_the_worker_loop_free(calls: list[Any]) -> None:
     thread, engine = await _start(sample_invoker())
     try:
         # Stands in for a long synchronous stretch of engine work (a big replay, SDK CPU).
