@@ -5,6 +5,7 @@ from __future__ import annotations
 # Importing a use-case module registers its routes on the blueprint.
 from http_triggers import (  # noqa: F401
     audit,
+    backup_sets,
     health,
     notifications,
     openapi,

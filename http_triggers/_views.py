@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.domain import ItemOutcome, ManagedTenant, Notification, Page, Role, RunRecord
+from shared.domain import (
+    BackupSet,
+    BackupSetItem,
+    ItemOutcome,
+    ManagedTenant,
+    Notification,
+    Page,
+    Role,
+    RunRecord,
+)
 from shared.graph.reader import PolicySummary
 from shared.openapi import INTERNAL_RUN_FIELDS
 from shared.services.runs import ProgressEntry
 
-__all__ = ["render_item_page", "render_notification_page", "render_policy", "render_progress", "render_run",
+__all__ = ["render_backup_set", "render_backup_set_item", "render_backup_set_page", "render_item_page",
+           "render_notification_page", "render_policy", "render_progress", "render_run",
            "render_run_page", "render_tenant", "run_links"]
 
 
@@ -85,3 +95,22 @@ def render_tenant(tenant: ManagedTenant, role: Role | None = None) -> dict[str, 
     if role is not None:
         body["role"] = str(role)
     return body
+
+
+def render_backup_set(backup_set: BackupSet, api_base: str) -> dict[str, Any]:
+    """A backup set as the API returns it, with links to itself and the run that made it."""
+    body = backup_set.model_dump(mode="json", by_alias=True)
+    base = f"{api_base}/tenants/{backup_set.tenant_id}"
+    body["links"] = {"self": f"{base}/backup-sets/{backup_set.id}", "run": f"{base}/runs/{backup_set.run_id}"}
+    return body
+
+
+def render_backup_set_item(item: BackupSetItem) -> dict[str, Any]:
+    """One item of a set: where its body is and whether it is whole (ids of the set and tenant left out)."""
+    body = item.model_dump(mode="json", by_alias=True, exclude={"tenant_id", "backup_set_id", "batch"})
+    return body
+
+
+def render_backup_set_page(page: Page[BackupSet], api_base: str) -> dict[str, Any]:
+    """A page of backup sets."""
+    return {"items": [render_backup_set(s, api_base) for s in page.items], **_continuation(page.continuation)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -15,6 +16,7 @@ from http_triggers.snapshots import RETRY_AFTER_SECONDS
 from shared import container
 from shared.domain import Grant, Role, RunKind, RunStatus
 from shared.errors import InvalidRequest
+from shared.services.recovery import OrchestrationStatusUnknown
 
 
 def _reader_grant(req: func.HttpRequest) -> Grant:
@@ -60,18 +62,15 @@ async def monitor_run(req: func.HttpRequest, client: df.DurableOrchestrationClie
 
     A failed run is still a 200: Logic Apps retries 5xx answers, and the run's status says what happened.
     A run whose launch is overdue is launched by the outbox sweeper whether or not anyone polls; the
-    monitor only nudges it sooner. It also ends a run whose orchestration failed or was terminated
-    without ending it.
+    monitor only nudges it sooner. Likewise a run whose orchestration failed, was terminated or vanished
+    without ending it is failed by the recovery sweeper, and the monitor, by the same rule, sooner.
     """
     grant = await asyncio.to_thread(_reader_grant, req)
     runs = container.run_service()
     run = await asyncio.to_thread(runs.get, tenant_id=grant.tenant_id, run_id=req.route_params["runId"])
     container.outbox_dispatcher().nudge(run, launcher_for(client))
-    if not run.status.is_terminal and run.launched_at is not None:
-        status = await client.get_status(run.id)
-        runtime = status.runtime_status.name if status and status.runtime_status else None
-        run = await asyncio.to_thread(runs.settle_if_orchestration_ended, tenant_id=grant.tenant_id,
-                                      run_id=run.id, orchestration_status=runtime)
+    with contextlib.suppress(OrchestrationStatusUnknown):  # the host erred: say what storage says
+        run = await container.run_recovery().settle_if_orphaned(run, client)
     body = render_run(run, api_base_url(req))
     if run.status.is_terminal:
         return json_response(body)

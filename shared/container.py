@@ -17,9 +17,11 @@ from shared.domain import ManagedTenant
 from shared.graph.factory import GraphClientFactory
 from shared.redaction import install_log_redaction
 from shared.services.audit import AuditService
+from shared.services.backupsets import BackupSetService
 from shared.services.capture import CaptureService
 from shared.services.notifications import NotificationService
 from shared.services.outbox import OutboxDispatcher
+from shared.services.recovery import RunRecovery
 from shared.services.runs import RunService
 from shared.services.tenants import TenantService
 from shared.storage.factory import StorageFactory
@@ -27,10 +29,12 @@ from shared.storage.factory import StorageFactory
 __all__ = [
     "access_service",
     "audit_service",
+    "backup_set_service",
     "capture_service",
     "graph_clients",
     "notification_service",
     "outbox_dispatcher",
+    "run_recovery",
     "run_service",
     "settings",
     "storage",
@@ -90,6 +94,13 @@ def outbox_dispatcher() -> OutboxDispatcher:
 
 
 @lru_cache(maxsize=1)
+def run_recovery() -> RunRecovery:
+    """Settles runs whose orchestration ended without them (the monitor and the recovery timer)."""
+    return RunRecovery(runs=storage().runs(), service=run_service(), clock=utcnow,
+                       tenant_ids=storage().tenants().list_ids)
+
+
+@lru_cache(maxsize=1)
 def access_service() -> AccessService:
     """Per-tenant authorization from the grant table."""
     return AccessService(tenants=storage().tenants(), grants=storage().grants(), clock=utcnow,
@@ -130,4 +141,12 @@ def capture_service() -> CaptureService:
     """Listing and capturing policies."""
     return CaptureService(tenants=storage().tenants(), runs=run_service(), snapshots=storage().snapshots(),
                           blobs=storage().blobs(), graph=graph_clients(), credentials=_credential_for,
-                          clock=utcnow)
+                          clock=utcnow, backup_sets=storage().backup_sets())
+
+
+@lru_cache(maxsize=1)
+def backup_set_service() -> BackupSetService:
+    """Backup sets: starts, plans, batches, finishing, reads."""
+    return BackupSetService(sets=storage().backup_sets(), runs=run_service(), run_rows=storage().runs(),
+                            blobs=storage().blobs(), list_policies=capture_service().list_policies,
+                            clock=utcnow)

@@ -9,3 +9,12 @@ POLICY_CAPTURE_ORCHESTRATOR: Final[str] = "policy_capture_orchestrator"
 MARK_RUN_RUNNING: Final[str] = "mark_run_running"
 CAPTURE_POLICY: Final[str] = "capture_policy"
 COMPLETE_RUN: Final[str] = "complete_run"
+
+BACKUP_SET_ORCHESTRATOR: Final[str] = "backup_set_orchestrator"
+BACKUP_SET_BATCH_ORCHESTRATOR: Final[str] = "backup_set_batch_orchestrator"
+
+PLAN_BACKUP_SET: Final[str] = "plan_backup_set"
+READ_BACKUP_SET_BATCH: Final[str] = "read_backup_set_batch"
+CLOSE_BACKUP_SET_BATCH: Final[str] = "close_backup_set_batch"
+FINISH_BACKUP_SET: Final[str] = "finish_backup_set"
+CAPTURE_BACKUP_SET_ITEM: Final[str] = "capture_backup_set_item"

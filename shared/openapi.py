@@ -15,8 +15,20 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.domain import Grant, GraphConnection, ItemOutcome, Notification, Role, RunKind, RunStatus
+from shared.domain import (
+    BackupSet,
+    BackupSetItem,
+    BackupSetRequest,
+    Grant,
+    GraphConnection,
+    ItemOutcome,
+    Notification,
+    Role,
+    RunKind,
+    RunStatus,
+)
 from shared.domain.audit import AuditEvent
+from shared.domain.backupsets import MAX_SELECTED_POLICIES
 from shared.domain.runs import RunRecord
 from shared.graph.catalog import CATALOG
 from shared.version import VERSION
@@ -98,6 +110,7 @@ _GRAPH_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
 _CONTINUATION = _query("continuation", {"type": "string"}, "opaque token from the previous page")
 _TENANT = _path("tenantId", {"type": "string", "pattern": GUID_PATTERN}, "managed (customer) tenant id")
 _RUN = _path("runId")
+_BACKUP_SET = _path("backupSetId")
 
 
 @dataclass(frozen=True)
@@ -203,6 +216,25 @@ def _operations() -> list[Operation]:
                   {"200": _json("items", "ItemPage")},
                   params=(_TENANT, _RUN, _query("status", {"enum": ["succeeded", "failed", "skipped"]}),
                           _top(100, 1000), _CONTINUATION)),
+        Operation("post", "/api/tenants/{tenantId}/backup-sets",
+                  "Start a backup set capture of a selection (operator); the body also returns the set",
+                  {"202": {**accepted, "content": {JSON: {"schema": _ref("BackupSetRun")}}}},
+                  params=(_TENANT, {"name": "Idempotency-Key", "in": "header", "required": False,
+                                    "schema": {"type": "string", "minLength": 1, "maxLength": 255}}),
+                  body="BackupSetRequest", errors=frozenset({403, 422})),
+        Operation("get", "/api/tenants/{tenantId}/backup-sets", "Backup sets, newest first (reader)",
+                  {"200": _json("backup sets", "BackupSetPage")},
+                  params=(_TENANT, _top(50, 200), _CONTINUATION)),
+        Operation("get", "/api/tenants/{tenantId}/backup-sets/{backupSetId}",
+                  "One backup set with a page of its items (reader)",
+                  {"200": _json("backup set", "BackupSetWithItems")},
+                  params=(_TENANT, _BACKUP_SET, _top(100, 1000), _CONTINUATION)),
+        Operation("get", "/api/tenants/{tenantId}/backup-sets/{backupSetId}/items/{itemId}",
+                  "The captured JSON of one item of a set, as Graph returned it (reader)",
+                  {"200": _json("captured policy", "CapturedPolicy")},
+                  params=(_TENANT, _BACKUP_SET, _path("itemId", description="policyType:policyId")),
+                  # 409 item-not-captured: the item is pending or failed, so there is no body.
+                  errors=frozenset({409})),
         Operation("get", "/api/progress", "Active and recent runs across the caller's tenants",
                   {"200": _json("progress", "Progress")}),
         Operation("get", "/api/notifications", "The caller's notifications, newest first",
@@ -229,6 +261,29 @@ _STRING = {"type": "string"}
 _LINKS = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
+def _backup_set_request() -> dict[str, Any]:
+    """The body of a backup set start; ``selection`` is exactly one of its three forms."""
+    types = {"type": "array", "minItems": 1, "items": {"enum": sorted(CATALOG)}}
+    policy = {**_object(["type", "id"], {"type": {"enum": sorted(CATALOG)},
+                                         "id": {"type": "string", "pattern": _GRAPH_ID_PATTERN}})}
+    selection = {"oneOf": [
+        {**_object(["all"], {"all": {"const": True}}), "additionalProperties": False},
+        {**_object(["types"], {"types": types}), "additionalProperties": False},
+        {**_object(["policies"], {"policies": {"type": "array", "minItems": 1,
+                                               "maxItems": MAX_SELECTED_POLICIES, "items": policy}}),
+         "additionalProperties": False},
+    ]}
+    fields = BackupSetRequest.model_fields
+    return {**_object(["name", "selection"], {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "description": {"type": ["string", "null"], "maxLength": 2_000},
+        "selection": selection,
+        "includeAssignments": {"type": "boolean", "default": fields["include_assignments"].default},
+        "includeFoundations": {"type": "boolean", "default": fields["include_foundations"].default,
+                               "description": "also capture scope tags, assignment filters and notification "
+                                              "templates"}}), "additionalProperties": False}
+
+
 def _schemas() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     run = _schema(RunRecord, defs, drop=INTERNAL_RUN_FIELDS)
@@ -248,8 +303,22 @@ def _schemas() -> dict[str, Any]:
         "tenantId": _STRING, "runId": _STRING, "kind": _STRING, "status": _STRING,
         "counts": {"type": "object"}, "percent": {"type": ["number", "null"]}, "createdAt": _STRING,
         "finishedAt": {"type": ["string", "null"]}, "links": _LINKS})
+    backup_set = _schema(BackupSet, defs)
+    backup_set["properties"]["links"] = _LINKS
+    backup_set["required"] = sorted({*backup_set.get("required", []), "links"})
+    set_item = _schema(BackupSetItem, defs, drop=frozenset({"tenantId", "backupSetId", "batch"}))
+    with_items = {**backup_set, "properties": {**backup_set["properties"], "items": {
+        "type": "array", "items": _ref("BackupSetItem")}, "continuation": {"type": ["string", "null"]}},
+        "required": sorted({*backup_set["required"], "items", "continuation"})}
+    set_run = {**run, "properties": {**run["properties"], "backupSet": _ref("BackupSet")},
+               "required": sorted({*run["required"], "backupSet"})}
     return {
         "Run": run, "RunPage": _page(_ref("Run")),
+        "BackupSetRequest": _backup_set_request(),
+        "BackupSetRun": set_run, "BackupSet": backup_set, "BackupSetPage": _page(_ref("BackupSet")),
+        "BackupSetItem": set_item, "BackupSetWithItems": with_items,
+        "CapturedPolicy": {"type": "object", "description": "the policy as Graph returned it, with its "
+                                                            "sub-collections and assignments merged in"},
         "ItemOutcome": _schema(ItemOutcome, defs), "ItemPage": _page(_ref("ItemOutcome")),
         "Notification": notification, "NotificationPage": _page(_ref("Notification")),
         "NotificationRead": _object(["id", "read"], {"id": _STRING, "read": {"type": "boolean"}}),

@@ -14,6 +14,9 @@ from typing import Generic, Protocol, TypeVar
 
 from shared.domain import (
     AuditEvent,
+    BackupSet,
+    BackupSetBatch,
+    BackupSetItem,
     Grant,
     ItemOutcome,
     ManagedTenant,
@@ -29,6 +32,7 @@ from shared.domain import (
 __all__ = [
     "ActiveEntry",
     "AuditRepository",
+    "BackupSetRepository",
     "BlobStore",
     "ClaimConflict",
     "ClaimReceipt",
@@ -169,6 +173,14 @@ class RunRepository(Protocol):
 
     def delete_active(self, *, tenant_id: str, derived_key: str, etag: str) -> None:
         """Delete a stale active row if unchanged (a run that ended without releasing it)."""
+        ...
+
+    def list_active(self, *, tenant_id: str) -> builtins.list[ActiveEntry]:
+        """Return every active row of one tenant, ordered by derived key (the recovery sweep).
+
+        An active row exists from a run's claim until the transition that ends it, so this lists the
+        tenant's queued and running runs (plus, rarely, a stale row of a run that already ended).
+        """
         ...
 
     def get_idempotency(self, *, tenant_id: str, scope: str) -> Stored[IdempotencyEntry] | None:
@@ -367,4 +379,46 @@ class RunEventSink(Protocol):
 
     def publish(self, run: RunRecord, status: RunStatus) -> None:
         """Handle a transition of ``run`` to ``status``; must be idempotent per ``(run, status)``."""
+        ...
+
+
+class BackupSetRepository(Protocol):
+    """Backup sets, their items and their batches, in the managed tenant's partition.
+
+    Item and batch writes are upserts keyed by set and item (or batch number), so a repeated activity
+    rewrites the same rows.
+    """
+
+    def put_set(self, backup_set: BackupSet) -> None:
+        """Create or replace a set."""
+        ...
+
+    def get_set(self, *, tenant_id: str, backup_set_id: str) -> BackupSet | None:
+        """Return a set, or ``None``."""
+        ...
+
+    def list_sets(self, *, tenant_id: str, top: int = 50,
+                  continuation: str | None = None) -> Page[BackupSet]:
+        """Return a tenant's sets newest first; pages may be shorter than ``top``."""
+        ...
+
+    def put_items(self, items: Sequence[BackupSetItem]) -> None:
+        """Create or replace items of one tenant, at most 100 rows per entity-group transaction."""
+        ...
+
+    def get_item(self, *, tenant_id: str, backup_set_id: str, item_id: str) -> BackupSetItem | None:
+        """Return one item of a set, or ``None``."""
+        ...
+
+    def list_items(self, *, tenant_id: str, backup_set_id: str, status: str | None = None, top: int = 100,
+                   continuation: str | None = None) -> Page[BackupSetItem]:
+        """Return a set's items ordered by item id, optionally only those with ``status``."""
+        ...
+
+    def put_batches(self, batches: Sequence[BackupSetBatch]) -> None:
+        """Create or replace batches of one tenant, at most 100 rows per entity-group transaction."""
+        ...
+
+    def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int) -> BackupSetBatch | None:
+        """Return one batch of a set, or ``None``."""
         ...

@@ -20,6 +20,16 @@ from shared.domain.audit import (
     AuditSubject,
     new_audit_id,
 )
+from shared.domain.backupsets import (
+    BackupSet,
+    BackupSetBatch,
+    BackupSetItem,
+    BackupSetRequest,
+    PolicyRef,
+    Selection,
+    backup_set_id_for_run,
+    run_id_for_backup_set,
+)
 from shared.domain.base import ApiModel, ErrorInfo, Page, utc
 from shared.domain.ids import invert_sortable, new_run_id, new_ulid
 from shared.domain.notifications import Notification, notification_id
@@ -51,6 +61,10 @@ __all__ = [
     "AuditActor",
     "AuditEvent",
     "AuditSubject",
+    "BackupSet",
+    "BackupSetBatch",
+    "BackupSetItem",
+    "BackupSetRequest",
     "CreatedBy",
     "CredentialRef",
     "ErrorInfo",
@@ -60,6 +74,7 @@ __all__ = [
     "ManagedTenant",
     "Notification",
     "Page",
+    "PolicyRef",
     "Principal",
     "Role",
     "RunCounts",
@@ -67,7 +82,9 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "RunTarget",
+    "Selection",
     "SnapshotRecord",
+    "backup_set_id_for_run",
     "can_transition",
     "canonical_json",
     "counts_from_outcomes",
@@ -79,6 +96,7 @@ __all__ = [
     "new_ulid",
     "notification_id",
     "role_at_least",
+    "run_id_for_backup_set",
     "snapshot_blob_name",
     "utc",
 ]

@@ -56,6 +56,10 @@ class CaptureItemInput(ApiModel):
     policy_id: str
     attempt: int = Field(default=1, ge=1)
     final_attempt: bool = True
+    # Set when the item belongs to a backup set: the outcome is recorded on the set's item as well, and
+    # no stand-alone snapshot index entry is written.
+    backup_set_id: str | None = None
+    include_assignments: bool = True
 
 
 class CaptureItemResult(ApiModel):

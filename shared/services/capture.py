@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shared.credentials import CredentialUnavailable, GraphCredential
-from shared.domain import ErrorInfo, ItemOutcome, ManagedTenant, SnapshotRecord
+from shared.domain import BackupSetItem, ErrorInfo, ItemOutcome, ManagedTenant, SnapshotRecord
 from shared.domain.capture import CaptureItemInput, CaptureItemResult, capture_item_id
 from shared.errors import AppError, InvalidRequest, TenantNotFound
 from shared.graph.catalog import CATALOG
@@ -32,7 +32,7 @@ from shared.graph.errors import (
 )
 from shared.graph.factory import GraphClientFactory
 from shared.graph.reader import CapturedPolicy, PolicyReader, PolicySummary
-from shared.ports import BlobStore, SnapshotIndex, TenantRepository
+from shared.ports import BackupSetRepository, BlobStore, SnapshotIndex, TenantRepository
 from shared.services.runs import RunService
 
 __all__ = ["CaptureService", "require_policy_type"]
@@ -86,8 +86,9 @@ class CaptureService:
 
     def __init__(self, *, tenants: TenantRepository, runs: RunService, snapshots: SnapshotIndex,
                  blobs: BlobStore, graph: GraphClientFactory, credentials: CredentialResolver,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], backup_sets: BackupSetRepository | None = None) -> None:
         self._tenants = tenants
+        self._backup_sets = backup_sets
         self._runs = runs
         self._snapshots = snapshots
         self._blobs = blobs
@@ -126,7 +127,8 @@ class CaptureService:
         item_id = capture_item_id(item.policy_type, item.policy_id)
         started = self._clock()
         try:
-            reader = PolicyReader(await self._client(item.tenant_id))
+            reader = PolicyReader(await self._client(item.tenant_id),
+                                  include_assignments=item.include_assignments)
             captured = await reader.read_policy(item.policy_type, item.policy_id)
             if not captured.complete:
                 raise GraphIncompleteRead("; ".join(captured.problems) or "the read was incomplete")
@@ -159,31 +161,54 @@ class CaptureService:
         content_hash, blob_name, size = await asyncio.to_thread(self._blobs.put_json, item.tenant_id,
                                                                 body.encode("utf-8"))
         now = self._clock()
-        record = SnapshotRecord(
-            tenant_id=item.tenant_id, snapshot_id=f"{item.run_id}:{item_id}", policy_type=item.policy_type,
-            source_id=item.policy_id, display_name=captured.name, captured_at=now,
-            content_hash=content_hash, size_bytes=size, blob_name=blob_name, complete=captured.complete,
-            settings_count=captured.settings_count_captured or 0,
-            assignments_count=len(captured.assignments or []), run_id=item.run_id,
-        )
-        await asyncio.to_thread(self._snapshots.put, record)
+        if item.backup_set_id is None:
+            record = SnapshotRecord(
+                tenant_id=item.tenant_id, snapshot_id=f"{item.run_id}:{item_id}",
+                policy_type=item.policy_type, source_id=item.policy_id, display_name=captured.name,
+                captured_at=now,
+                content_hash=content_hash, size_bytes=size, blob_name=blob_name, complete=captured.complete,
+                settings_count=captured.settings_count_captured or 0,
+                assignments_count=len(captured.assignments or []), run_id=item.run_id,
+            )
+            await asyncio.to_thread(self._snapshots.put, record)
         outcome = ItemOutcome(item_id=item_id, policy_type=item.policy_type, display_name=captured.name,
                               source_id=item.policy_id, action="captured", status="succeeded",
                               attempts=item.attempt, started_at=started, finished_at=now)
-        await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id, run_id=item.run_id,
-                                outcome=outcome)
+        written = await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id,
+                                          run_id=item.run_id, outcome=outcome)
+        if written and item.backup_set_id is not None:
+            await asyncio.to_thread(self._put_set_item, item, item_id, lambda row: row.model_copy(update={
+                "display_name": captured.name, "status": "captured", "captured_at": now,
+                "content_hash": content_hash, "size_bytes": size, "complete": captured.complete,
+                "attempts": item.attempt, "error": None}))
         logger.info("policy captured run_id=%s item=%s size=%d hash=%s", item.run_id, item_id, size,
                     content_hash[:12])
         return CaptureItemResult(item_id=item_id, status="succeeded", content_hash=content_hash,
                                  size_bytes=size)
+
+    def _put_set_item(self, item: CaptureItemInput, item_id: str,
+                      change: Callable[[BackupSetItem], BackupSetItem]) -> None:
+        """Settle the backup set's row of ``item`` (planned as ``pending``; a repeat writes the same)."""
+        if self._backup_sets is None or item.backup_set_id is None:
+            raise RuntimeError("capture into a backup set needs the backup set repository")
+        row = self._backup_sets.get_item(tenant_id=item.tenant_id, backup_set_id=item.backup_set_id,
+                                         item_id=item_id)
+        if row is None:
+            # Not planned (a stray input): nothing of the set to settle.
+            logger.warning("backup set item not planned run_id=%s item=%s", item.run_id, item_id)
+            return
+        self._backup_sets.put_items([change(row)])
 
     async def _settle_failed(self, item: CaptureItemInput, item_id: str, started: datetime,
                              error: ErrorInfo) -> CaptureItemResult:
         outcome = ItemOutcome(item_id=item_id, policy_type=item.policy_type, source_id=item.policy_id,
                               action="failed", status="failed", attempts=item.attempt, error=error,
                               started_at=started, finished_at=self._clock())
-        await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id, run_id=item.run_id,
-                                outcome=outcome)
+        written = await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id,
+                                          run_id=item.run_id, outcome=outcome)
+        if written and item.backup_set_id is not None:
+            await asyncio.to_thread(self._put_set_item, item, item_id, lambda row: row.model_copy(update={
+                "status": "failed", "attempts": item.attempt, "error": error}))
         logger.warning("policy capture failed run_id=%s item=%s error_code=%s", item.run_id, item_id,
                        error.code)
         return CaptureItemResult(item_id=item_id, status="failed", error=error)

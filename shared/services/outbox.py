@@ -27,8 +27,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.domain import ErrorInfo, RunKind, RunRecord, RunStatus
+from shared.domain.backupsets import BackupSetRunInput
 from shared.domain.capture import PolicyCaptureCommand
-from shared.durable_names import POLICY_CAPTURE_ORCHESTRATOR
+from shared.durable_names import BACKUP_SET_ORCHESTRATOR, POLICY_CAPTURE_ORCHESTRATOR
 from shared.errors import ConcurrentUpdate
 from shared.ports import OutboxEntry, RunRepository, Stored
 from shared.services.runs import Launcher, RunService, StartResult
@@ -62,10 +63,16 @@ def _policy_capture_input(run: RunRecord) -> dict[str, Any]:
                                 policy_id=run.target.policy_id or "").model_dump(mode="json")
 
 
+def _backup_set_input(run: RunRecord) -> dict[str, Any]:
+    # The selection stays on the run: the plan activity reads it from there.
+    return BackupSetRunInput(tenant_id=run.tenant_id, run_id=run.id).model_dump(mode="json")
+
+
 # Orchestration inputs are built from the stored run only (ids and small scope), never from request bodies,
 # so a relaunch after a crash starts exactly the same work.
 _ORCHESTRATIONS = {
     RunKind.POLICY_CAPTURE: (POLICY_CAPTURE_ORCHESTRATOR, _policy_capture_input),
+    RunKind.BACKUPSET_CAPTURE: (BACKUP_SET_ORCHESTRATOR, _backup_set_input),
 }
 
 

@@ -72,8 +72,15 @@ EXCLUSIVE_KINDS = frozenset({RunKind.RESTORE_EXECUTE})
 MAX_CLAIM_ATTEMPTS = 8
 MAX_UPDATE_ATTEMPTS = 16
 PROGRESS_WINDOW = timedelta(hours=1)
-# Durable runtime statuses after which an orchestration will never complete its run.
-_ENDED_ORCHESTRATION = frozenset({"Failed", "Terminated", "Canceled"})
+# Durable runtime statuses after which an orchestration will never complete its run. ``Completed`` counts
+# too: an orchestration ends its run before it completes itself, and the run is read again after the status,
+# so a run still active then was left behind.
+_ENDED_ORCHESTRATION = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+# An instance the host does not know is orphaned only this long after its run was launched: the real
+# extension answers 404 for an instance whose start message it has not processed yet.
+INSTANCE_NOT_FOUND_GRACE = timedelta(minutes=2)
+# The failure of a run settled because its orchestration ended without it.
+ORPHANED_FAILURE_CODE = "orchestration-ended"
 _MAX_IDEMPOTENCY_KEY = 255
 
 
@@ -280,14 +287,29 @@ class RunService:
         """Deliver a transition of ``run`` to every event sink (idempotent per ``(run, status)``)."""
         self._publish(run, status)
 
+    def orphaned_by_orchestration(self, run: RunRecord, *, orchestration_status: str | None,
+                                  now: datetime) -> bool:
+        """Whether ``run`` is active and launched, and its orchestration will never end it.
+
+        That is an orchestration that failed, was terminated or completed without ending the run, or an
+        instance the host does not know (``None``) once :data:`INSTANCE_NOT_FOUND_GRACE` has passed since
+        the launch. A run not launched yet belongs to the outbox (launched, or failed ``launch-failed``).
+        """
+        if run.status.is_terminal or run.launched_at is None:
+            return False
+        if orchestration_status is None:
+            return now - run.launched_at > INSTANCE_NOT_FOUND_GRACE
+        return orchestration_status in _ENDED_ORCHESTRATION
+
     def settle_if_orchestration_ended(self, *, tenant_id: str, run_id: str,
                                       orchestration_status: str | None) -> RunRecord:
         """Fail an active run whose orchestration ended without completing it.
 
         An orchestration normally ends the run itself. If it failed outright or was terminated, or its
         instance is gone, nothing else would: the run would stay active, keep its idempotency key, and the
-        monitor would answer 202 forever. Callers pass the orchestration's runtime status (``None`` when the
-        instance does not exist).
+        monitor would answer 202 forever. Callers read the orchestration's runtime status first (``None``
+        when the instance does not exist); the run is read after it, so a run its orchestration ended
+        meanwhile is left as it ended. The rule is :meth:`orphaned_by_orchestration`.
 
         Args:
             tenant_id: the managed tenant.
@@ -297,14 +319,13 @@ class RunService:
         Returns:
             The run, failed with ``orchestration-ended`` if it was orphaned, otherwise unchanged.
         """
-        run = self.get(tenant_id=tenant_id, run_id=run_id)
-        if run.status.is_terminal or run.launched_at is None:
-            return run
-        if orchestration_status is not None and orchestration_status not in _ENDED_ORCHESTRATION:
-            return run
+        run = self._get_stored(tenant_id, run_id).value
+        if not self.orphaned_by_orchestration(run, orchestration_status=orchestration_status,
+                                              now=self._clock()):
+            return self._with_counts(run)
         logger.warning("run orphaned by its orchestration run_id=%s tenant_id=%s orchestration=%s",
                        run_id, tenant_id, orchestration_status)
-        failure = ErrorInfo(code="orchestration-ended",
+        failure = ErrorInfo(code=ORPHANED_FAILURE_CODE,
                             message="The run's orchestration ended without completing the run.")
         return self.complete(tenant_id=tenant_id, run_id=run_id, failure=failure)
 

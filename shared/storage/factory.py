@@ -19,6 +19,7 @@ from shared.storage.blobs import BlobSnapshotStore
 from shared.storage.errors import guarded, storage_errors
 from shared.storage.table_access import TableGrantRepository, TableTenantRepository
 from shared.storage.table_audit import TableAuditRepository
+from shared.storage.table_backupsets import TableBackupSetRepository
 from shared.storage.table_records import (
     TableItemRepository,
     TableNotificationRepository,
@@ -30,7 +31,8 @@ __all__ = ["CONNECTION_TIMEOUT_SECONDS", "READ_TIMEOUT_SECONDS", "RETRY_TOTAL", 
 
 # Logical table -> suffix of the physical name (``<prefix><suffix>``; letters and digits only).
 TABLES = {"runs": "runs", "items": "items", "snapshots": "snapshots",
-          "notifications": "notifications", "tenants": "tenants", "grants": "grants"}
+          "notifications": "notifications", "tenants": "tenants", "grants": "grants",
+          "backupsets": "backupsets"}
 
 # Storage answers in milliseconds when healthy. Left to their defaults, the SDKs wait up to 300 s (tables) or
 # 60 s (blobs) for an answer and retry 3 to 10 times with backoffs of up to a minute, so one request would
@@ -198,6 +200,10 @@ class StorageFactory:
     def audit(self) -> TableAuditRepository:
         """Audit events; kept beside the grants so a grant change and its event are one transaction."""
         return TableAuditRepository(self.table("grants"))
+
+    def backup_sets(self) -> TableBackupSetRepository:
+        """Backup sets, their items and batches."""
+        return TableBackupSetRepository(self.table("backupsets"))
 
     def blobs(self) -> BlobSnapshotStore:
         """Snapshot body store."""

@@ -186,6 +186,12 @@ class InMemoryRunRepository:
         """Delete an active row if unchanged."""
         self._delete(self._active, (tenant_id, derived_key), etag)
 
+    def list_active(self, *, tenant_id: str) -> builtins.list[ActiveEntry]:
+        """Return the tenant's active rows ordered by derived key, like a range read."""
+        validate_key(tenant_id, what="tenant id")
+        with self._lock:
+            return [s.value for (tenant, _), s in sorted(self._active.items()) if tenant == tenant_id]
+
     def get_idempotency(self, *, tenant_id: str, scope: str) -> Stored[IdempotencyEntry] | None:
         """Return an idempotency row, or ``None``."""
         with self._lock:

@@ -203,6 +203,25 @@ class StorageContract:
         assert stores.runs.get_idempotency(tenant_id=TENANT, scope="scope-4") is None
         assert stores.runs.get_lock(tenant_id=TENANT, name="restore.execute") is None
 
+    def test_active_rows_are_listed_per_tenant_until_their_run_ends(self, stores: Stores) -> None:
+        restore = make_run(kind=RunKind.RESTORE_EXECUTE, key="r" * 64)
+        capture = make_run(T0 + timedelta(seconds=1), key="c" * 64)
+        ended = make_run(T0 + timedelta(seconds=2), key="e" * 64)
+        elsewhere = make_run(tenant=OTHER)
+        stores.runs.claim(claim_for(restore, idem="scope-5", lock=True, outbox=True))
+        for run in (capture, ended, elsewhere):
+            stores.runs.claim(claim_for(run))
+        stored = stores.runs.get(tenant_id=TENANT, run_id=ended.id)
+        assert stored is not None
+        done = ended.model_copy(update={"status": RunStatus.SUCCEEDED, "finished_at": T0})
+        stores.runs.update(done, etag=stored.etag, release=True)
+
+        # Only active rows: not the runs, nor their idempotency, lock or outbox rows; ordered by key.
+        assert stores.runs.list_active(tenant_id=TENANT) == [
+            ActiveEntry("c" * 64, capture.id), ActiveEntry("r" * 64, restore.id)]
+        assert stores.runs.list_active(tenant_id=OTHER) == [ActiveEntry("k" * 64, elsewhere.id)]
+        assert stores.runs.list_active(tenant_id="44444444-4444-4444-4444-444444444444") == []
+
     # ------------------------------------------------------------------ outbox
 
     def test_claim_writes_the_outbox_entry_with_the_run_and_returns_their_etags(self, stores: Stores) -> None:

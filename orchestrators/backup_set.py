@@ -1,0 +1,140 @@
+"""Backup set capture: the multi-item run engine (plan, batches of per-item activities, finish).
+
+The parent plans the run (items and batches are written to storage; only counts come back), runs the batch
+sub-orchestrations a few at a time, and finishes the run once every batch has returned, so the run's counts
+freeze after the last item outcome was written. Each batch reads its members from storage, captures them
+one activity per item, and retries the items that asked for it in rounds separated by one durable timer.
+Histories stay small: the parent holds two events per batch, a batch two per item and attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+from shared.domain import ErrorInfo, PolicyRef, RunStatus
+from shared.domain.backupsets import BackupSetRunInput, BatchInput, PlanResult
+from shared.domain.batches import BatchSummary, batch_windows, retry_round, summarise_batch
+from shared.domain.capture import (
+    DEFAULT_RETRY_DELAY_SECONDS,
+    MAX_CAPTURE_ATTEMPTS,
+    CaptureItemInput,
+    CaptureItemResult,
+    CompleteRunInput,
+    RunRef,
+)
+from shared.durable_names import (
+    BACKUP_SET_BATCH_ORCHESTRATOR,
+    BACKUP_SET_ORCHESTRATOR,
+    CAPTURE_BACKUP_SET_ITEM,
+    CLOSE_BACKUP_SET_BATCH,
+    FINISH_BACKUP_SET,
+    MARK_RUN_RUNNING,
+    PLAN_BACKUP_SET,
+    READ_BACKUP_SET_BATCH,
+)
+
+from orchestrators._blueprint import bp
+from orchestrators._logging import ReplaySafeLogger
+from orchestrators.policy_capture import COMPLETE_RETRY, INFRA_RETRY
+
+# Planning lists the whole selection through Graph; a throttled or failing listing is tried again after a
+# durable timer this many times before the run fails.
+MAX_PLAN_ATTEMPTS = 3
+_INTERNAL = ErrorInfo(code="internal-error",
+                      message="The backup could not be completed because of an internal error; items not "
+                              "captured are reported as such.")
+
+
+@bp.function_name(BACKUP_SET_ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context")
+def backup_set_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    """Plan the set, capture its batches a few at a time, then finish the run and the set."""
+    cmd = BackupSetRunInput.model_validate(context.get_input())
+    log = ReplaySafeLogger(context, __name__)
+    ref = RunRef(tenant_id=cmd.tenant_id, run_id=cmd.run_id).model_dump(mode="json")
+
+    failure: ErrorInfo | None = None
+    try:
+        marked = yield context.call_activity_with_retry(MARK_RUN_RUNNING, INFRA_RETRY, ref)
+        if RunStatus(marked["status"]).is_terminal:
+            return dict(marked)
+        attempt = 1
+        while True:
+            plan = PlanResult.model_validate(
+                (yield context.call_activity_with_retry(PLAN_BACKUP_SET, INFRA_RETRY, ref)))
+            if plan.status != "retry" or attempt >= MAX_PLAN_ATTEMPTS:
+                break
+            delay = max(1.0, min(plan.retry_after_seconds or DEFAULT_RETRY_DELAY_SECONDS, 300.0))
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
+            attempt += 1
+        if plan.status != "planned":
+            failure = plan.error or ErrorInfo(code="plan-failed",
+                                              message="The selection could not be listed.")
+            log.warning("backup run %s of tenant %s: plan failed: %s", cmd.run_id, cmd.tenant_id,
+                        failure.code)
+        else:
+            for window in batch_windows(plan.batch_count):
+                children = [
+                    context.call_sub_orchestrator(
+                        BACKUP_SET_BATCH_ORCHESTRATOR,
+                        BatchInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id,
+                                   backup_set_id=plan.backup_set_id, batch=number,
+                                   include_assignments=plan.include_assignments).model_dump(mode="json"),
+                        instance_id=f"{cmd.run_id}:batch-{number:06d}")
+                    for number in window
+                ]
+                yield context.task_all(children)
+    except Exception as exc:  # noqa: BLE001 - a failure here fails the run, safely
+        failure = _INTERNAL
+        # The type only: an activity's message is free text.
+        log.error("backup run %s of tenant %s failed (%s)", cmd.run_id, cmd.tenant_id, type(exc).__name__)
+
+    done = CompleteRunInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, failure=failure)
+    final = yield context.call_activity_with_retry(FINISH_BACKUP_SET, COMPLETE_RETRY,
+                                                   done.model_dump(mode="json"))
+    return dict(final)
+
+
+@bp.function_name(BACKUP_SET_BATCH_ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context")
+def backup_set_batch_orchestrator(
+    context: df.DurableOrchestrationContext,
+) -> Generator[Any, Any, dict[str, Any]]:
+    """Capture one batch: every member once, then the ones that asked to retry, after a durable timer."""
+    cmd = BatchInput.model_validate(context.get_input())
+    log = ReplaySafeLogger(context, __name__)
+    settled: list[CaptureItemResult] = []
+    attempt = 1
+    try:
+        raw = yield context.call_activity_with_retry(READ_BACKUP_SET_BATCH, INFRA_RETRY,
+                                                     cmd.model_dump(mode="json"))
+        pending = [PolicyRef.model_validate(member) for member in raw["members"]]
+        while pending:
+            tasks = [
+                context.call_activity_with_retry(CAPTURE_BACKUP_SET_ITEM, INFRA_RETRY, CaptureItemInput(
+                    tenant_id=cmd.tenant_id, run_id=cmd.run_id, policy_type=member.type, policy_id=member.id,
+                    attempt=attempt, final_attempt=attempt >= MAX_CAPTURE_ATTEMPTS,
+                    backup_set_id=cmd.backup_set_id, include_assignments=cmd.include_assignments,
+                ).model_dump(mode="json"))
+                for member in pending
+            ]
+            results = yield context.task_all(tasks)
+            round_ = retry_round([CaptureItemResult.model_validate(r) for r in results], attempt)
+            settled.extend(round_.settled)
+            if not round_.retry or round_.delay_seconds is None:
+                break
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=round_.delay_seconds))
+            pending = [pending[position] for position in round_.retry]
+            attempt += 1
+        summary = summarise_batch(cmd.batch, settled, rounds=attempt)
+        yield context.call_activity_with_retry(CLOSE_BACKUP_SET_BATCH, INFRA_RETRY, {
+            **cmd.model_dump(mode="json"), "summary": summary.model_dump(mode="json")})
+    except Exception as exc:  # noqa: BLE001 - the items left pending are settled when the run finishes
+        log.error("backup run %s batch %d failed (%s)", cmd.run_id, cmd.batch, type(exc).__name__)
+        summary = BatchSummary(batch=cmd.batch, total=len(settled),
+                               succeeded=sum(1 for r in settled if r.status == "succeeded"),
+                               failed=sum(1 for r in settled if r.status != "succeeded"), rounds=attempt)
+    return summary.model_dump(mode="json")

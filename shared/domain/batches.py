@@ -1,0 +1,108 @@
+"""Pure rules of the multi-item run engine: batches, windows of batches, retry rounds and batch summaries.
+
+A multi-item run plans its items into numbered batches, runs a bounded number of batch sub-orchestrations
+at a time, and inside a batch retries the items that asked for it in rounds separated by durable timers.
+Everything here is pure so the orchestrators' decisions are unit-testable without a durable context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+from pydantic import Field
+
+from shared.domain.base import ApiModel
+from shared.domain.capture import MAX_CAPTURE_ATTEMPTS, CaptureItemResult, next_capture_step
+
+__all__ = [
+    "BATCHES_IN_FLIGHT",
+    "BATCH_SIZE",
+    "TRANSACTION_ROWS",
+    "BatchSummary",
+    "RetryRound",
+    "batch_count",
+    "batch_windows",
+    "chunked",
+    "retry_round",
+    "summarise_batch",
+]
+
+T = TypeVar("T")
+
+# Items per batch sub-orchestration. A batch's history grows with its items (two events per activity and
+# attempt), and replay cost grows with history, so a batch stays in the low hundreds.
+BATCH_SIZE = 100
+# Batch sub-orchestrations running at once per run: wide enough to keep the tenant's Graph budget busy,
+# narrow enough that one run cannot fill every activity slot of the host.
+BATCHES_IN_FLIGHT = 4
+# Rows per entity-group transaction (Table Storage's limit).
+TRANSACTION_ROWS = 100
+
+
+def chunked(values: Sequence[T], size: int) -> list[Sequence[T]]:
+    """``values`` cut into consecutive slices of at most ``size`` (the last one may be shorter)."""
+    if size < 1:
+        raise ValueError("size must be at least 1")
+    return [values[start:start + size] for start in range(0, len(values), size)]
+
+
+def batch_count(items: int, size: int = BATCH_SIZE) -> int:
+    """How many batches ``items`` items need (0 for none)."""
+    if items < 0 or size < 1:
+        raise ValueError("items must be >= 0 and size >= 1")
+    return -(-items // size)
+
+
+def batch_windows(batches: int, width: int = BATCHES_IN_FLIGHT) -> list[list[int]]:
+    """Batch numbers ``0..batches-1`` grouped into windows of at most ``width`` run together."""
+    if width < 1:
+        raise ValueError("width must be at least 1")
+    return [list(window) for window in chunked(range(batches), width)]
+
+
+class RetryRound(ApiModel):
+    """What one round of a batch decided: settled items, items to try again, and how long to wait first."""
+
+    settled: list[CaptureItemResult] = Field(default_factory=list)
+    retry: list[int] = Field(default_factory=list)
+    delay_seconds: float | None = None
+
+
+def retry_round(results: Sequence[CaptureItemResult], attempt: int) -> RetryRound:
+    """Split one round's results into settled ones and the positions to retry after a durable timer.
+
+    The wait is the longest any retried item asked for (one timer per round, not one per item), using the
+    single-item rule :func:`~shared.domain.capture.next_capture_step`.
+    """
+    settled: list[CaptureItemResult] = []
+    retry: list[int] = []
+    delays: list[float] = []
+    for position, result in enumerate(results):
+        delay = next_capture_step(result, attempt)
+        if delay is None:
+            settled.append(result)
+        else:
+            retry.append(position)
+            delays.append(delay)
+    return RetryRound(settled=settled, retry=retry, delay_seconds=max(delays) if delays else None)
+
+
+class BatchSummary(ApiModel):
+    """The outcome of one batch: small counts only (what crosses the durable boundary and is stored)."""
+
+    batch: int = Field(ge=0)
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    rounds: int = Field(default=1, ge=1, le=MAX_CAPTURE_ATTEMPTS)
+
+
+def summarise_batch(batch: int, settled: Iterable[CaptureItemResult], *, rounds: int) -> BatchSummary:
+    """Count a batch's settled results by status (a result still asking to retry counts as failed)."""
+    statuses = [result.status for result in settled]
+    succeeded = statuses.count("succeeded")
+    skipped = statuses.count("skipped")
+    return BatchSummary(batch=batch, total=len(statuses), succeeded=succeeded, skipped=skipped,
+                        failed=len(statuses) - succeeded - skipped, rounds=rounds)

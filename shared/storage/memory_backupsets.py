@@ -1,0 +1,92 @@
+"""In-memory :class:`shared.ports.BackupSetRepository` for unit tests, ordered like Table Storage."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+
+from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page
+from shared.domain.batches import TRANSACTION_ROWS, chunked
+from shared.storage.keys import validate_key
+from shared.storage.memory import _page
+from shared.storage.table_backupsets import batch_row_key, item_row_key, set_row_key
+
+__all__ = ["InMemoryBackupSetRepository"]
+
+
+class InMemoryBackupSetRepository:
+    """Rows by ``(tenant, row key)``, with the Table adapter's row keys (so both order alike)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sets: dict[tuple[str, str], BackupSet] = {}
+        self._items: dict[tuple[str, str], BackupSetItem] = {}
+        self._batches: dict[tuple[str, str], BackupSetBatch] = {}
+        # Entity-group transactions made, so tests can count storage writes the way the adapter makes them.
+        self.transactions = 0
+
+    def put_set(self, backup_set: BackupSet) -> None:
+        """Create or replace a set."""
+        row_key = set_row_key(backup_set.id)
+        if row_key is None:
+            raise ValueError("not a backup set id")
+        with self._lock:
+            self._sets[(validate_key(backup_set.tenant_id, what="tenant id"), row_key)] = backup_set
+
+    def get_set(self, *, tenant_id: str, backup_set_id: str) -> BackupSet | None:
+        """Return a set, or ``None``."""
+        row_key = set_row_key(backup_set_id)
+        with self._lock:
+            return self._sets.get((tenant_id, row_key)) if row_key is not None else None
+
+    def list_sets(self, *, tenant_id: str, top: int = 50,
+                  continuation: str | None = None) -> Page[BackupSet]:
+        """Return a tenant's sets newest first."""
+        with self._lock:
+            rows = sorted((key, value) for (tenant, key), value in self._sets.items() if tenant == tenant_id)
+        return _page(rows, top, continuation)
+
+    def put_items(self, items: Sequence[BackupSetItem]) -> None:
+        """Create or replace items (all or nothing per 100 rows, like a transaction)."""
+        for chunk in chunked(list(items), TRANSACTION_ROWS):
+            keyed = {(validate_key(i.tenant_id, what="tenant id"),
+                      item_row_key(i.backup_set_id, i.item_id)): i for i in chunk}
+            self._check_one_partition(keyed)
+            with self._lock:
+                self._items.update(keyed)
+                self.transactions += 1
+
+    def get_item(self, *, tenant_id: str, backup_set_id: str, item_id: str) -> BackupSetItem | None:
+        """Return one item, or ``None``."""
+        with self._lock:
+            return self._items.get((tenant_id, item_row_key(backup_set_id, item_id)))
+
+    def list_items(self, *, tenant_id: str, backup_set_id: str, status: str | None = None, top: int = 100,
+                   continuation: str | None = None) -> Page[BackupSetItem]:
+        """Return a set's items ordered by item id."""
+        validate_key(backup_set_id, what="backup set id")
+        with self._lock:
+            rows = sorted((key, item) for (tenant, key), item in self._items.items()
+                          if tenant == tenant_id and item.backup_set_id == backup_set_id
+                          and (status is None or item.status == status))
+        return _page(rows, top, continuation)
+
+    def put_batches(self, batches: Sequence[BackupSetBatch]) -> None:
+        """Create or replace batches (all or nothing per 100 rows)."""
+        for chunk in chunked(list(batches), TRANSACTION_ROWS):
+            keyed = {(validate_key(b.tenant_id, what="tenant id"), batch_row_key(b.backup_set_id, b.batch)): b
+                     for b in chunk}
+            self._check_one_partition(keyed)
+            with self._lock:
+                self._batches.update(keyed)
+                self.transactions += 1
+
+    def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int) -> BackupSetBatch | None:
+        """Return one batch, or ``None``."""
+        with self._lock:
+            return self._batches.get((tenant_id, batch_row_key(backup_set_id, batch)))
+
+    @staticmethod
+    def _check_one_partition(keyed: Mapping[tuple[str, str], object]) -> None:
+        if len({tenant for tenant, _ in keyed}) > 1:
+            raise ValueError("one transaction writes one tenant's partition")

@@ -1,0 +1,142 @@
+"""Table Storage adapter of :class:`shared.ports.BackupSetRepository`.
+
+One table; the managed tenant is the partition, so a set's items and batches can be written in
+entity-group transactions of up to 100 rows::
+
+    set|<inverted set ulid>         a set (newest first in key order; JSON body)
+    item|<set id>|<item id>         one policy of a set (Status for filters; JSON body)
+    batch|<set id>|<batch number>   a batch's members and, once it ran, its summary (JSON body)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from azure.data.tables import TableClient, TableEntity, UpdateMode
+
+from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page, invert_sortable
+from shared.domain.backupsets import BACKUP_SET_ID_PREFIX
+from shared.domain.batches import TRANSACTION_ROWS, chunked
+from shared.storage.keys import validate_key
+from shared.storage.table_common import body_json, get_entity, pack_body, page_query
+
+__all__ = ["TableBackupSetRepository", "batch_row_key", "item_row_key", "set_row_key"]
+
+SET_PREFIX = "set|"
+ITEM_PREFIX = "item|"
+BATCH_PREFIX = "batch|"
+_RANGE_FILTER = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+
+
+def set_row_key(backup_set_id: str) -> str | None:
+    """RowKey of a set (inverted id: ascending keys list the newest first), or ``None`` for a foreign id."""
+    try:
+        return SET_PREFIX + invert_sortable(backup_set_id.removeprefix(BACKUP_SET_ID_PREFIX))
+    except ValueError:
+        return None
+
+
+def item_row_key(backup_set_id: str, item_id: str) -> str:
+    """RowKey of one item of a set."""
+    return f"{ITEM_PREFIX}{validate_key(backup_set_id, what='backup set id')}|" \
+           f"{validate_key(item_id, what='item id')}"
+
+
+def batch_row_key(backup_set_id: str, batch: int) -> str:
+    """RowKey of one batch of a set (zero-padded, so batches sort by number)."""
+    return f"{BATCH_PREFIX}{validate_key(backup_set_id, what='backup set id')}|{batch:06d}"
+
+
+def _range(prefix: str) -> dict[str, str]:
+    return {"lo": prefix, "hi": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
+
+
+def _set_from(entity: TableEntity) -> BackupSet:
+    return BackupSet.model_validate(body_json(entity))
+
+
+def _item_from(entity: TableEntity) -> BackupSetItem:
+    return BackupSetItem.model_validate(body_json(entity))
+
+
+class TableBackupSetRepository:
+    """Backup sets, their items and batches; partition the managed tenant."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def put_set(self, backup_set: BackupSet) -> None:
+        """Create or replace a set."""
+        row_key = set_row_key(backup_set.id)
+        if row_key is None:
+            raise ValueError("not a backup set id")
+        self._table.upsert_entity({
+            "PartitionKey": validate_key(backup_set.tenant_id, what="tenant id"), "RowKey": row_key,
+            "Status": backup_set.status, **pack_body(backup_set.model_dump_json()),
+        }, mode=UpdateMode.REPLACE)
+
+    def get_set(self, *, tenant_id: str, backup_set_id: str) -> BackupSet | None:
+        """Return a set, or ``None``."""
+        row_key = set_row_key(backup_set_id)
+        if row_key is None:
+            return None
+        entity = get_entity(self._table, validate_key(tenant_id, what="tenant id"), row_key)
+        return _set_from(entity) if entity is not None else None
+
+    def list_sets(self, *, tenant_id: str, top: int = 50,
+                  continuation: str | None = None) -> Page[BackupSet]:
+        """Return a tenant's sets newest first."""
+        params = {"pk": validate_key(tenant_id, what="tenant id"), **_range(SET_PREFIX)}
+        return page_query(self._table, query_filter=_RANGE_FILTER, parameters=params, top=top,
+                          continuation=continuation, convert=_set_from)
+
+    def put_items(self, items: Sequence[BackupSetItem]) -> None:
+        """Create or replace items, one entity-group transaction per 100 rows of a tenant."""
+        for chunk in chunked(list(items), TRANSACTION_ROWS):
+            self._submit([(item.tenant_id, {
+                "PartitionKey": validate_key(item.tenant_id, what="tenant id"),
+                "RowKey": item_row_key(item.backup_set_id, item.item_id), "Status": item.status,
+                **pack_body(item.model_dump_json()),
+            }) for item in chunk])
+
+    def get_item(self, *, tenant_id: str, backup_set_id: str, item_id: str) -> BackupSetItem | None:
+        """Return one item, or ``None``."""
+        entity = get_entity(self._table, validate_key(tenant_id, what="tenant id"),
+                            item_row_key(backup_set_id, item_id))
+        return _item_from(entity) if entity is not None else None
+
+    def list_items(self, *, tenant_id: str, backup_set_id: str, status: str | None = None, top: int = 100,
+                   continuation: str | None = None) -> Page[BackupSetItem]:
+        """Return a set's items ordered by item id."""
+        prefix = f"{ITEM_PREFIX}{validate_key(backup_set_id, what='backup set id')}|"
+        query = _RANGE_FILTER
+        params: dict[str, Any] = {"pk": validate_key(tenant_id, what="tenant id"), **_range(prefix)}
+        if status is not None:
+            query += " and Status eq @status"
+            params["status"] = status
+        return page_query(self._table, query_filter=query, parameters=params, top=top,
+                          continuation=continuation, convert=_item_from)
+
+    def put_batches(self, batches: Sequence[BackupSetBatch]) -> None:
+        """Create or replace batches, one entity-group transaction per 100 rows of a tenant."""
+        for chunk in chunked(list(batches), TRANSACTION_ROWS):
+            self._submit([(batch.tenant_id, {
+                "PartitionKey": validate_key(batch.tenant_id, what="tenant id"),
+                "RowKey": batch_row_key(batch.backup_set_id, batch.batch),
+                **pack_body(batch.model_dump_json()),
+            }) for batch in chunk])
+
+    def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int) -> BackupSetBatch | None:
+        """Return one batch, or ``None``."""
+        entity = get_entity(self._table, validate_key(tenant_id, what="tenant id"),
+                            batch_row_key(backup_set_id, batch))
+        return BackupSetBatch.model_validate(body_json(entity)) if entity is not None else None
+
+    def _submit(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        if not rows:
+            return
+        if len({tenant for tenant, _ in rows}) != 1:
+            raise ValueError("one transaction writes one tenant's partition")
+        self._table.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE})
+                                        for _, entity in rows])

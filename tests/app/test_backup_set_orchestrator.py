@@ -1,0 +1,194 @@
+"""The backup set orchestrators, driven as generators (no host): plan, windows of batches, retry rounds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from orchestrators.backup_set import backup_set_batch_orchestrator, backup_set_orchestrator
+from shared.durable_names import (
+    BACKUP_SET_BATCH_ORCHESTRATOR,
+    CAPTURE_BACKUP_SET_ITEM,
+    CLOSE_BACKUP_SET_BATCH,
+    FINISH_BACKUP_SET,
+    MARK_RUN_RUNNING,
+    PLAN_BACKUP_SET,
+    READ_BACKUP_SET_BATCH,
+)
+
+START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Call:
+    kind: str  # activity | sub
+    name: str
+    payload: Any
+    instance_id: str | None = None
+
+
+@dataclass
+class Timer:
+    fire_at: datetime
+
+
+@dataclass
+class All:
+    tasks: list[Call]
+
+
+@dataclass
+class FakeContext:
+    input: dict[str, Any]
+    current_utc_datetime: datetime = START
+    is_replaying: bool = False
+    log: list[Any] = field(default_factory=list)
+
+    def get_input(self) -> dict[str, Any]:
+        return self.input
+
+    def call_activity_with_retry(self, name: str, _retry: Any, payload: Any) -> Call:
+        return Call("activity", name, payload)
+
+    def call_sub_orchestrator(self, name: str, payload: Any, instance_id: str | None = None) -> Call:
+        return Call("sub", name, payload, instance_id)
+
+    def create_timer(self, fire_at: datetime) -> Timer:
+        return Timer(fire_at)
+
+    def task_all(self, tasks: list[Call]) -> All:
+        return All(list(tasks))
+
+
+def drive(orchestrator: Any, payload: dict[str, Any],
+          answer: Callable[[Call], Any]) -> tuple[FakeContext, Any]:
+    """Run an orchestrator; ``answer`` gives each scheduled call's result. Every yield is logged."""
+    ctx = FakeContext(input=payload)
+    gen = orchestrator.build().get_user_function().orchestrator_function(ctx)
+    value: Any = None
+    while True:
+        try:
+            task = gen.send(value)
+        except StopIteration as stop:
+            return ctx, stop.value
+        ctx.log.append(task)
+        if isinstance(task, Timer):
+            ctx.current_utc_datetime = task.fire_at
+            value = None
+        elif isinstance(task, All):
+            value = [answer(t) for t in task.tasks]
+        else:
+            value = answer(task)
+
+
+RUN = {"tenantId": "t1", "runId": "run_1"}
+
+
+def parent_answers(batches: int, plan_status: str = "planned") -> Callable[[Call], Any]:
+    def answer(call: Call) -> Any:
+        if call.name == MARK_RUN_RUNNING:
+            return {"runId": "run_1", "status": "running"}
+        if call.name == PLAN_BACKUP_SET:
+            return {"status": plan_status, "backupSetId": "bs_1", "itemCount": batches * 100,
+                    "batchCount": batches,
+                    "error": {"code": "Forbidden"} if plan_status == "failed" else None}
+        if call.name == BACKUP_SET_BATCH_ORCHESTRATOR:
+            return {"batch": call.payload["batch"], "total": 100, "succeeded": 100}
+        if call.name == FINISH_BACKUP_SET:
+            return {"runId": "run_1", "status": "succeeded", "failure": call.payload.get("failure")}
+        raise AssertionError(call)
+    return answer
+
+
+def test_the_parent_runs_batches_in_bounded_windows_and_finishes_after_the_last() -> None:
+    ctx, final = drive(backup_set_orchestrator, RUN, parent_answers(10))
+    windows = [[c.payload["batch"] for c in step.tasks] for step in ctx.log if isinstance(step, All)]
+    assert windows == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    instance_ids = [c.instance_id for step in ctx.log if isinstance(step, All) for c in step.tasks]
+    assert instance_ids[0] == "run_1:batch-000000"
+    assert len(set(instance_ids)) == 10
+    # Finishing is the very last step: every batch has returned before the counts freeze.
+    assert isinstance(ctx.log[-1], Call)
+    assert ctx.log[-1].name == FINISH_BACKUP_SET
+    assert ctx.log[-1].payload["failure"] is None
+    assert final["status"] == "succeeded"
+    # Nothing but ids and counts crossed the boundary.
+    assert all(set(c.payload) <= {"tenant_id", "run_id", "backup_set_id", "batch", "include_assignments"}
+               for step in ctx.log if isinstance(step, All) for c in step.tasks)
+
+
+def test_a_failed_plan_runs_no_batch_and_fails_the_run_with_its_error() -> None:
+    ctx, _ = drive(backup_set_orchestrator, RUN, parent_answers(3, plan_status="failed"))
+    assert not any(isinstance(step, All) for step in ctx.log)
+    assert ctx.log[-1].payload["failure"]["code"] == "Forbidden"
+
+
+def test_a_throttled_plan_is_retried_after_a_durable_timer() -> None:
+    plans = iter([{"status": "retry", "backupSetId": "bs_1", "retryAfterSeconds": 20},
+                  {"status": "planned", "backupSetId": "bs_1", "itemCount": 0, "batchCount": 0}])
+    base = parent_answers(0)
+    ctx, _ = drive(backup_set_orchestrator, RUN,
+                   lambda call: next(plans) if call.name == PLAN_BACKUP_SET else base(call))
+    timers = [step for step in ctx.log if isinstance(step, Timer)]
+    assert [t.fire_at for t in timers] == [START + timedelta(seconds=20)]
+    assert ctx.log[-1].payload["failure"] is None
+
+
+def test_a_cancelled_run_is_not_planned() -> None:
+    ctx, final = drive(backup_set_orchestrator, RUN,
+                       lambda call: {"runId": "run_1", "status": "cancelled"})
+    assert [c.name for c in ctx.log] == [MARK_RUN_RUNNING]
+    assert final["status"] == "cancelled"
+
+
+BATCH = {"tenantId": "t1", "runId": "run_1", "backupSetId": "bs_1", "batch": 3, "includeAssignments": True}
+
+
+def test_a_batch_retries_only_the_items_that_asked_in_rounds_separated_by_one_timer() -> None:
+    attempts: dict[str, list[int]] = {}
+
+    def answer(call: Call) -> Any:
+        if call.name == READ_BACKUP_SET_BATCH:
+            return {"members": [{"type": "settingsCatalog", "id": f"p{n}"} for n in range(4)]}
+        if call.name == CAPTURE_BACKUP_SET_ITEM:
+            policy, attempt = call.payload["policy_id"], call.payload["attempt"]
+            attempts.setdefault(policy, []).append(attempt)
+            assert call.payload["backup_set_id"] == "bs_1"
+            if policy == "p1" and attempt == 1:
+                return {"itemId": policy, "status": "retry", "retryAfterSeconds": 40}
+            if policy == "p2":  # keeps asking: settled as failed on the final attempt
+                return {"itemId": policy,
+                        "status": "failed" if call.payload["final_attempt"] else "retry"}
+            return {"itemId": policy, "status": "succeeded"}
+        if call.name == CLOSE_BACKUP_SET_BATCH:
+            return call.payload["summary"]
+        raise AssertionError(call)
+
+    ctx, summary = drive(backup_set_batch_orchestrator, BATCH, answer)
+    assert attempts == {"p0": [1], "p1": [1, 2], "p2": [1, 2, 3], "p3": [1]}
+    rounds = [len(step.tasks) for step in ctx.log if isinstance(step, All)]
+    assert rounds == [4, 2, 1]
+    timers = [step.fire_at for step in ctx.log if isinstance(step, Timer)]
+    assert timers[0] == START + timedelta(seconds=40)  # the longest wait any item asked for
+    assert len(timers) == 2
+    assert summary == {"batch": 3, "total": 4, "succeeded": 3, "failed": 1, "skipped": 0, "rounds": 3}
+    closing = ctx.log[-1]
+    assert closing.name == CLOSE_BACKUP_SET_BATCH
+    assert closing.payload["summary"] == summary
+
+
+def test_a_batch_whose_members_cannot_be_read_returns_without_capturing() -> None:
+    def answer(call: Call) -> Any:
+        raise RuntimeError("storage down")
+
+    ctx = FakeContext(input=BATCH)
+    gen = backup_set_batch_orchestrator.build().get_user_function().orchestrator_function(ctx)
+    first = gen.send(None)
+    assert first.name == READ_BACKUP_SET_BATCH
+    with pytest.raises(StopIteration) as ended:
+        gen.throw(RuntimeError("activity failed"))
+    assert ended.value.value["total"] == 0

@@ -1,0 +1,94 @@
+"""The backup set repository contract, run against the in-memory fake (unit) and Azurite (integration).
+
+Subclasses provide a ``sets`` fixture returning a :class:`shared.ports.BackupSetRepository`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.domain import (
+    BackupSet,
+    BackupSetBatch,
+    BackupSetItem,
+    CreatedBy,
+    PolicyRef,
+    Selection,
+    new_run_id,
+)
+from shared.domain.backupsets import backup_set_id_for_run
+from shared.errors import InvalidRequest
+from shared.ports import BackupSetRepository
+
+T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
+TENANT = "22222222-2222-2222-2222-222222222222"
+OTHER = "33333333-3333-3333-3333-333333333333"
+
+
+def a_set(tenant: str = TENANT, at: datetime = T0, name: str = "nightly") -> BackupSet:
+    run_id = new_run_id(at)
+    return BackupSet(id=backup_set_id_for_run(run_id), tenant_id=tenant, name=name, run_id=run_id,
+                     selection=Selection(all=True), created_by=CreatedBy(id="alice"), created_at=at)
+
+
+def items(backup_set: BackupSet, count: int) -> list[BackupSetItem]:
+    return [BackupSetItem.pending(tenant_id=backup_set.tenant_id, backup_set_id=backup_set.id,
+                                  policy_type="settingsCatalog", policy_id=f"p-{n:04d}", display_name=f"P{n}",
+                                  batch=n // 100) for n in range(count)]
+
+
+class BackupSetContract:
+    def test_sets_list_newest_first_in_pages_per_tenant(self, sets: BackupSetRepository) -> None:
+        made = [a_set(at=T0 + timedelta(minutes=n), name=f"s{n}") for n in range(5)]
+        for backup_set in made:
+            sets.put_set(backup_set)
+        sets.put_set(a_set(tenant=OTHER))
+        first = sets.list_sets(tenant_id=TENANT, top=3)
+        assert [s.name for s in first.items] == ["s4", "s3", "s2"]
+        assert first.continuation
+        rest = sets.list_sets(tenant_id=TENANT, top=3, continuation=first.continuation)
+        assert [s.name for s in rest.items] == ["s1", "s0"]
+        assert sets.get_set(tenant_id=TENANT, backup_set_id=made[0].id) == made[0]
+        assert sets.get_set(tenant_id=OTHER, backup_set_id=made[0].id) is None
+        assert sets.get_set(tenant_id=TENANT, backup_set_id="bs_not-a-set-id!") is None
+
+    def test_items_are_written_in_chunks_and_read_back_in_order_and_by_status(
+            self, sets: BackupSetRepository) -> None:
+        backup_set = a_set()
+        planned = items(backup_set, 250)  # three transactions
+        sets.put_items(planned)
+        page = sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id, top=200)
+        assert [i.item_id for i in page.items] == [i.item_id for i in planned[:200]]
+        rest = sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id, top=200,
+                               continuation=page.continuation)
+        assert len(rest.items) == 50
+        assert rest.continuation is None
+        captured = planned[7].model_copy(update={"status": "captured", "content_hash": "a" * 64,
+                                                 "size_bytes": 10, "complete": True})
+        sets.put_items([captured])  # a repeat of the same item replaces it
+        stored = sets.get_item(tenant_id=TENANT, backup_set_id=backup_set.id, item_id=captured.item_id)
+        assert stored == captured
+        assert [i.item_id for i in sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id,
+                                                   status="captured").items] == [captured.item_id]
+        assert sets.get_item(tenant_id=OTHER, backup_set_id=backup_set.id, item_id=captured.item_id) is None
+        # Another set of the same tenant is not mixed in.
+        assert sets.list_items(tenant_id=TENANT, backup_set_id=a_set().id).items == []
+
+    def test_batches_round_trip(self, sets: BackupSetRepository) -> None:
+        backup_set = a_set()
+        batches = [BackupSetBatch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=n,
+                                  members=(PolicyRef(type="scopeTag", id=str(n)),)) for n in range(3)]
+        sets.put_batches(batches)
+        assert sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=2) == batches[2]
+        done = batches[1].model_copy(update={"finished": True, "succeeded": 1})
+        sets.put_batches([done])
+        assert sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=1) == done
+        assert sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=9) is None
+
+    def test_keys_that_table_storage_refuses_are_refused(self, sets: BackupSetRepository) -> None:
+        backup_set = a_set()
+        bad = items(backup_set, 1)[0].model_copy(update={"item_id": "settingsCatalog:a/b"})
+        with pytest.raises(InvalidRequest):
+            sets.put_items([bad])
