@@ -14,13 +14,14 @@ from shared.domain import (
     Role,
     RunRecord,
 )
+from shared.domain.backupsets import BackupSetChange
 from shared.graph.reader import PolicySummary
 from shared.openapi import INTERNAL_RUN_FIELDS
 from shared.services.runs import ProgressEntry
 
-__all__ = ["render_backup_set", "render_backup_set_item", "render_backup_set_page", "render_item_page",
-           "render_notification_page", "render_policy", "render_progress", "render_run",
-           "render_run_page", "render_tenant", "run_links"]
+__all__ = ["render_backup_set", "render_backup_set_changes", "render_backup_set_item",
+           "render_backup_set_page", "render_item_page", "render_notification_page", "render_policy",
+           "render_progress", "render_run", "render_run_page", "render_tenant", "run_links"]
 
 
 
@@ -107,8 +108,16 @@ def render_backup_set(backup_set: BackupSet, api_base: str) -> dict[str, Any]:
 
 def render_backup_set_item(item: BackupSetItem) -> dict[str, Any]:
     """One item of a set: where its body is and whether it is whole (ids of the set and tenant left out)."""
-    body = item.model_dump(mode="json", by_alias=True, exclude={"tenant_id", "backup_set_id", "batch"})
+    body = item.model_dump(mode="json", by_alias=True,
+                           exclude={"tenant_id", "backup_set_id", "batch", "normalised_hash"})
     return body
+
+
+def render_backup_set_changes(backup_set: BackupSet, page: Page[BackupSetChange]) -> dict[str, Any]:
+    """A page of a set's changes, with the set they were computed against (``null``: none)."""
+    return {"items": [c.model_dump(mode="json", by_alias=True, exclude={"tenant_id", "backup_set_id"})
+                      for c in page.items],
+            "comparedWith": backup_set.compared_with, **_continuation(page.continuation)}
 
 
 def render_backup_set_page(page: Page[BackupSet], api_base: str) -> dict[str, Any]:

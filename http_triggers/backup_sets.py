@@ -1,4 +1,4 @@
-"""Backup sets: start a capture of many policies, list sets, a set with its items, an item's JSON."""
+"""Backup sets: start a capture of many policies, list sets, a set with its items, an item's JSON, changes."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from http_triggers._support import (
 )
 from http_triggers._views import (
     render_backup_set,
+    render_backup_set_changes,
     render_backup_set_item,
     render_backup_set_page,
     render_run,
@@ -95,3 +96,15 @@ def get_backup_set_item(req: func.HttpRequest) -> func.HttpResponse:
         tenant_id=grant.tenant_id, backup_set_id=req.route_params["backupSetId"],
         item_id=req.route_params["itemId"])
     return func.HttpResponse(body=body, status_code=200, mimetype="application/json", charset="utf-8")
+
+
+@bp.route(route="tenants/{tenantId}/backup-sets/{backupSetId}/changes", methods=["GET"])
+@problem_responses
+def list_backup_set_changes(req: func.HttpRequest) -> func.HttpResponse:
+    """A page of a set's changes against the earlier set it was compared with (``top``, ``continuation``)."""
+    grant = _grant(req, Role.READER)
+    backup_set, page = container.backup_set_service().list_changes(
+        tenant_id=grant.tenant_id, backup_set_id=req.route_params["backupSetId"],
+        top=query_int(req, "top", default=100, maximum=1000),
+        continuation=req.params.get("continuation") or None)
+    return json_response(render_backup_set_changes(backup_set, page))

@@ -28,7 +28,7 @@ from shared.domain import (
     RunStatus,
 )
 from shared.domain.audit import AuditEvent
-from shared.domain.backupsets import MAX_SELECTED_POLICIES
+from shared.domain.backupsets import MAX_SELECTED_POLICIES, BackupSetChange
 from shared.domain.runs import RunRecord
 from shared.graph.catalog import CATALOG
 from shared.version import VERSION
@@ -235,6 +235,12 @@ def _operations() -> list[Operation]:
                   params=(_TENANT, _BACKUP_SET, _path("itemId", description="policyType:policyId")),
                   # 409 item-not-captured: the item is pending or failed, so there is no body.
                   errors=frozenset({409})),
+        Operation("get", "/api/tenants/{tenantId}/backup-sets/{backupSetId}/changes",
+                  "Each item of a set new, changed or unchanged, and the policies gone since, against the "
+                  "newest earlier complete set that selects at least as much (reader); empty until it "
+                  "finishes",
+                  {"200": _json("changes", "BackupSetChangePage")},
+                  params=(_TENANT, _BACKUP_SET, _top(100, 1000), _CONTINUATION)),
         Operation("get", "/api/progress", "Active and recent runs across the caller's tenants",
                   {"200": _json("progress", "Progress")}),
         Operation("get", "/api/notifications", "The caller's notifications, newest first",
@@ -306,7 +312,12 @@ def _schemas() -> dict[str, Any]:
     backup_set = _schema(BackupSet, defs)
     backup_set["properties"]["links"] = _LINKS
     backup_set["required"] = sorted({*backup_set.get("required", []), "links"})
-    set_item = _schema(BackupSetItem, defs, drop=frozenset({"tenantId", "backupSetId", "batch"}))
+    set_item = _schema(BackupSetItem, defs,
+                       drop=frozenset({"tenantId", "backupSetId", "batch", "normalisedHash"}))
+    change_page = _page(_ref("BackupSetChange"))
+    change_page["properties"]["comparedWith"] = {
+        "type": ["string", "null"], "description": "the set these changes are against; null: none, all new"}
+    change_page["required"].append("comparedWith")
     with_items = {**backup_set, "properties": {**backup_set["properties"], "items": {
         "type": "array", "items": _ref("BackupSetItem")}, "continuation": {"type": ["string", "null"]}},
         "required": sorted({*backup_set["required"], "items", "continuation"})}
@@ -317,6 +328,8 @@ def _schemas() -> dict[str, Any]:
         "BackupSetRequest": _backup_set_request(),
         "BackupSetRun": set_run, "BackupSet": backup_set, "BackupSetPage": _page(_ref("BackupSet")),
         "BackupSetItem": set_item, "BackupSetWithItems": with_items,
+        "BackupSetChange": _schema(BackupSetChange, defs, drop=frozenset({"tenantId", "backupSetId"})),
+        "BackupSetChangePage": change_page,
         "CapturedPolicy": {"type": "object", "description": "the policy as Graph returned it, with its "
                                                             "sub-collections and assignments merged in"},
         "ItemOutcome": _schema(ItemOutcome, defs), "ItemPage": _page(_ref("ItemOutcome")),

@@ -28,6 +28,7 @@ from shared.domain import (
     RunStatus,
     SnapshotRecord,
 )
+from shared.domain.backupsets import BackupSetChange
 
 __all__ = [
     "ActiveEntry",
@@ -383,9 +384,9 @@ class RunEventSink(Protocol):
 
 
 class BackupSetRepository(Protocol):
-    """Backup sets, their items and their batches, in the managed tenant's partition.
+    """Backup sets, their items, their batches and their changes, in the managed tenant's partition.
 
-    Item and batch writes are upserts keyed by set and item (or batch number), so a repeated activity
+    Item, batch and change writes are upserts keyed by set and item (or batch number), so a repeated activity
     rewrites the same rows.
     """
 
@@ -421,4 +422,13 @@ class BackupSetRepository(Protocol):
 
     def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int) -> BackupSetBatch | None:
         """Return one batch of a set, or ``None``."""
+        ...
+
+    def put_changes(self, changes: Sequence[BackupSetChange]) -> None:
+        """Create or replace lines of sets' changes of one tenant, at most 100 rows per transaction."""
+        ...
+
+    def list_changes(self, *, tenant_id: str, backup_set_id: str, top: int = 100,
+                     continuation: str | None = None) -> Page[BackupSetChange]:
+        """Return a set's changes ordered by item id; pages may be shorter than ``top``."""
         ...

@@ -77,6 +77,7 @@ FEATURE_PERMISSIONS: Final[Mapping[str, tuple[str, ...]]] = {
         "DeviceManagementScripts.Read.All",  # platform, remediation and compliance scripts
         "DeviceManagementManagedDevices.Read.All",  # device categories
         "Group.Read.All",  # names of assignment target groups
+        "Policy.Read.All",  # Conditional Access policies, named locations, authentication strengths
     ),
     "restore": (
         "DeviceManagementConfiguration.ReadWrite.All",
@@ -86,6 +87,8 @@ FEATURE_PERMISSIONS: Final[Mapping[str, tuple[str, ...]]] = {
         "DeviceManagementScripts.ReadWrite.All",
         "DeviceManagementManagedDevices.ReadWrite.All",
         "Group.Read.All",  # restore maps groups, it never creates them
+        "Policy.Read.All",  # reading Entra policies before writing them
+        "Policy.ReadWrite.ConditionalAccess",  # Conditional Access, named locations, authentication strengths
     ),
 }
 

@@ -39,8 +39,11 @@ def validate(payload: Any, request_id: str) -> list[dict[str, Any]] | GraphRespo
         if not isinstance(item, dict):
             return _bad("Each batch request must be an object.", request_id)
         item_id, method, url = item.get("id"), item.get("method"), item.get("url")
+        # Graph takes JSON numbers as ids too (clients send 1, 2, 3) and answers with strings.
+        if isinstance(item_id, int) and not isinstance(item_id, bool):
+            item_id = item["id"] = str(item_id)
         if not isinstance(item_id, str) or not item_id:
-            return _bad("Each batch request needs a string id.", request_id)
+            return _bad("Each batch request needs an id.", request_id)
         if item_id in seen:
             return _bad(f"Request Id '{item_id}' is duplicated in the batch.", request_id)
         seen.add(item_id)
@@ -54,6 +57,9 @@ def validate(payload: Any, request_id: str) -> list[dict[str, Any]] | GraphRespo
             return _bad(f"Request '{item_id}': the Content-Type header is required with a body.",
                         request_id)
         depends = item.get("dependsOn") or []
+        if isinstance(depends, list):
+            depends = item["dependsOn"] = [str(d) if isinstance(d, int) and not isinstance(d, bool)
+                                           else d for d in depends]
         if not isinstance(depends, list) or any(d not in seen or d == item_id for d in depends):
             return _bad(f"Request '{item_id}': dependsOn must name earlier requests.", request_id)
     return items

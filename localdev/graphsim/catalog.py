@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["COLLECTIONS", "TYPE_KEYS", "CollectionSpec", "Roles", "TypeKey", "spec_for"]
+__all__ = ["BY_PATH", "COLLECTIONS", "TYPE_KEYS", "CollectionSpec", "Roles", "TypeKey", "spec_for"]
 
 BOTH = frozenset({"v1.0", "beta"})
 BETA = frozenset({"beta"})
@@ -35,6 +35,14 @@ SERVICE_CONFIG = _roles("DeviceManagementServiceConfig")
 # Enrollment-configuration assign and notification templates are documented under both families.
 SERVICE_OR_CONFIG = _roles("DeviceManagementServiceConfig", "DeviceManagementConfiguration")
 RBAC_OR_CONFIG = _roles("DeviceManagementRBAC", "DeviceManagementConfiguration")
+RBAC = _roles("DeviceManagementRBAC")
+# Policy sets bundle configuration and app policies; their docs list both families.
+CONFIG_OR_APPS = _roles("DeviceManagementConfiguration", "DeviceManagementApps")
+# Conditional Access objects: Policy.Read.All reads, Policy.ReadWrite.ConditionalAccess writes (and reads).
+CONDITIONAL_ACCESS = Roles(
+    read=frozenset({"Policy.Read.All", "Policy.ReadWrite.ConditionalAccess"}),
+    write=frozenset({"Policy.ReadWrite.ConditionalAccess"}),
+)
 DEVICES_OR_CONFIG = _roles("DeviceManagementManagedDevices", "DeviceManagementConfiguration")
 GROUPS = Roles(
     read=frozenset({"Group.Read.All", "GroupMember.Read.All", "Group.ReadWrite.All",
@@ -53,6 +61,10 @@ class CollectionSpec:
     ``nav`` are navigation properties stored with the object but only returned when expanded (or via
     their own segment); ``list_nulls`` are properties Graph returns as ``null`` in lists (script
     content); ``readonly`` are rejected in writes in strict mode on top of :data:`SERVER_FIELDS`.
+    ``name`` is the key the tenant stores the objects under; ``segment`` is the URL segment when it
+    differs (Conditional Access ``policies`` vs authentication strength ``policies``).
+    ``assign_one`` marks types whose assignments are POSTed one at a time to ``/assignments``.
+    ``single_nav`` are navigation properties holding one object (``roleDefinition``) instead of a list.
     """
 
     name: str
@@ -77,11 +89,21 @@ class CollectionSpec:
     creatable: bool = True
     filterable: bool = True
     derived_types: tuple[str, ...] = field(default_factory=tuple)
+    segment: str | None = None
+    assign_one: bool = False
+    single_nav: frozenset[str] = frozenset()
+    builtin_flag: str | None = None
 
     @property
     def path(self) -> str:
         """Path of the collection below the version segment."""
-        return f"{self.root}/{self.name}" if self.root else self.name
+        segment = self.segment or self.name
+        return f"{self.root}/{segment}" if self.root else segment
+
+    @property
+    def intune(self) -> bool:
+        """Served by Intune (nested error messages, scope tags, modified stamps) rather than Entra."""
+        return self.root in (DM, DAM)
 
 
 DM = "deviceManagement"
@@ -165,9 +187,85 @@ _SPECS = [
                    "#microsoft.graph.deviceCategory", assign_key=None, nav=frozenset()),
     CollectionSpec("groups", "", BOTH, "identity", GROUPS, "#microsoft.graph.group",
                    assign_key=None, nav=frozenset(), readonly=frozenset({"deletedDateTime"})),
+    # Settings catalog compliance (v2): settings paged at 25, scheduled actions as a navigation.
+    CollectionSpec("compliancePolicies", DM, BETA, "deviceConfigV2", CONFIG,
+                   "#microsoft.graph.deviceManagementCompliancePolicy", name_prop="name",
+                   assign_status=200, page_size=25,
+                   nav=frozenset({"assignments", "settings", "scheduledActionsForRule"}),
+                   deep_insert=frozenset({"settings", "scheduledActionsForRule"}),
+                   readonly=frozenset({"settingCount", "isAssigned", "creationSource"}),
+                   put_allowed=True),
+    CollectionSpec("deviceComplianceScripts", DM, BETA, "devices", SCRIPTS,
+                   "#microsoft.graph.deviceComplianceScript",
+                   assign_key="deviceHealthScriptAssignments",
+                   list_nulls=frozenset({"detectionScriptContent"}),
+                   readonly=frozenset({"publisher"})),
+    CollectionSpec("deviceShellScripts", DM, BETA, "devices", SCRIPTS,
+                   "#microsoft.graph.deviceShellScript",
+                   assign_key="deviceManagementScriptAssignments",
+                   list_nulls=frozenset({"scriptContent"})),
+    CollectionSpec("deviceCustomAttributeShellScripts", DM, BETA, "devices", SCRIPTS,
+                   "#microsoft.graph.deviceCustomAttributeShellScript",
+                   assign_key="deviceManagementScriptAssignments",
+                   list_nulls=frozenset({"scriptContent"}),
+                   readonly_on_update=frozenset({"customAttributeName", "customAttributeType"})),
+    CollectionSpec("windowsDriverUpdateProfiles", DM, BETA, "updates", CONFIG,
+                   "#microsoft.graph.windowsDriverUpdateProfile",
+                   nav=frozenset({"assignments", "driverInventories"}),
+                   readonly=frozenset({"deviceReporting", "newUpdates", "inventorySyncStatus"})),
+    CollectionSpec("roleDefinitions", DM, BOTH, "rbac", RBAC,
+                   "#microsoft.graph.deviceAndAppManagementRoleDefinition", assign_key=None,
+                   nav=frozenset({"roleAssignments"}),
+                   readonly=frozenset({"isBuiltIn", "isBuiltInRoleDefinition"}),
+                   builtin_flag="isBuiltIn"),
+    CollectionSpec("roleAssignments", DM, BOTH, "rbac", RBAC,
+                   "#microsoft.graph.deviceAndAppManagementRoleAssignment", assign_key=None,
+                   nav=frozenset({"roleDefinition", "roleScopeTags"}),
+                   single_nav=frozenset({"roleDefinition"})),
+    CollectionSpec("termsAndConditions", DM, BOTH, "companyTerms", SERVICE_CONFIG,
+                   "#microsoft.graph.termsAndConditions", assign_key=None, version_kind="int",
+                   nav=frozenset({"assignments", "acceptanceStatuses"}), assign_one=True),
+    CollectionSpec("intuneBrandingProfiles", DM, BETA, "companyTerms", APPS,
+                   "#microsoft.graph.intuneBrandingProfile", name_prop="profileName",
+                   list_nulls=frozenset({"themeColorLogo", "lightBackgroundLogo",
+                                         "landingPageCustomizedImage"}),
+                   readonly=frozenset({"isDefaultProfile"}), builtin_flag="isDefaultProfile"),
+    CollectionSpec("deviceManagementPartners", DM, BOTH, "enrollment", SERVICE_CONFIG,
+                   "#microsoft.graph.deviceManagementPartner", assign_key=None, nav=frozenset(),
+                   readonly=frozenset({"lastHeartbeatDateTime", "partnerState",
+                                       "whenPartnerDevicesWillBeRemovedDateTime",
+                                       "whenPartnerDevicesWillBeMarkedAsNonCompliantDateTime"})),
+    CollectionSpec("remoteAssistancePartners", DM, BOTH, "enrollment", SERVICE_CONFIG,
+                   "#microsoft.graph.remoteAssistancePartner", assign_key=None, nav=frozenset(),
+                   readonly=frozenset({"onboardingStatus", "lastConnectionDateTime"})),
+    CollectionSpec("reusablePolicySettings", DM, BETA, "deviceConfigV2", CONFIG,
+                   "#microsoft.graph.deviceManagementReusablePolicySetting", assign_key=None,
+                   version_kind="int", nav=frozenset({"referencingConfigurationPolicies"}),
+                   readonly=frozenset({"referencingConfigurationPolicyCount"})),
+    CollectionSpec("policySets", DAM, BETA, "deviceConfiguration", CONFIG_OR_APPS,
+                   "#microsoft.graph.policySet", assign_key=None,
+                   nav=frozenset({"assignments", "items"}), deep_insert=frozenset({"items"}),
+                   readonly=frozenset({"status", "errorCode"})),
+    CollectionSpec("conditionalAccessPolicies", "identity/conditionalAccess", BOTH, "identity",
+                   CONDITIONAL_ACCESS, "#microsoft.graph.conditionalAccessPolicy",
+                   segment="policies", assign_key=None, nav=frozenset(),
+                   readonly=frozenset({"modifiedDateTime"})),
+    CollectionSpec("namedLocations", "identity/conditionalAccess", BOTH, "identity",
+                   CONDITIONAL_ACCESS, "#microsoft.graph.namedLocation", polymorphic=True,
+                   assign_key=None, nav=frozenset(), readonly=frozenset({"modifiedDateTime"})),
+    CollectionSpec("authenticationStrengthPolicies", "policies", BOTH, "identity",
+                   CONDITIONAL_ACCESS, "#microsoft.graph.authenticationStrengthPolicy",
+                   assign_key=None, nav=frozenset({"combinationConfigurations"}),
+                   readonly=frozenset({"modifiedDateTime", "policyType",
+                                       "requirementsSatisfied"}),
+                   # Combinations change only through updateAllowedCombinations.
+                   readonly_on_update=frozenset({"allowedCombinations"})),
 ]
 
 COLLECTIONS: dict[str, CollectionSpec] = {s.name: s for s in _SPECS}
+# Collections by their path below the version (``deviceManagement/roleDefinitions``,
+# ``identity/conditionalAccess/policies``): how requests find them.
+BY_PATH: dict[str, CollectionSpec] = {s.path: s for s in _SPECS}
 
 
 def spec_for(name: str) -> CollectionSpec | None:
@@ -206,6 +304,22 @@ TYPE_KEYS: dict[str, TypeKey] = {t.key: t for t in [
     TypeKey("scopeTag", ("roleScopeTags",)),
     TypeKey("notificationTemplate", ("notificationMessageTemplates",)),
     TypeKey("deviceCategory", ("deviceCategories",)),
+    TypeKey("complianceSettingsPolicy", ("compliancePolicies",)),
+    TypeKey("complianceScript", ("deviceComplianceScripts",)),
+    TypeKey("macOSShellScript", ("deviceShellScripts",)),
+    TypeKey("customAttributeScript", ("deviceCustomAttributeShellScripts",)),
+    TypeKey("driverUpdateProfile", ("windowsDriverUpdateProfiles",)),
+    TypeKey("roleDefinition", ("roleDefinitions",)),
+    TypeKey("roleAssignment", ("roleAssignments",)),
+    TypeKey("termsAndConditions", ("termsAndConditions",)),
+    TypeKey("brandingProfile", ("intuneBrandingProfiles",)),
+    TypeKey("deviceManagementPartner", ("deviceManagementPartners",)),
+    TypeKey("remoteAssistancePartner", ("remoteAssistancePartners",)),
+    TypeKey("reusablePolicySetting", ("reusablePolicySettings",)),
+    TypeKey("policySet", ("policySets",)),
+    TypeKey("conditionalAccessPolicy", ("conditionalAccessPolicies",)),
+    TypeKey("namedLocation", ("namedLocations",)),
+    TypeKey("authenticationStrengthPolicy", ("authenticationStrengthPolicies",)),
     TypeKey("group", ("groups",)),
 ]}
 

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from localdev.graphsim.catalog import (
+    BY_PATH,
     COLLECTIONS,
     SERVER_FIELDS,
     CollectionSpec,
@@ -45,6 +46,19 @@ DEFAULT_ENROLLMENT_TYPES = frozenset({
 _KEY_SEGMENT = re.compile(r"^([\w.$]+)\('([^'=]*)'\)$")
 _BIND_DEF = re.compile(r"groupPolicyDefinitions\('([^']+)'\)")
 _BIND_PRES = re.compile(r"presentations\('([^']+)'\)")
+# Roots below which collections live, with the depth of their collection segment.
+_SINGLETONS = {"deviceManagement": 2, "deviceAppManagement": 2, "policies": 2, "identity": 3}
+_SCRIPT_ASSIGNMENT_TYPES = {
+    "deviceManagementScripts": "deviceManagementScriptAssignment",
+    "deviceShellScripts": "deviceManagementScriptAssignment",
+    "deviceCustomAttributeShellScripts": "deviceManagementScriptAssignment",
+    "deviceHealthScripts": "deviceHealthScriptAssignment",
+    "deviceComplianceScripts": "deviceHealthScriptAssignment",
+}
+# Intune objects that carry no roleScopeTagIds of their own.
+_UNTAGGED = frozenset({"roleScopeTags", "deviceCategories", "assignmentFilters", "roleAssignments",
+                       "deviceManagementPartners", "remoteAssistancePartners",
+                       "reusablePolicySettings", "policySets"})
 _OMA_FN = re.compile(r"^getOmaSettingPlainTextValue\(secretReferenceValueId='([^']*)'\)$")
 
 
@@ -102,19 +116,20 @@ def resolve(method: str, version: str, path: str) -> Resolved:
     segments = split_path(path)
     if not segments:
         raise GraphError(400, "BadRequest", "Invalid request.")
-    if segments[0] == "groups":
-        name, rest = "groups", segments[1:]
-        spec = COLLECTIONS["groups"]
-    elif segments[0] in ("deviceManagement", "deviceAppManagement"):
-        if len(segments) < 2:
-            raise GraphError(400, "BadRequest", "The singleton is not supported by the simulator.")
-        name, rest = segments[1], segments[2:]
-        found = COLLECTIONS.get(name)
-        if found is None or found.root != segments[0]:
-            raise GraphError(400, "BadRequest", f"Resource not found for the segment '{name}'.")
-        spec = found
+    # The longest known collection path wins: groups, deviceManagement/x, identity/conditionalAccess/x.
+    for depth in (3, 2, 1):
+        found = BY_PATH.get("/".join(segments[:depth])) if len(segments) >= depth else None
+        if found is not None:
+            spec, rest = found, segments[depth:]
+            name = spec.segment or spec.name
+            break
     else:
-        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segments[0]}'.")
+        if segments[0] in _SINGLETONS and len(segments) < _SINGLETONS[segments[0]]:
+            raise GraphError(400, "BadRequest", "The singleton is not supported by the simulator.")
+        unknown = segments[min(_SINGLETONS.get(segments[0], 1), len(segments)) - 1]
+        if segments[0] not in _SINGLETONS:
+            unknown = segments[0]
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{unknown}'.")
     if version not in spec.versions:
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{name}'.")
     # Reads that happen to be functions stay reads; every other non-GET is a write.
@@ -166,8 +181,10 @@ class GraphRouter:
 
     def touch(self, spec: CollectionSpec, obj: Item) -> None:
         """Bump ``lastModifiedDateTime`` and ``version`` as an update does."""
-        if "lastModifiedDateTime" in obj or spec.root:
+        if "lastModifiedDateTime" in obj or spec.intune:
             obj["lastModifiedDateTime"] = now_iso()
+        if "modifiedDateTime" in obj:
+            obj["modifiedDateTime"] = now_iso()
         if spec.version_kind == "int":
             obj["version"] = int(obj.get("version") or 0) + 1
         elif spec.version_kind == "str":
@@ -223,16 +240,25 @@ class GraphRouter:
                     out[key] = None
         parent = f"{spec.path}('{obj.get('id')}')"
         for nav, options in expand.items():
-            out[f"{nav}@odata.context"] = self.ctx(req, f"{parent}/{nav}")
+            suffix = "/$entity" if nav in spec.single_nav else ""
+            out[f"{nav}@odata.context"] = self.ctx(req, f"{parent}/{nav}{suffix}")
             out[nav] = self.expand_nav(req, spec, obj, nav, options)
         return out
 
     def expand_nav(self, req: GraphRequest, spec: CollectionSpec, obj: Item, nav: str,
-                   options: dict[str, str]) -> list[Item]:
-        """The value of an expanded navigation property."""
+                   options: dict[str, str]) -> Any:
+        """The value of an expanded navigation property (an object for single-valued ones)."""
         if nav not in spec.nav:
             raise GraphError(400, "BadRequest", f"Could not find a property named '{nav}' on type "
                              f"'{spec.base_type.lstrip('#')}'.")
+        if spec.name == "roleAssignments":
+            select = [s.strip() for s in options.get("$select", "").split(",") if s.strip()]
+            if nav == "roleDefinition":
+                found = req.tenant.find("roleDefinitions", (obj.get(nav) or {}).get("id", ""))
+                return select_fields(_clean(found), select, keep_id=True) if found else None
+            tags = [req.tenant.find("roleScopeTags", t.get("id", "")) for t in obj.get(nav, [])]
+            return [select_fields({k: v for k, v in t.items() if k != "assignments"}, select,
+                                  keep_id=True) for t in tags if t is not None]
         if nav == "assignments" and spec.name == "roleScopeTags":
             return []  # Graph answers an empty list here; /assignments is the real read
         if nav == "scheduledActionsForRule":
@@ -308,7 +334,8 @@ class GraphRouter:
         select = [s.strip() for s in req.query.get("$select", "").split(",") if s.strip()]
 
         def render(obj: Item) -> Item:
-            return select_fields(self.render(req, spec, obj, expand=expand, in_list=True), select)
+            return select_fields(self.render(req, spec, obj, expand=expand, in_list=True), select,
+                                 keep_id=spec.intune)
 
         return self.page(req, items, self.ctx(req, spec.path), render, page_size=spec.page_size,
                          max_top=spec.max_top, count=spec.name == "configurationPolicies")
@@ -319,7 +346,7 @@ class GraphRouter:
         select = [s.strip() for s in req.query.get("$select", "").split(",") if s.strip()]
         body = {"@odata.context": self.ctx(req, f"{spec.path}/$entity")}
         body.update(select_fields(self.render(req, spec, obj, expand=expand, in_list=False),
-                                  select))
+                                  select, keep_id=spec.intune))
         return GraphResponse(200, body)
 
     def nav_list(self, req: GraphRequest, spec: CollectionSpec, obj: Item, nav: str,
@@ -340,7 +367,7 @@ class GraphRouter:
         """
         clean = {k: v for k, v in body.items()
                  if "@odata." not in k or k == "@odata.type" or k.endswith("@odata.bind")}
-        nested = bool(spec.root)
+        nested = spec.intune
         if self.state.strict:
             readonly = SERVER_FIELDS | spec.readonly | (spec.readonly_on_update if update
                                                         else frozenset())
@@ -373,11 +400,15 @@ class GraphRouter:
         else:
             obj_id = new_id()
         out: Item = {"@odata.type": obj.pop("@odata.type", spec.base_type), "id": obj_id}
-        if spec.root:
+        if spec.intune:
             out["createdDateTime"] = stamp
             out["lastModifiedDateTime"] = stamp
-            if spec.name not in ("roleScopeTags", "deviceCategories", "assignmentFilters"):
+            if spec.name not in _UNTAGGED:
                 out["roleScopeTagIds"] = obj.pop("roleScopeTagIds", None) or ["0"]
+        elif spec.root:
+            # Entra policy objects stamp creation and modification (``modifiedDateTime``).
+            out["createdDateTime"] = stamp
+            out["modifiedDateTime"] = stamp
         else:
             out["createdDateTime"] = stamp
         if spec.version_kind == "int":
@@ -405,8 +436,14 @@ class GraphRouter:
             obj["settingCount"] = len(obj["settings"])
             obj.setdefault("isAssigned", False)
             obj.setdefault("creationSource", None)
-        if spec.name == "deviceCompliancePolicies":
+        if spec.name == "compliancePolicies":
+            obj["settings"] = [self._setting(s, i) for i, s in enumerate(obj.get("settings") or [])]
+            obj["settingCount"] = len(obj["settings"])
+            obj.setdefault("isAssigned", False)
+            obj.setdefault("creationSource", None)
+        if spec.name in ("deviceCompliancePolicies", "compliancePolicies"):
             obj["scheduledActionsForRule"] = self._rules(obj.get("scheduledActionsForRule") or [])
+        self._init_new(req, spec, obj)
         if spec.name == "deviceEnrollmentConfigurations":
             priorities = [o.get("priority", 0) for o in req.tenant.items(spec.name)]
             obj["priority"] = max(priorities, default=0) + 1
@@ -428,6 +465,61 @@ class GraphRouter:
         body_out = {"@odata.context": self.ctx(req, f"{spec.path}/$entity")}
         body_out.update(self.render(req, spec, obj, expand={}, in_list=False))
         return GraphResponse(201, body_out)
+
+    def _init_new(self, req: GraphRequest, spec: CollectionSpec, obj: Item) -> None:
+        """Server-side state of the newer collections' objects at create."""
+        name = spec.name
+        if name == "roleDefinitions":
+            obj["isBuiltIn"] = False
+            obj["isBuiltInRoleDefinition"] = False
+        elif name == "roleAssignments":
+            definition = self._bound(req, "roleDefinitions", obj.pop("roleDefinition@odata.bind", None))
+            if definition is None:
+                raise GraphError(400, "BadRequest", "roleDefinition@odata.bind must reference an "
+                                 "existing role definition.", nested=True)
+            obj["roleDefinition"] = {"id": definition["id"]}
+            tags = []
+            for bind in obj.pop("roleScopeTags@odata.bind", None) or []:
+                tag = self._bound(req, "roleScopeTags", bind)
+                if tag is None:
+                    raise GraphError(400, "BadRequest", "roleScopeTags@odata.bind must reference "
+                                     "existing scope tags.", nested=True)
+                tags.append({"id": tag["id"]})
+            obj["roleScopeTags"] = tags or [{"id": "0"}]
+        elif name == "termsAndConditions":
+            obj.setdefault("version", 1)
+            obj["acceptanceStatuses"] = []
+        elif name == "intuneBrandingProfiles":
+            obj["isDefaultProfile"] = False
+        elif name == "windowsDriverUpdateProfiles":
+            obj["driverInventories"] = []
+            obj.update({"deviceReporting": 0, "newUpdates": 0, "inventorySyncStatus": None})
+        elif name == "policySets":
+            stamp = now_iso()
+            obj["items"] = [dict({k: v for k, v in item.items() if "@odata.context" not in k},
+                                 id=new_id(), status="notAssigned", errorCode="noError",
+                                 createdDateTime=stamp, lastModifiedDateTime=stamp)
+                            for item in obj.get("items") or [] if isinstance(item, dict)]
+            obj.setdefault("status", "notAssigned")
+            obj.setdefault("errorCode", "noError")
+        elif name == "reusablePolicySettings":
+            obj["referencingConfigurationPolicyCount"] = 0
+            obj["referencingConfigurationPolicies"] = []
+            obj.setdefault("version", 1)
+        elif name == "authenticationStrengthPolicies":
+            obj["policyType"] = "custom"
+            obj["requirementsSatisfied"] = "mfa"
+            obj["combinationConfigurations"] = []
+
+    @staticmethod
+    def _bound(req: GraphRequest, collection: str, bind: Any) -> Item | None:
+        """The object an ``@odata.bind`` URL names (``…/collection('id')`` or ``…/collection/id``)."""
+        if not isinstance(bind, str):
+            return None
+        m = re.search(rf"{collection}(?:\('([^']+)'\)|/([^/?]+))", bind)
+        if not m:
+            return None
+        return req.tenant.find(collection, m.group(1) or m.group(2))
 
     @staticmethod
     def _protect_oma_secrets(req: GraphRequest, obj: Item) -> None:
@@ -488,6 +580,26 @@ class GraphRouter:
             raise GraphError(400, "BadRequest", "Policy name and technologies are required.",
                              nested=True)
 
+    def validate_compliancePolicies(self, body: Item) -> None:
+        """Settings catalog compliance policies need a name, platforms and technologies."""
+        if not body.get("name") or not body.get("platforms") or not body.get("technologies"):
+            raise GraphError(400, "BadRequest", "Policy name, platforms and technologies are "
+                             "required.", nested=True)
+
+    def validate_conditionalAccessPolicies(self, body: Item) -> None:
+        """Entra requires a display name, a state and conditions."""
+        if not body.get("displayName") or not isinstance(body.get("conditions"), dict):
+            raise GraphError(400, "BadRequest", "displayName and conditions are required.")
+        if body.get("state") not in ("enabled", "disabled", "enabledForReportingButNotEnforced"):
+            raise GraphError(400, "BadRequest", "state must be enabled, disabled or "
+                             "enabledForReportingButNotEnforced.")
+
+    def validate_authenticationStrengthPolicies(self, body: Item) -> None:
+        """A custom strength needs a name and at least one allowed combination."""
+        combos = body.get("allowedCombinations")
+        if not body.get("displayName") or not isinstance(combos, list) or not combos:
+            raise GraphError(400, "BadRequest", "displayName and allowedCombinations are required.")
+
     def validate_deviceEnrollmentConfigurations(self, body: Item) -> None:
         """The default platform restrictions exist once per tenant and cannot be created."""
         if body.get("@odata.type") in DEFAULT_ENROLLMENT_TYPES:
@@ -525,6 +637,16 @@ class GraphRouter:
                              "deleted.", nested=True)
         if spec.name == "deviceHealthScripts" and obj.get("isGlobalScript") and verb != "read":
             raise GraphError(403, "Forbidden", "Global scripts cannot be modified.", nested=True)
+        if spec.name == "roleDefinitions" and obj.get("isBuiltIn"):
+            raise GraphError(400, "BadRequest", f"Built-in role definitions cannot be {verb}.",
+                             nested=True)
+        if spec.name == "intuneBrandingProfiles" and obj.get("isDefaultProfile") \
+                and verb in ("deleted", "assigned"):
+            raise GraphError(400, "BadRequest", f"The default branding profile cannot be {verb}.",
+                             nested=True)
+        if spec.name == "authenticationStrengthPolicies" and obj.get("policyType") == "builtIn":
+            raise GraphError(400, "BadRequest", f"Built-in authentication strengths cannot be "
+                             f"{verb}.")
 
     def update(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
                body: Item) -> GraphResponse:
@@ -533,7 +655,7 @@ class GraphRouter:
         body = self.check_write(spec, body, update=True)
         if "@odata.type" in body and body["@odata.type"] != obj.get("@odata.type"):
             raise GraphError(400, "BadRequest", "The @odata.type of an object cannot change.",
-                             nested=bool(spec.root))
+                             nested=spec.intune)
         body.pop("@odata.type", None)
         if spec.name == "deviceConfigurations":
             self._protect_oma_secrets(req, body)
@@ -549,9 +671,11 @@ class GraphRouter:
         if not spec.put_allowed:
             raise self.method_not_allowed()
         body = self.check_write(spec, body, update=False)
-        self.validate_configurationPolicies(body)
+        getattr(self, f"validate_{spec.name}")(body)
+        # Scheduled actions change only through setScheduledActions, so PUT keeps them.
         keep: Item = {k: obj[k] for k in ("@odata.type", "id", "createdDateTime", "assignments",
-                                    "isAssigned", "creationSource") if k in obj}
+                                    "isAssigned", "creationSource", "scheduledActionsForRule")
+                      if k in obj}
         settings = [self._setting(s, i) for i, s in enumerate(body.pop("settings", None) or [])]
         obj.clear()
         obj.update(keep)
@@ -580,7 +704,8 @@ class GraphRouter:
                      method: str) -> GraphResponse:
         """Navigations and actions below an object."""
         head = rest[0]
-        if head == "assignments" and spec.name == "windowsAutopilotDeploymentProfiles":
+        if head == "assignments" and (spec.assign_one
+                                      or spec.name == "windowsAutopilotDeploymentProfiles"):
             return self.autopilot_assignments(req, spec, obj, rest[1:], method)
         if head == "assignments" and "assignments" in spec.nav and len(rest) == 1:
             if method != "GET":
@@ -607,9 +732,11 @@ class GraphRouter:
         if spec.name == "deviceEnrollmentConfigurations" and obj.get("priority", 0) == 0:
             raise GraphError(400, "BadRequest", "Default enrollment configurations cannot be "
                              "assigned.", nested=True)
+        if spec.builtin_flag:
+            self._guard_builtin(spec, obj, "assigned")
         stored = [self._assignment(spec, obj, a) for a in body[key]]
         obj["assignments"] = stored
-        if spec.name == "configurationPolicies":
+        if spec.name in ("configurationPolicies", "compliancePolicies"):
             obj["isAssigned"] = bool(stored)
         self.state.mark_dirty()
         if spec.assign_status == 200:
@@ -637,8 +764,12 @@ class GraphRouter:
         target.setdefault("deviceAndAppManagementAssignmentFilterType", "none")
         suffix = target.get("groupId") or target["@odata.type"].split(".")[-1]
         out: Item = {"id": f"{obj['id']}_{suffix}"}
-        if spec.name in ("deviceManagementScripts", "deviceHealthScripts"):
-            out["@odata.type"] = f"#microsoft.graph.{spec.name[:-1]}Assignment"
+        if spec.name in _SCRIPT_ASSIGNMENT_TYPES:
+            out["@odata.type"] = f"#microsoft.graph.{_SCRIPT_ASSIGNMENT_TYPES[spec.name]}"
+        if spec.name == "termsAndConditions":
+            out["@odata.type"] = "#microsoft.graph.termsAndConditionsAssignment"
+            out["target"] = target
+            return out
         out.update({"source": "direct", "sourceId": obj["id"], "target": target})
         for extra in ("intent", "runSchedule", "runRemediationScript", "settings"):
             if extra in raw:
@@ -647,7 +778,7 @@ class GraphRouter:
 
     def autopilot_assignments(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
                               rest: list[str], method: str) -> GraphResponse:
-        """Autopilot: assignments are POSTed one at a time (201) and deleted one by one."""
+        """Autopilot, terms and conditions: assignments are POSTed one at a time (201)."""
         assignments: list[Item] = obj.setdefault("assignments", [])
         if not rest:
             if method == "GET":
@@ -1006,6 +1137,147 @@ class GraphRouter:
             self.touch(spec, obj)
             return GraphResponse(204)
         raise self.method_not_allowed()
+
+    # settings catalog compliance ----------------------------------------------------------
+    def sub_compliancePolicies(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
+                               rest: list[str], method: str) -> GraphResponse | None:
+        """``/settings`` (paged at 25), ``/scheduledActionsForRule`` and ``setScheduledActions``."""
+        if rest[0] == "settings":
+            return self.sub_configurationPolicies(req, spec, obj, rest, method)
+        if rest == ["scheduledActionsForRule"] and method == "GET":
+            options = {"$expand": req.query.get("$expand", "")}
+            return self.nav_list(req, spec, obj, rest[0], self.expand_nav(
+                req, spec, obj, rest[0], options), render=dict)
+        if rest == ["setScheduledActions"] and method == "POST":
+            body = _require_dict(req.body)
+            rules = body.get("scheduledActions")
+            if not isinstance(rules, list):
+                raise GraphError(400, "BadRequest", "scheduledActions is required.", nested=True)
+            self._check_block_action(rules)
+            obj["scheduledActionsForRule"] = self._rules(rules)
+            self.touch(spec, obj)
+            return GraphResponse(200, {
+                "@odata.context": self.ctx(req, "Collection(microsoft.graph.deviceManagement"
+                                                "ComplianceScheduledActionForRule)"),
+                "value": self.expand_nav(req, spec, obj, "scheduledActionsForRule",
+                                         {"$expand": "scheduledActionConfigurations"})})
+        return None
+
+    # driver updates -----------------------------------------------------------------------
+    def sub_windowsDriverUpdateProfiles(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
+                                        rest: list[str], method: str) -> GraphResponse | None:
+        """``/driverInventories``: the drivers found for the profile's devices, with approvals."""
+        if rest == ["driverInventories"] and method == "GET":
+            return self.nav_list(req, spec, obj, rest[0], obj.get(rest[0], []), page_size=100,
+                                 max_top=999)
+        return None
+
+    # RBAC ---------------------------------------------------------------------------------
+    def sub_roleDefinitions(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
+                            rest: list[str], method: str) -> GraphResponse | None:
+        """``/roleAssignments``: the assignments of this role."""
+        if rest == ["roleAssignments"] and method == "GET":
+            members = [self.render(req, COLLECTIONS["roleAssignments"], a, expand={},
+                                   in_list=True)
+                       for a in req.tenant.items("roleAssignments")
+                       if (a.get("roleDefinition") or {}).get("id") == obj["id"]]
+            return self.nav_list(req, spec, obj, rest[0], members, render=dict)
+        return None
+
+    def sub_roleAssignments(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
+                            rest: list[str], method: str) -> GraphResponse | None:
+        """``/roleDefinition`` (one object) and ``/roleScopeTags``."""
+        if rest == ["roleDefinition"] and method == "GET":
+            found = self.expand_nav(req, spec, obj, rest[0], {})
+            if found is None:
+                raise GraphError(404, "ResourceNotFound", "Role definition not found.",
+                                 nested=True)
+            return GraphResponse(200, dict(found, **{"@odata.context": self.ctx(
+                req, "deviceManagement/roleDefinitions/$entity")}))
+        if rest == ["roleScopeTags"] and method == "GET":
+            return self.nav_list(req, spec, obj, rest[0],
+                                 self.expand_nav(req, spec, obj, rest[0], {}), render=dict)
+        return None
+
+    # terms and conditions -----------------------------------------------------------------
+    def sub_termsAndConditions(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
+                               rest: list[str], method: str) -> GraphResponse | None:
+        """``/acceptanceStatuses`` (who accepted which version; not configuration)."""
+        if rest == ["acceptanceStatuses"] and method == "GET":
+            return self.nav_list(req, spec, obj, rest[0], obj.get(rest[0], []))
+        return None
+
+    # policy sets --------------------------------------------------------------------------
+    def sub_policySets(self, req: GraphRequest, spec: CollectionSpec, obj: Item, rest: list[str],
+                       method: str) -> GraphResponse | None:
+        """``/items`` and the ``update`` action (items added, updated, deleted; assignments)."""
+        items: list[Item] = obj.setdefault("items", [])
+        if rest == ["items"] and method == "GET":
+            return self.nav_list(req, spec, obj, rest[0], items)
+        if rest == ["update"] and method == "POST":
+            body = _require_dict(req.body)
+            stamp = now_iso()
+            deleted = set(body.get("deletedPolicySetItems") or [])
+            unknown = deleted - {i["id"] for i in items}
+            if unknown:
+                raise GraphError(404, "ResourceNotFound", "Policy set item not found.",
+                                 nested=True)
+            kept = [i for i in items if i["id"] not in deleted]
+            for upd in body.get("updatedPolicySetItems") or []:
+                target = next((i for i in kept if isinstance(upd, dict)
+                               and i["id"] == upd.get("id")), None)
+                if target is None:
+                    raise GraphError(404, "ResourceNotFound", "Policy set item not found.",
+                                     nested=True)
+                target.update({k: v for k, v in upd.items() if k in ("guidedDeploymentTags",
+                                                                     "displayName")})
+                target["lastModifiedDateTime"] = stamp
+            for added in body.get("addedPolicySetItems") or []:
+                if not isinstance(added, dict) or not added.get("payloadId"):
+                    raise GraphError(400, "BadRequest", "Each added item needs a payloadId.",
+                                     nested=True)
+                kept.append(dict({k: v for k, v in added.items() if k != "id"}, id=new_id(),
+                                 status="notAssigned", errorCode="noError",
+                                 createdDateTime=stamp, lastModifiedDateTime=stamp))
+            obj["items"] = kept
+            if "assignments" in body:
+                if not isinstance(body["assignments"], list):
+                    raise GraphError(400, "BadRequest", "assignments must be a list.",
+                                     nested=True)
+                obj["assignments"] = [self._assignment(spec, obj, a)
+                                      for a in body["assignments"]]
+            self.touch(spec, obj)
+            return GraphResponse(204)
+        return None
+
+    # reusable settings --------------------------------------------------------------------
+    def sub_reusablePolicySettings(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
+                                   rest: list[str], method: str) -> GraphResponse | None:
+        """``/referencingConfigurationPolicies``."""
+        if rest == ["referencingConfigurationPolicies"] and method == "GET":
+            return self.nav_list(req, spec, obj, rest[0], obj.get(rest[0], []))
+        return None
+
+    # authentication strengths -------------------------------------------------------------
+    def sub_authenticationStrengthPolicies(self, req: GraphRequest, spec: CollectionSpec,
+                                           obj: Item, rest: list[str],
+                                           method: str) -> GraphResponse | None:
+        """``/combinationConfigurations`` and ``updateAllowedCombinations`` (200)."""
+        if rest == ["combinationConfigurations"] and method == "GET":
+            return self.nav_list(req, spec, obj, rest[0], obj.get(rest[0], []))
+        if rest == ["updateAllowedCombinations"] and method == "POST":
+            self._guard_builtin(spec, obj, "modified")
+            combos = _require_dict(req.body).get("allowedCombinations")
+            if not isinstance(combos, list) or not combos:
+                raise GraphError(400, "BadRequest", "allowedCombinations is required.")
+            previous = obj.get("allowedCombinations", [])
+            obj["allowedCombinations"] = combos
+            self.touch(spec, obj)
+            return GraphResponse(200, {
+                "@odata.context": self.ctx(req, "microsoft.graph.updateAllowedCombinationsResult"),
+                "previousCombinations": previous, "currentCombinations": combos,
+                "additionalInformation": None, "conditionalAccessReferences": []})
+        return None
 
 
 def clone(obj: Item) -> Item:

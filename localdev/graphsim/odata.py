@@ -123,11 +123,16 @@ def parse_expand(text: str | None) -> dict[str, dict[str, str]]:
     return result
 
 
-def select_fields(item: Item, select: list[str] | None) -> Item:
-    """Apply ``$select`` (``@odata.type`` survives so derived types stay recognisable)."""
+def select_fields(item: Item, select: list[str] | None, *, keep_id: bool = False) -> Item:
+    """Apply ``$select`` (``@odata.type`` survives so derived types stay recognisable).
+
+    ``keep_id``: Intune returns the key even when ``$select`` leaves it out, and clients that match
+    batched answers by ``id`` depend on it.
+    """
     if not select:
         return item
-    return {k: v for k, v in item.items() if k in select or k == "@odata.type"}
+    return {k: v for k, v in item.items()
+            if k in select or k == "@odata.type" or (keep_id and k == "id")}
 
 
 _CLAUSES: list[tuple[re.Pattern[str], str]] = [

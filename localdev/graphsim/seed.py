@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from localdev.graphsim.state import Tenant
-from localdev.graphsim.tenant_defaults import INTENT_TEMPLATES, add_builtins
+from localdev.graphsim.tenant_defaults import INTENT_TEMPLATES, add_builtins, role_permissions
 
 __all__ = ["DEMO_TENANT_ID", "Seeder", "build_tenant"]
 
@@ -483,6 +483,302 @@ class Seeder:
         obj["assignments"] = self.assignments(obj["id"], count=1)
         return self.add("windowsAutopilotDeploymentProfiles", obj)
 
+    # ------------------------------------------------------------------ compliance, scripts, admin, Entra
+    def compliance_settings(self, name: str, n_settings: int) -> Obj:
+        """A settings catalog compliance policy: settings plus scheduled actions (one block)."""
+        obj = self.base("deviceManagementCompliancePolicy")
+        settings = [self._catalog_setting(i) for i in range(n_settings)]
+        obj.update({"name": name, "description": f"{name} (seeded)", "platforms": "linux",
+                    "technologies": "linuxMdm", "settingCount": len(settings),
+                    "creationSource": None, "isAssigned": False})
+        obj["settings"] = settings
+        actions = [{"id": self.uid(), "actionType": "block", "gracePeriodHours": 0,
+                    "notificationTemplateId": NO_TEMPLATE, "notificationMessageCCList": []}]
+        if self.notification_templates:
+            actions.append({"id": self.uid(), "actionType": "notification",
+                            "gracePeriodHours": 48,
+                            "notificationTemplateId": self.rng.choice(self.notification_templates),
+                            "notificationMessageCCList": []})
+        obj["scheduledActionsForRule"] = [{"id": self.uid(), "ruleName": None,
+                                           "scheduledActionConfigurations": actions}]
+        obj["assignments"] = self.assignments(obj["id"])
+        obj["isAssigned"] = bool(obj["assignments"])
+        return self.add("compliancePolicies", obj)
+
+    def compliance_script(self, name: str) -> Obj:
+        """A custom compliance discovery script (content only on item GET)."""
+        obj = self.base("deviceComplianceScript")
+        body = (f"# {name}\n$result = @{{ BiosVersion = '{self.rng.randrange(100)}.0' }}\n"
+                "return $result | ConvertTo-Json -Compress\n")
+        obj.update({"displayName": name, "description": "", "publisher": "Contoso IT",
+                    "version": "1", "runAsAccount": "system", "enforceSignatureCheck": False,
+                    "runAs32Bit": False,
+                    "detectionScriptContent": base64.b64encode(body.encode()).decode()})
+        obj["assignments"] = []
+        return self.add("deviceComplianceScripts", obj)
+
+    def shell_script(self, name: str) -> Obj:
+        """A macOS shell script (content only on item GET)."""
+        obj = self.base("deviceShellScript")
+        body = f"#!/bin/zsh\n# {name}\ndefaults write com.contoso.agent level {self.rng.randrange(9)}\n"
+        obj.update({"displayName": name, "description": "", "runAsAccount": "system",
+                    "fileName": name.replace(" ", "_") + ".sh", "executionFrequency": "PT0S",
+                    "retryCount": self.rng.randrange(0, 4), "blockExecutionNotifications": True,
+                    "scriptContent": base64.b64encode(body.encode()).decode()})
+        obj["assignments"] = self.assignments(obj["id"], kind="script")
+        return self.add("deviceShellScripts", obj)
+
+    def custom_attribute(self, name: str) -> Obj:
+        """A macOS custom attribute script (content only on item GET)."""
+        obj = self.base("deviceCustomAttributeShellScript")
+        attribute = "".join(ch for ch in name.title() if ch.isalnum())
+        body = f"#!/bin/zsh\n# {name}\nsysctl -n machdep.cpu.brand_string\n"
+        obj.update({"displayName": name, "description": "", "customAttributeName": attribute,
+                    "customAttributeType": self.rng.choice(["string", "integer", "dateTime"]),
+                    "runAsAccount": "system", "fileName": attribute + ".sh",
+                    "scriptContent": base64.b64encode(body.encode()).decode()})
+        obj["assignments"] = self.assignments(obj["id"], kind="script")
+        return self.add("deviceCustomAttributeShellScripts", obj)
+
+    def driver_update(self, name: str) -> Obj:
+        """A Windows driver update profile with its driver inventory (approvals for manual)."""
+        obj = self.base("windowsDriverUpdateProfile")
+        manual = self.rng.random() < 0.5
+        obj.update({"displayName": name, "description": "",
+                    "approvalType": "manual" if manual else "automatic",
+                    "deploymentDeferralInDays": 0 if manual else self.rng.choice([0, 7, 14]),
+                    "deviceReporting": self.rng.randrange(0, 50), "newUpdates": 0,
+                    "inventorySyncStatus": {"lastSuccessfulSyncDateTime": obj["lastModifiedDateTime"],
+                                            "driverInventorySyncState": "success"}})
+        obj["driverInventories"] = [
+            {"@odata.type": G + "windowsDriverUpdateInventory", "id": self.uid(),
+             "name": f"Contoso Chipset Driver {index}", "version": f"10.{index}.0.1",
+             "manufacturer": "Contoso", "releaseDateTime": obj["createdDateTime"],
+             "driverClass": "System", "applicableDeviceCount": self.rng.randrange(1, 40),
+             "approvalStatus": "approved" if manual and index == 0 else "needsReview",
+             "category": "recommended", "deployDateTime": obj["createdDateTime"] if manual
+             and index == 0 else None} for index in range(self.rng.randrange(1, 4))]
+        obj["assignments"] = self.assignments(obj["id"])
+        return self.add("windowsDriverUpdateProfiles", obj)
+
+    def role_definition(self, name: str) -> Obj:
+        """A custom Intune role."""
+        obj = self.base("deviceAndAppManagementRoleDefinition")
+        del obj["createdDateTime"], obj["lastModifiedDateTime"]
+        actions = self.rng.sample(["Microsoft.Intune_DeviceConfigurations_Read",
+                                   "Microsoft.Intune_DeviceConfigurations_Update",
+                                   "Microsoft.Intune_ManagedDevices_Read",
+                                   "Microsoft.Intune_RemoteTasks_SyncDevice",
+                                   "Microsoft.Intune_Audit_Read"], 3)
+        permissions = role_permissions(actions)
+        obj.update({"displayName": name, "description": f"{name} (seeded)", "isBuiltIn": False,
+                    "isBuiltInRoleDefinition": False, "permissions": permissions,
+                    "rolePermissions": permissions})
+        return self.add("roleDefinitions", obj)
+
+    def role_assignment(self, name: str) -> Obj:
+        """An assignment of a (built-in or custom) role to admin groups over scope groups."""
+        roles = self.tenant.items("roleDefinitions")
+        role = self.rng.choice(roles)
+        obj = {"@odata.type": G + "deviceAndAppManagementRoleAssignment", "id": self.uid(),
+               "displayName": name, "description": "", "scopeType": "resourceScope",
+               "members": self.rng.sample(self.groups, min(1, len(self.groups))),
+               "scopeMembers": self.rng.sample(self.groups, min(2, len(self.groups))),
+               "resourceScopes": [], "roleDefinition": {"id": role["id"]},
+               "roleScopeTags": [{"id": tag} for tag in self.pick_tags()]}
+        obj["resourceScopes"] = list(obj["scopeMembers"])
+        return self.add("roleAssignments", obj)
+
+    def terms(self, name: str) -> Obj:
+        """Terms and conditions shown at enrollment (assignments POSTed one by one)."""
+        obj = self.base("termsAndConditions")
+        obj.update({"displayName": name, "description": "", "title": f"{name} terms",
+                    "bodyText": "Devices enrolled in Contoso management may be wiped.",
+                    "acceptanceStatement": "I accept the Contoso device terms.",
+                    "version": self.rng.randrange(1, 4)})
+        obj["assignments"] = [
+            {"@odata.type": G + "termsAndConditionsAssignment", "id": a["id"], "target": a["target"]}
+            for a in self.assignments(obj["id"], count=1)]
+        obj["acceptanceStatuses"] = []
+        return self.add("termsAndConditions", obj)
+
+    def branding(self, name: str) -> Obj:
+        """A custom Company Portal branding profile with a logo (images only on item GET)."""
+        obj = self.base("intuneBrandingProfile")
+        logo = {"@odata.type": G + "mimeContent", "type": "image/png",
+                "value": base64.b64encode(bytes(self.rng.randrange(256) for _ in range(48))).decode()}
+        obj.update({"profileName": name, "profileDescription": f"{name} (seeded)",
+                    "isDefaultProfile": False, "displayName": f"Contoso {name}",
+                    "contactITName": "Contoso Helpdesk", "contactITPhoneNumber": "+1 555 0100",
+                    "contactITEmailAddress": "helpdesk@contoso.example", "contactITNotes": None,
+                    "privacyUrl": "https://contoso.example/privacy", "onlineSupportSiteUrl": None,
+                    "onlineSupportSiteName": None,
+                    "themeColor": {"r": self.rng.randrange(256), "g": 80, "b": 160},
+                    "showLogo": True, "showDisplayNameNextToLogo": False,
+                    "themeColorLogo": logo, "lightBackgroundLogo": dict(logo),
+                    "landingPageCustomizedImage": None, "customPrivacyMessage": None,
+                    "isRemoveDeviceDisabled": False, "isFactoryResetDisabled": True,
+                    "companyPortalBlockedActions": [], "showAzureADEnterpriseApps": False,
+                    "showOfficeWebApps": True, "enrollmentAvailability": "availableWithPrompts",
+                    "disableClientTelemetry": False, "disableDeviceCategorySelection": False})
+        obj["assignments"] = self.assignments(obj["id"], count=1)
+        return self.add("intuneBrandingProfiles", obj)
+
+    def management_partner(self, name: str) -> Obj:
+        """A device management (compliance) partner connection."""
+        obj = {"@odata.type": G + "deviceManagementPartner", "id": self.uid(),
+               "displayName": name, "isConfigured": True, "partnerState": "enabled",
+               "partnerAppType": "multiTenantApp", "lastHeartbeatDateTime": self.stamp(),
+               "singleTenantAppId": None, "whenPartnerDevicesWillBeRemovedDateTime": None,
+               "whenPartnerDevicesWillBeMarkedAsNonCompliantDateTime": None,
+               "groupsRequiringPartnerEnrollment": [
+                   {"@odata.type": G + "deviceManagementPartnerAssignment", "target": {
+                       "@odata.type": G + "groupAssignmentTarget",
+                       "groupId": self.rng.choice(self.groups),
+                       "deviceAndAppManagementAssignmentFilterId": None,
+                       "deviceAndAppManagementAssignmentFilterType": "none"}}]}
+        return self.add("deviceManagementPartners", obj)
+
+    def remote_assistance(self, name: str) -> Obj:
+        """A remote assistance partner (onboarded from the partner's side)."""
+        obj = {"@odata.type": G + "remoteAssistancePartner", "id": self.uid(),
+               "displayName": name, "onboardingUrl": "https://remote.partner.example/onboard",
+               "onboardingStatus": "onboarded", "lastConnectionDateTime": self.stamp()}
+        return self.add("remoteAssistancePartners", obj)
+
+    def reusable_setting(self, name: str) -> Obj:
+        """A reusable settings group (Defender device control / firewall rules)."""
+        obj = self.base("deviceManagementReusablePolicySetting", tags=False)
+        definition = "vendor_msft_defender_configuration_devicecontrol_policygroups_{groupid}"
+        obj.update({"displayName": name, "description": "", "version": self.rng.randrange(1, 4),
+                    "settingDefinitionId": definition, "referencingConfigurationPolicyCount": 0,
+                    "settingInstance": {
+                        "@odata.type": G + "deviceManagementConfigurationGroupSettingCollection"
+                                           "Instance",
+                        "settingDefinitionId": definition, "settingInstanceTemplateReference": None,
+                        "groupSettingCollectionValue": [{
+                            "settingValueTemplateReference": None, "children": [{
+                                "@odata.type": G + "deviceManagementConfigurationSimpleSetting"
+                                                   "Instance",
+                                "settingDefinitionId": definition + "_name",
+                                "settingInstanceTemplateReference": None,
+                                "simpleSettingValue": {
+                                    "@odata.type": G + "deviceManagementConfigurationString"
+                                                       "SettingValue",
+                                    "value": name, "settingValueTemplateReference": None}}]}]}})
+        obj["referencingConfigurationPolicies"] = []
+        return self.add("reusablePolicySettings", obj)
+
+    def policy_set(self, name: str) -> Obj:
+        """A policy set bundling existing policies (items reference them by payloadId)."""
+        obj = self.base("policySet", tags=False)
+        obj.update({"displayName": name, "description": "", "status": "notAssigned",
+                    "errorCode": "noError", "guidedDeploymentTags": [], "roleScopeTags": ["0"]})
+        kinds = [("configurationPolicies", "deviceManagementConfigurationPolicyPolicySetItem",
+                  "#microsoft.graph.deviceManagementConfigurationPolicy"),
+                 ("deviceCompliancePolicies", "deviceCompliancePolicyPolicySetItem",
+                  "#microsoft.graph.windows10CompliancePolicy")]
+        items = []
+        for coll, item_type, payload_type in kinds:
+            candidates = self.tenant.items(coll)
+            if not candidates:
+                continue
+            payload = self.rng.choice(candidates)
+            items.append({"@odata.type": G + item_type, "id": self.uid(),
+                          "createdDateTime": obj["createdDateTime"],
+                          "lastModifiedDateTime": obj["lastModifiedDateTime"],
+                          "payloadId": payload["id"], "itemType": payload_type,
+                          "displayName": payload.get("displayName") or payload.get("name"),
+                          "status": "notAssigned", "errorCode": "noError",
+                          "guidedDeploymentTags": []})
+        obj["items"] = items
+        obj["assignments"] = self.assignments(obj["id"], count=1)
+        return self.add("policySets", obj)
+
+    def named_location(self, name: str, kind: str = "ip") -> Obj:
+        """A Conditional Access named location (IP ranges or countries)."""
+        stamp = self.stamp()
+        obj: Obj = {"id": self.uid(), "displayName": name, "createdDateTime": stamp,
+                    "modifiedDateTime": stamp}
+        if kind == "ip":
+            obj = {"@odata.type": G + "ipNamedLocation", **obj, "isTrusted": True,
+                   "ipRanges": [{"@odata.type": G + "iPv4CidrRange",
+                                 "cidrAddress": f"203.0.{self.rng.randrange(256)}.0/24"}]}
+        else:
+            obj = {"@odata.type": G + "countryNamedLocation", **obj,
+                   "countriesAndRegions": self.rng.sample(["NL", "DE", "FR", "BE", "US"], 2),
+                   "includeUnknownCountriesAndRegions": False,
+                   "countryLookupMethod": "clientIpAddress"}
+        return self.add("namedLocations", obj)
+
+    def auth_strength(self, name: str) -> Obj:
+        """A custom authentication strength (FIDO2 restricted to one key model)."""
+        stamp = self.stamp()
+        obj = {"@odata.type": G + "authenticationStrengthPolicy", "id": self.uid(),
+               "createdDateTime": stamp, "modifiedDateTime": stamp, "displayName": name,
+               "description": f"{name} (seeded)", "policyType": "custom",
+               "requirementsSatisfied": "mfa",
+               "allowedCombinations": ["fido2", "windowsHelloForBusiness"],
+               "combinationConfigurations": [{
+                   "@odata.type": G + "fido2CombinationConfiguration", "id": self.uid(),
+                   "appliesToCombinations": ["fido2"],
+                   "allowedAAGUIDs": [self.uid()]}]}
+        return self.add("authenticationStrengthPolicies", obj)
+
+    def conditional_access(self, name: str) -> Obj:
+        """A Conditional Access policy referencing seeded groups, locations and strengths."""
+        stamp = self.stamp()
+        locations = [loc["id"] for loc in self.tenant.items("namedLocations")]
+        strengths = self.tenant.items("authenticationStrengthPolicies")
+        grant: Obj = {"operator": "OR", "builtInControls": ["mfa"], "customAuthenticationFactors": [],
+                      "termsOfUse": [], "authenticationStrength": None}
+        custom = [st for st in strengths if st.get("policyType") == "custom"]
+        if custom and self.rng.random() < 0.5:
+            chosen = self.rng.choice(custom)
+            grant = {"operator": "OR", "builtInControls": [], "customAuthenticationFactors": [],
+                     "termsOfUse": [], "authenticationStrength": {
+                         "id": chosen["id"], "displayName": chosen["displayName"]}}
+        obj = {"@odata.type": G + "conditionalAccessPolicy", "id": self.uid(),
+               "templateId": None, "displayName": name, "createdDateTime": stamp,
+               "modifiedDateTime": None, "state": self.rng.choice(
+                   ["enabled", "enabledForReportingButNotEnforced", "disabled"]),
+               "sessionControls": None, "conditions": {
+                   "userRiskLevels": [], "signInRiskLevels": [], "clientAppTypes": ["all"],
+                   "servicePrincipalRiskLevels": [], "platforms": None, "devices": None,
+                   "applications": {"includeApplications": ["All"], "excludeApplications": [],
+                                    "includeUserActions": [],
+                                    "includeAuthenticationContextClassReferences": []},
+                   "users": {"includeUsers": [], "excludeUsers": [],
+                             "includeGroups": self.rng.sample(self.groups, min(1, len(self.groups))),
+                             "excludeGroups": [], "includeRoles": [], "excludeRoles": []},
+                   "locations": {"includeLocations": ["All"],
+                                 "excludeLocations": locations[:1]} if locations else None},
+               "grantControls": grant}
+        return self.add("conditionalAccessPolicies", obj)
+
+
+def _entra_and_admin(s: Seeder) -> None:
+    """One or two of each tenant-administration, script and Entra type (demo and generated)."""
+    s.compliance_settings("Linux - Compliance (settings catalog)", 30)
+    s.compliance_script("Compliance - BIOS version discovery")
+    s.shell_script("macOS - Configure agent")
+    s.custom_attribute("macOS CPU model")
+    s.driver_update("Drivers - Manual approval")
+    s.role_definition("Contoso - Policy reviewer")
+    s.role_assignment("Helpdesk - Region EU")
+    s.role_assignment("Reviewers - All devices")
+    s.terms("Contoso device terms")
+    s.branding("Finance branding")
+    s.management_partner("Jamf Pro")
+    s.remote_assistance("TeamViewer")
+    s.reusable_setting("USB - Approved devices")
+    s.policy_set("Baseline - Windows bundle")
+    s.named_location("Contoso offices", "ip")
+    s.named_location("Allowed countries", "country")
+    s.auth_strength("FIDO2 - Contoso keys")
+    s.conditional_access("CA001 - Require MFA for admins")
+    s.conditional_access("CA002 - Block legacy authentication")
+
 
 def _foundations(s: Seeder) -> None:
     for name in ("Region-EU", "Region-US", "Helpdesk"):
@@ -535,6 +831,7 @@ def _demo(s: Seeder) -> None:
     s.enrollment("ESP - Kiosk devices", "esp")
     s.autopilot("Autopilot - User driven")
     s.autopilot("Autopilot - Self deploying kiosk")
+    _entra_and_admin(s)
 
 
 # Generated tenants spread their policies over the types with these weights.
@@ -561,6 +858,23 @@ _GENERATORS: list[tuple[int, Callable[[Seeder, int], Obj]]] = [
                                          f'(device.model -eq "Model {i}")')),
     (3, lambda s, i: s.notification_template(f"Gen - Notification {i:05d}", ["en-us"])),
     (3, lambda s, i: s.device_category(f"Gen - Category {i:05d}")),
+    (3, lambda s, i: s.compliance_settings(f"Gen - Compliance settings {i:05d}",
+                                           s.rng.choice([3, 12, 30]))),
+    (2, lambda s, i: s.compliance_script(f"Gen - Compliance script {i:05d}")),
+    (2, lambda s, i: s.shell_script(f"Gen - Shell script {i:05d}")),
+    (1, lambda s, i: s.custom_attribute(f"Gen - Custom attribute {i:05d}")),
+    (1, lambda s, i: s.driver_update(f"Gen - Driver update {i:05d}")),
+    (1, lambda s, i: s.role_definition(f"Gen - Role {i:05d}")),
+    (1, lambda s, i: s.role_assignment(f"Gen - Role assignment {i:05d}")),
+    (1, lambda s, i: s.terms(f"Gen - Terms {i:05d}")),
+    (1, lambda s, i: s.branding(f"Gen - Branding {i:05d}")),
+    (1, lambda s, i: s.management_partner(f"Gen - Partner {i:05d}")),
+    (1, lambda s, i: s.remote_assistance(f"Gen - Remote assistance {i:05d}")),
+    (1, lambda s, i: s.reusable_setting(f"Gen - Reusable setting {i:05d}")),
+    (1, lambda s, i: s.policy_set(f"Gen - Policy set {i:05d}")),
+    (2, lambda s, i: s.named_location(f"Gen - Location {i:05d}", "ip" if i % 2 else "country")),
+    (1, lambda s, i: s.auth_strength(f"Gen - Strength {i:05d}")),
+    (3, lambda s, i: s.conditional_access(f"Gen - CA policy {i:05d}")),
 ]
 
 

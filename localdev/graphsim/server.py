@@ -107,6 +107,10 @@ class Simulator:
         if spec.name == "groups":
             return GraphError(403, "Authorization_RequestDenied",
                               "Insufficient privileges to complete the operation.")
+        if not spec.intune:
+            # Conditional Access and authentication strength routes answer in Entra's words.
+            return GraphError(403, "AccessDenied", "You cannot perform the requested operation, "
+                              "required scopes are missing in the token.")
         return GraphError(403, "Forbidden", "Application is not authorized to perform this "
                           "operation - Operation ID (for customer support): 00000000-0000-0000-"
                           f"0000-000000000000 - Activity ID: {request_id} - Url: "

@@ -11,7 +11,8 @@ import random
 import uuid
 from typing import Any
 
-__all__ = ["BUILTIN_GP_DEFINITIONS", "INTENT_TEMPLATES", "add_builtins", "custom_admx_definitions"]
+__all__ = ["BUILTIN_GP_DEFINITIONS", "BUILTIN_ROLES", "BUILTIN_STRENGTHS", "INTENT_TEMPLATES",
+           "add_builtins", "custom_admx_definitions", "role_permissions"]
 
 Obj = dict[str, Any]
 STAMP = "2024-01-15T09:00:00.0000000Z"
@@ -179,6 +180,46 @@ DEFAULT_ENROLLMENT: list[Obj] = [
 ]
 
 
+# Built-in Intune roles: the same ids in every tenant (assignments to them are the tenant's own).
+BUILTIN_ROLES: list[tuple[str, str, str, list[str]]] = [
+    ("0bd113fe-6be5-400c-a28f-ae5553f9c0be", "Policy and Profile manager",
+     "Policy and Profile Manager manages compliance policy, configuration policy and profiles.",
+     ["Microsoft.Intune_DeviceConfigurations_Read", "Microsoft.Intune_DeviceConfigurations_Create",
+      "Microsoft.Intune_DeviceConfigurations_Update", "Microsoft.Intune_DeviceConfigurations_Assign"]),
+    ("9e0cc482-82df-4ab2-a24c-0c23a3f52e1e", "Help Desk Operator",
+     "Help Desk Operators perform remote tasks on users and devices.",
+     ["Microsoft.Intune_ManagedDevices_Read", "Microsoft.Intune_RemoteTasks_RebootNow",
+      "Microsoft.Intune_RemoteTasks_SyncDevice"]),
+    ("c56d53a2-73d0-4502-b6bd-4a9d3dba28d5", "Read Only Operator",
+     "Read Only Operators can view user, device, enrollment, configuration and application "
+     "information.", ["Microsoft.Intune_DeviceConfigurations_Read",
+                      "Microsoft.Intune_ManagedDevices_Read"]),
+]
+
+# Built-in authentication strengths (Entra): fixed ids, immutable.
+BUILTIN_STRENGTHS: list[tuple[str, str, str, list[str]]] = [
+    ("00000000-0000-0000-0000-000000000002", "Multifactor authentication",
+     "Combinations of methods that satisfy strong authentication, such as a password + SMS",
+     ["windowsHelloForBusiness", "fido2", "x509CertificateMultiFactor", "deviceBasedPush",
+      "password,microsoftAuthenticatorPush", "password,softwareOath", "password,sms"]),
+    ("00000000-0000-0000-0000-000000000003", "Passwordless MFA",
+     "Passwordless methods that satisfy strong authentication, such as Passwordless sign-in with "
+     "the Microsoft Authenticator", ["windowsHelloForBusiness", "fido2",
+                                     "x509CertificateMultiFactor", "deviceBasedPush"]),
+    ("00000000-0000-0000-0000-000000000004", "Phishing-resistant MFA",
+     "Phishing-resistant, Passwordless methods for the strongest authentication, such as a "
+     "FIDO2 security key", ["windowsHelloForBusiness", "fido2", "x509CertificateMultiFactor"]),
+]
+
+
+def role_permissions(actions: list[str]) -> list[Obj]:
+    """``rolePermissions`` of an Intune role definition (allowed resource actions)."""
+    return [{"@odata.type": "#microsoft.graph.rolePermission", "actions": actions,
+             "resourceActions": [{"@odata.type": "#microsoft.graph.resourceAction",
+                                  "allowedResourceActions": actions,
+                                  "notAllowedResourceActions": []}]}]
+
+
 def add_builtins(tenant: Any, seed: int) -> None:
     """Give a fresh tenant what every real tenant has.
 
@@ -204,6 +245,38 @@ def add_builtins(tenant: Any, seed: int) -> None:
                  "target": {"@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget",
                             "deviceAndAppManagementAssignmentFilterId": None,
                             "deviceAndAppManagementAssignmentFilterType": "none"}}]}
+    for role_id, name, description, actions in BUILTIN_ROLES:
+        tenant.coll("roleDefinitions")[role_id] = {
+            "@odata.type": "#microsoft.graph.deviceAndAppManagementRoleDefinition", "id": role_id,
+            "displayName": name, "description": description, "isBuiltIn": True,
+            "isBuiltInRoleDefinition": True, "roleScopeTagIds": ["0"],
+            "permissions": role_permissions(actions), "rolePermissions": role_permissions(actions)}
+    # Every tenant has the default branding profile: editable, never deleted or assigned.
+    branding_id = f"{tenant.id[:8]}-0000-0000-0000-000000000000"
+    tenant.coll("intuneBrandingProfiles")[branding_id] = {
+        "@odata.type": "#microsoft.graph.intuneBrandingProfile", "id": branding_id,
+        "profileName": "Default", "profileDescription": "Default branding profile",
+        "isDefaultProfile": True, "displayName": tenant.display_name,
+        "contactITName": None, "contactITPhoneNumber": None, "contactITEmailAddress": None,
+        "contactITNotes": None, "privacyUrl": None, "onlineSupportSiteUrl": None,
+        "onlineSupportSiteName": None, "themeColor": {"r": 0, "g": 114, "b": 198},
+        "showLogo": False, "showDisplayNameNextToLogo": True, "themeColorLogo": None,
+        "lightBackgroundLogo": None, "landingPageCustomizedImage": None,
+        "customPrivacyMessage": None, "customCanSeePrivacyMessage": None,
+        "customCantSeePrivacyMessage": None, "isRemoveDeviceDisabled": False,
+        "isFactoryResetDisabled": False, "companyPortalBlockedActions": [],
+        "showAzureADEnterpriseApps": False, "showOfficeWebApps": False,
+        "showConfigurationManagerApps": False, "sendDeviceOwnershipChangePushNotification": False,
+        "enrollmentAvailability": "availableWithPrompts", "disableClientTelemetry": False,
+        "disableDeviceCategorySelection": False, "roleScopeTagIds": ["0"],
+        "createdDateTime": STAMP, "lastModifiedDateTime": STAMP, "assignments": []}
+    for strength_id, name, description, combinations in BUILTIN_STRENGTHS:
+        tenant.coll("authenticationStrengthPolicies")[strength_id] = {
+            "@odata.type": "#microsoft.graph.authenticationStrengthPolicy", "id": strength_id,
+            "createdDateTime": "2021-12-01T00:00:00Z", "modifiedDateTime": "2021-12-01T00:00:00Z",
+            "displayName": name, "description": description, "policyType": "builtIn",
+            "requirementsSatisfied": "mfa", "allowedCombinations": combinations,
+            "combinationConfigurations": []}
     for template in INTENT_TEMPLATES:
         tenant.coll("templates")[template["id"]] = _copy(template)
     for definition in BUILTIN_GP_DEFINITIONS + custom_admx_definitions(seed):

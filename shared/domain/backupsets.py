@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -25,16 +26,24 @@ __all__ = [
     "MAX_SELECTED_POLICIES",
     "BackupSet",
     "BackupSetBatch",
+    "BackupSetChange",
     "BackupSetItem",
     "BackupSetRequest",
     "BackupSetRunInput",
     "BatchInput",
+    "ChangeCounts",
+    "ChangeKind",
+    "Coverage",
     "PlanResult",
     "PolicyRef",
     "Selection",
     "SelectionBody",
     "backup_set_id_for_run",
     "backup_set_scope",
+    "compare_items",
+    "count_changes",
+    "coverage_of",
+    "is_baseline_for",
     "normalise_selection",
     "run_id_for_backup_set",
     "set_status_for",
@@ -50,6 +59,8 @@ _SET_ID = re.compile(r"^bs_[0-9A-HJKMNP-TV-Z]{26}$")
 
 SetStatus = Literal["capturing", "complete", "partial", "failed"]
 SetItemStatus = Literal["pending", "captured", "failed", "skipped"]
+ChangeKind = Literal["new", "changed", "unchanged", "deleted"]
+_SHA256 = r"^[0-9a-f]{64}$"
 
 
 def backup_set_id_for_run(run_id: str) -> str:
@@ -152,6 +163,15 @@ def backup_set_scope(request: BackupSetRequest, selection: Selection) -> dict[st
     }
 
 
+class ChangeCounts(ApiModel):
+    """How many items of a set are new, changed, unchanged or deleted against the set it was compared with."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+
 class BackupSet(ApiModel):
     """A backup set as stored (the HTTP layer adds ``links``)."""
 
@@ -172,6 +192,10 @@ class BackupSet(ApiModel):
     batch_count: int | None = None
     captured_count: int = 0
     failed_count: int = 0
+    # Written when the set finishes: the set its items were compared with (``None``: there was none, so
+    # every item is new) and the counts of its changes (``None`` until compared).
+    compared_with: str | None = None
+    changes: ChangeCounts | None = None
 
 
 class BackupSetItem(ApiModel):
@@ -186,7 +210,9 @@ class BackupSetItem(ApiModel):
     batch: int = Field(ge=0)
     status: SetItemStatus = "pending"
     captured_at: datetime | None = None
-    content_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    content_hash: str | None = Field(default=None, pattern=_SHA256)
+    # Hash of the normal form (:mod:`shared.domain.normalise`): equal for two captures of an unchanged policy.
+    normalised_hash: str | None = Field(default=None, pattern=_SHA256)
     size_bytes: int | None = Field(default=None, ge=0)
     complete: bool = False
     attempts: int = Field(default=0, ge=0)
@@ -199,6 +225,18 @@ class BackupSetItem(ApiModel):
         return cls(tenant_id=tenant_id, backup_set_id=backup_set_id,
                    item_id=capture_item_id(policy_type, policy_id), policy_type=policy_type,
                    source_id=policy_id, display_name=display_name, batch=batch)
+
+
+class BackupSetChange(ApiModel):
+    """One line of a set's changes: an item of the set, or a policy of the earlier set that is gone."""
+
+    tenant_id: str
+    backup_set_id: str
+    item_id: str
+    policy_type: str
+    source_id: str
+    display_name: str = ""
+    change: ChangeKind
 
 
 class BackupSetBatch(ApiModel):
@@ -248,3 +286,99 @@ def set_status_for(*, captured: int, failed: int, run_failed: bool) -> SetStatus
     if failed == 0 and not run_failed:
         return "complete"
     return "partial" if captured > 0 else "failed"
+
+
+# ------------------------------------------------------------------------------------------ changes
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The policies a set's selection takes: every type, some whole types, and some single policies."""
+
+    every_type: bool
+    types: frozenset[str]
+    policies: frozenset[tuple[str, str]]
+
+    def holds(self, policy_type: str, source_id: str) -> bool:
+        """Whether a policy of the tenant falls within the selection."""
+        return self.every_type or policy_type in self.types or (policy_type, source_id) in self.policies
+
+    def includes(self, other: Coverage) -> bool:
+        """Whether every policy ``other`` takes falls within this selection too."""
+        if self.every_type:
+            return True
+        if other.every_type or not other.types <= self.types:
+            return False
+        return all(self.holds(policy_type, source_id) for policy_type, source_id in other.policies)
+
+
+def coverage_of(backup_set: BackupSet, foundation_types: Iterable[str]) -> Coverage:
+    """What a set's selection takes (foundation types whole when the set includes them, as the plan lists)."""
+    selection = backup_set.selection
+    if selection.all:
+        return Coverage(every_type=True, types=frozenset(), policies=frozenset())
+    types = set(selection.types)
+    if backup_set.include_foundations:
+        types |= set(foundation_types)
+    return Coverage(every_type=False, types=frozenset(types),
+                    policies=frozenset((p.type, p.id) for p in selection.policies))
+
+
+def is_baseline_for(candidate: BackupSet, current: BackupSet, foundation_types: Iterable[str]) -> bool:
+    """Whether ``candidate`` can be the set ``current`` is compared with.
+
+    It must be complete, made before ``current``, captured with the same ``includeAssignments`` (else every
+    body differs) and select at least what ``current`` selects (else a narrow set made in between, such as one
+    policy saved before an edit, would make everything else look new). The caller takes the newest such set.
+    """
+    foundations = frozenset(foundation_types)
+    return (candidate.id != current.id and candidate.status == "complete"
+            and (candidate.created_at, candidate.id) < (current.created_at, current.id)
+            and candidate.include_assignments == current.include_assignments
+            and coverage_of(candidate, foundations).includes(coverage_of(current, foundations)))
+
+
+def compare_items(current: BackupSet, items: Iterable[BackupSetItem],
+                  baseline_items: Iterable[BackupSetItem] | None,
+                  coverage: Coverage) -> list[BackupSetChange]:
+    """The changes of a finished set against its baseline's items (``None``: no baseline, all is new).
+
+    Items are matched by policy type and source id and compared by their normalised hash. Each captured item
+    is ``new``, ``changed`` or ``unchanged``; an item that failed is left out (whether it changed is not
+    known). A captured policy of the baseline that this set does not hold is ``deleted`` when ``coverage``
+    (this set's selection) takes it: a narrower set says nothing about policies it did not select.
+    """
+    before = {(b.policy_type, b.source_id): b for b in baseline_items or () if b.status == "captured"}
+    seen: set[tuple[str, str]] = set()
+    changes: list[BackupSetChange] = []
+    for item in items:
+        key = (item.policy_type, item.source_id)
+        seen.add(key)
+        if item.status != "captured":
+            continue
+        previous = before.get(key)
+        if previous is None:
+            change: ChangeKind = "new"
+        elif item.normalised_hash is not None and previous.normalised_hash == item.normalised_hash:
+            change = "unchanged"
+        else:
+            change = "changed"
+        changes.append(_change_of(current, item, change))
+    for key, previous in before.items():
+        if key not in seen and coverage.holds(*key):
+            changes.append(_change_of(current, previous, "deleted"))
+    return sorted(changes, key=lambda c: c.item_id)
+
+
+def count_changes(changes: Iterable[BackupSetChange]) -> ChangeCounts:
+    """How many changes of each kind."""
+    counts = {"new": 0, "changed": 0, "unchanged": 0, "deleted": 0}
+    for change in changes:
+        counts[change.change] += 1
+    return ChangeCounts(**counts)
+
+
+def _change_of(current: BackupSet, item: BackupSetItem, change: ChangeKind) -> BackupSetChange:
+    return BackupSetChange(tenant_id=current.tenant_id, backup_set_id=current.id, item_id=item.item_id,
+                           policy_type=item.policy_type, source_id=item.source_id,
+                           display_name=item.display_name, change=change)

@@ -140,7 +140,7 @@ class PolicyType:
         item_collections: ``@odata.type`` -> collection for reading/writing one item when the list
             collection is not the item collection (app protection: the platform collections).
         read_steps: extra calls that make the captured object complete, in order.
-        name_property: ``name`` or ``displayName``.
+        name_property: ``name``, ``displayName`` or ``profileName`` (branding profiles).
         settings_count_property: property holding the count Graph reports for the settings sub-collection.
         assignments: how assignments are read and written; ``None`` when the type has none.
         update_method: ``PATCH`` or ``PUT`` (settings catalog replaces the whole object).
@@ -154,6 +154,10 @@ class PolicyType:
         throttle_family: Intune's throttling family of the collection (limits are per family).
         restore_order: lower first (foundations at the front); deletes go in reverse.
         foundation: referenced by other policies, so restored before them and mapped by name.
+        backup_only: why the type is captured but never written back (``None``: restorable).
+        builtin_when: items matching every ``property -> value`` are captured for reference but never
+            written (built-in objects that exist in every tenant and cannot change).
+        builtin_reason: why such items are not written.
     """
 
     key: str
@@ -169,7 +173,7 @@ class PolicyType:
     exclude_when: Mapping[str, object] = field(default_factory=_empty)
     item_collections: Mapping[str, str] = field(default_factory=_empty)
     read_steps: tuple[ReadStep, ...] = ()
-    name_property: Literal["name", "displayName"] = "displayName"
+    name_property: Literal["name", "displayName", "profileName"] = "displayName"
     settings_count_property: str | None = None
     assignments: AssignmentSpec | None = field(default_factory=AssignmentSpec)
     update_method: Literal["PATCH", "PUT"] = "PATCH"
@@ -179,6 +183,27 @@ class PolicyType:
     strip_on_update: tuple[str, ...] = ()
     restore_order: int = DEFAULT_RESTORE_ORDER
     foundation: bool = False
+    backup_only: str | None = None
+    builtin_when: Mapping[str, object] = field(default_factory=_empty)
+    builtin_reason: str | None = None
+
+    @property
+    def capabilities(self) -> dict[str, object]:
+        """What a restore can do with this type: create, update, assign, or nothing (and why)."""
+        writable = self.backup_only is None
+        return {
+            "capture": True,
+            "create": writable,
+            "update": writable,
+            "assignments": writable and self.assignments is not None,
+            "backupOnly": not writable,
+            "backupOnlyReason": self.backup_only,
+            "builtInItemsBackupOnly": self.builtin_reason,
+        }
+
+    def is_builtin(self, item: Mapping[str, object]) -> bool:
+        """Whether a captured item is a built-in that a restore must leave alone."""
+        return bool(self.builtin_when) and all(item.get(p) == v for p, v in self.builtin_when.items())
 
     def list_url(self) -> str:
         """Relative URL of the list call (with the API version)."""
@@ -222,6 +247,10 @@ _RBAC_READ = "DeviceManagementRBAC.Read.All"
 _RBAC_WRITE = "DeviceManagementRBAC.ReadWrite.All"
 _DEVICES_READ = "DeviceManagementManagedDevices.Read.All"
 _DEVICES_WRITE = "DeviceManagementManagedDevices.ReadWrite.All"
+# Entra Conditional Access objects: read with Policy.Read.All, written with the Conditional Access permission.
+_POLICY_READ = "Policy.Read.All"
+_CA_WRITE = "Policy.ReadWrite.ConditionalAccess"
+_COMPLIANCE_ACTIONS = "scheduledActionsForRule($expand=scheduledActionConfigurations)"
 
 _UPDATE_RING_TYPE = "microsoft.graph.windowsUpdateForBusinessConfiguration"
 _IOS_MAM = "#microsoft.graph.iosManagedAppProtection"
@@ -494,6 +523,252 @@ _TYPES: tuple[PolicyType, ...] = (
         read_permission=_DEVICES_READ,
         write_permission=_DEVICES_WRITE,
         assignments=None,
+    ),
+    # ---------------------------------------------------------------- compliance and scripts
+    PolicyType(
+        key="complianceSettingsPolicy",
+        display_name="Compliance policies (settings catalog)",
+        collection="deviceManagement/compliancePolicies",
+        throttle_family="deviceConfigV2",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        # Scheduled actions come only with $expand on the item; settings are paged at 25 like the
+        # settings catalog (the item GET replaces the listed object, so it runs first).
+        read_steps=(
+            ItemGet(_params(**{"$expand": _COMPLIANCE_ACTIONS})),
+            SubCollection("settings", "settings", settings=True),
+        ),
+        name_property="name",
+        settings_count_property="settingCount",
+        assignments=AssignmentSpec(write_status=200),
+        update_method="PUT",
+        child_writes=_params(scheduledActionsForRule="setScheduledActions"),
+        strip_on_restore=(
+            "settingCount", "creationSource", "settings@odata.context",
+            "scheduledActionsForRule@odata.context",
+        ),
+        strip_on_update=("scheduledActionsForRule",),
+    ),
+    PolicyType(
+        key="complianceScript",
+        display_name="Compliance discovery scripts",
+        collection="deviceManagement/deviceComplianceScripts",
+        throttle_family="devices",
+        versions=("beta",),
+        read_permission=_SCRIPTS_READ,
+        write_permission=_SCRIPTS_WRITE,
+        # The list returns detectionScriptContent null; the single GET carries the base64 body.
+        read_steps=(ItemGet(),),
+        assignments=AssignmentSpec(body_key="deviceHealthScriptAssignments", write_status=204),
+        strip_on_restore=("publisher",),
+        # Compliance policies reference their discovery scripts: restore the scripts before them.
+        restore_order=80,
+    ),
+    PolicyType(
+        key="macOSShellScript",
+        display_name="macOS shell scripts",
+        collection="deviceManagement/deviceShellScripts",
+        throttle_family="devices",
+        versions=("beta",),
+        read_permission=_SCRIPTS_READ,
+        write_permission=_SCRIPTS_WRITE,
+        read_steps=(ItemGet(),),
+        assignments=AssignmentSpec(body_key="deviceManagementScriptAssignments", write_status=204),
+    ),
+    PolicyType(
+        key="customAttributeScript",
+        display_name="macOS custom attribute scripts",
+        collection="deviceManagement/deviceCustomAttributeShellScripts",
+        throttle_family="devices",
+        versions=("beta",),
+        read_permission=_SCRIPTS_READ,
+        write_permission=_SCRIPTS_WRITE,
+        read_steps=(ItemGet(),),
+        assignments=AssignmentSpec(body_key="deviceManagementScriptAssignments", write_status=204),
+        # The attribute's name and type are fixed once created.
+        strip_on_update=("customAttributeName", "customAttributeType"),
+    ),
+    # ---------------------------------------------------------------- updates
+    PolicyType(
+        key="driverUpdateProfile",
+        display_name="Windows driver update profiles",
+        collection="deviceManagement/windowsDriverUpdateProfiles",
+        throttle_family="updates",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        # The inventory holds each driver's approval (manual profiles); it is captured for reference,
+        # a restore recreates the profile and approvals follow the target tenant's own inventory.
+        read_steps=(SubCollection("driverInventories", "driverInventories"),),
+        assignments=AssignmentSpec(write_status=204),
+        strip_on_restore=(
+            "driverInventories", "driverInventories@odata.context", "deviceReporting", "newUpdates",
+            "inventorySyncStatus",
+        ),
+    ),
+    # ---------------------------------------------------------------- tenant administration
+    PolicyType(
+        key="roleDefinition",
+        display_name="Intune role definitions",
+        collection="deviceManagement/roleDefinitions",
+        throttle_family="rbac",
+        versions=("v1.0", "beta"),
+        read_permission=_RBAC_READ,
+        write_permission=_RBAC_WRITE,
+        assignments=None,
+        builtin_when=MappingProxyType({"isBuiltIn": True}),
+        builtin_reason="built-in roles exist in every tenant with the same ids and cannot be changed",
+        strip_on_restore=("isBuiltIn", "isBuiltInRoleDefinition"),
+        restore_order=20,
+    ),
+    PolicyType(
+        key="roleAssignment",
+        display_name="Intune role assignments",
+        collection="deviceManagement/roleAssignments",
+        throttle_family="rbac",
+        versions=("v1.0", "beta"),
+        read_permission=_RBAC_READ,
+        write_permission=_RBAC_WRITE,
+        # Which role and which scope tags are navigation properties: expand them on the item.
+        read_steps=(ItemGet(_params(**{"$expand": "roleDefinition($select=id,displayName),roleScopeTags"})),),
+        assignments=None,
+        # Written back with roleDefinition@odata.bind and roleScopeTags@odata.bind.
+        strip_on_restore=(
+            "roleDefinition", "roleDefinition@odata.context", "roleScopeTags",
+            "roleScopeTags@odata.context",
+        ),
+        restore_order=25,
+    ),
+    PolicyType(
+        key="termsAndConditions",
+        display_name="Terms and conditions",
+        collection="deviceManagement/termsAndConditions",
+        throttle_family="companyTerms",
+        versions=("v1.0", "beta"),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        # No assign action: each assignment is POSTed to /assignments on its own.
+        assignments=AssignmentSpec(
+            write_path="assignments", body_key="target", write_status=201, one_per_request=True
+        ),
+        strip_on_restore=("acceptanceStatuses",),
+    ),
+    PolicyType(
+        key="brandingProfile",
+        display_name="Company Portal branding profiles",
+        collection="deviceManagement/intuneBrandingProfiles",
+        throttle_family="companyTerms",
+        versions=("beta",),
+        read_permission=_APPS_READ,
+        write_permission=_APPS_WRITE,
+        # Logos and the landing page image only come back on the single GET.
+        read_steps=(ItemGet(),),
+        name_property="profileName",
+        assignments=AssignmentSpec(write_status=204),
+        # The default profile exists in every tenant: it is updated in place, never created or assigned.
+        strip_on_restore=("isDefaultProfile",),
+    ),
+    PolicyType(
+        key="deviceManagementPartner",
+        display_name="Device management partners",
+        collection="deviceManagement/deviceManagementPartners",
+        throttle_family="enrollment",
+        versions=("v1.0", "beta"),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        assignments=None,
+        backup_only="the partner connection is made from the partner's console with tenant-bound "
+                    "credentials; a copy written through Graph would not be connected",
+    ),
+    PolicyType(
+        key="remoteAssistancePartner",
+        display_name="Remote assistance partners",
+        collection="deviceManagement/remoteAssistancePartners",
+        throttle_family="enrollment",
+        versions=("v1.0", "beta"),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        assignments=None,
+        backup_only="onboarding is a tenant-bound handshake with the partner (beginOnboarding); a "
+                    "copy written through Graph would not be onboarded",
+    ),
+    PolicyType(
+        key="reusablePolicySetting",
+        display_name="Reusable policy settings",
+        collection="deviceManagement/reusablePolicySettings",
+        throttle_family="deviceConfigV2",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        assignments=None,
+        strip_on_restore=("referencingConfigurationPolicyCount",),
+        # Settings catalog policies reference these groups by id.
+        restore_order=70,
+    ),
+    PolicyType(
+        key="policySet",
+        display_name="Policy sets",
+        collection="deviceAppManagement/policySets",
+        throttle_family="deviceConfiguration",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        read_steps=(ItemGet(_params(**{"$expand": "items"})),),
+        # Items and assignments both change through the update action.
+        assignments=AssignmentSpec(write_path="update", write_status=204),
+        child_writes=_params(items="update"),
+        strip_on_restore=("status", "errorCode", "items@odata.context"),
+        strip_on_update=("items",),
+        # Policy sets reference every other kind of policy: restore them last.
+        restore_order=2000,
+    ),
+    # ---------------------------------------------------------------- Entra
+    PolicyType(
+        key="namedLocation",
+        display_name="Conditional Access named locations",
+        collection="identity/conditionalAccess/namedLocations",
+        throttle_family="identity",
+        versions=("v1.0", "beta"),
+        api_version="v1.0",
+        read_permission=_POLICY_READ,
+        write_permission=_CA_WRITE,
+        assignments=None,
+        restore_order=50,
+    ),
+    PolicyType(
+        key="authenticationStrengthPolicy",
+        display_name="Authentication strengths",
+        collection="policies/authenticationStrengthPolicies",
+        throttle_family="identity",
+        versions=("v1.0", "beta"),
+        api_version="v1.0",
+        read_permission=_POLICY_READ,
+        write_permission=_CA_WRITE,
+        # The three built-in strengths are in every tenant with fixed ids and are immutable.
+        exclude_when=MappingProxyType({"policyType": "builtIn"}),
+        read_steps=(SubCollection("combinationConfigurations", "combinationConfigurations"),),
+        assignments=None,
+        child_writes=_params(allowedCombinations="updateAllowedCombinations"),
+        strip_on_restore=(
+            "policyType", "requirementsSatisfied", "combinationConfigurations",
+            "combinationConfigurations@odata.context",
+        ),
+        strip_on_update=("allowedCombinations",),
+        restore_order=55,
+    ),
+    PolicyType(
+        key="conditionalAccessPolicy",
+        display_name="Conditional Access policies",
+        collection="identity/conditionalAccess/policies",
+        throttle_family="identity",
+        versions=("v1.0", "beta"),
+        api_version="v1.0",
+        read_permission=_POLICY_READ,
+        write_permission=_CA_WRITE,
+        # Targets live in the policy's conditions (users, groups, locations), not in assignments.
+        assignments=None,
+        strip_on_restore=("templateId",),
     ),
 )
 

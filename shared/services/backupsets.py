@@ -8,9 +8,10 @@ A set is made by one ``backupset.capture`` run (the multi-item run engine):
 3. batch sub-orchestrations read their members (:meth:`BackupSetService.batch_members`), capture each item
    (:meth:`shared.services.capture.CaptureService.capture`, which settles the set item and the run item)
    and store a summary per batch (:meth:`BackupSetService.close_batch`);
-4. after the last batch, :meth:`BackupSetService.finish` settles any item still pending, completes the run
-   (counts recounted from the items once) and writes the set's verdict. The run is sealed by that order:
-   no batch is running when its counts freeze.
+4. after the last batch, :meth:`BackupSetService.finish` settles any item still pending, records the set's
+   changes against its baseline (the newest earlier complete set that selects at least as much), completes
+   the run (counts recounted from the items once) and writes the set's verdict. The run is sealed by that
+   order: no batch is running when its counts freeze, and the changes are readable once the run is terminal.
 """
 
 from __future__ import annotations
@@ -37,7 +38,17 @@ from shared.domain import (
     backup_set_id_for_run,
     run_id_for_backup_set,
 )
-from shared.domain.backupsets import PlanResult, backup_set_scope, normalise_selection, set_status_for
+from shared.domain.backupsets import (
+    BackupSetChange,
+    PlanResult,
+    backup_set_scope,
+    compare_items,
+    count_changes,
+    coverage_of,
+    is_baseline_for,
+    normalise_selection,
+    set_status_for,
+)
 from shared.domain.batches import BATCH_SIZE, BatchSummary, batch_count, chunked
 from shared.errors import ConcurrentUpdate, Conflict, NotFound, RunNotFound
 from shared.graph.catalog import CATALOG
@@ -56,6 +67,9 @@ _TRANSIENT = (GraphThrottled, GraphServerError, GraphIncompleteRead)
 _MAX_TARGET_ATTEMPTS = 8
 NOT_CAPTURED = ErrorInfo(code="item-not-captured",
                          message="The item was not captured before the run ended.")
+FOUNDATION_TYPES = frozenset(key for key, policy_type in CATALOG.items() if policy_type.foundation)
+# Rows per query when a whole set is read to compare it (the most Table Storage returns per page).
+_READ_PAGE = 1000
 
 
 class BackupSetNotFound(NotFound):
@@ -215,6 +229,8 @@ class BackupSetService:
         run = self._runs.get(tenant_id=tenant_id, run_id=run_id)
         if not run.status.is_terminal:
             self._settle_pending(tenant_id, run_id, backup_set_id)
+            self._record_changes(self._sets.get_set(tenant_id=tenant_id, backup_set_id=backup_set_id)
+                                 or set_of_run(run))
             run = self._runs.complete(tenant_id=tenant_id, run_id=run_id, failure=failure)
         backup_set = self._sets.get_set(tenant_id=tenant_id, backup_set_id=backup_set_id) or set_of_run(run)
         self._sets.put_set(backup_set.model_copy(update={
@@ -223,6 +239,48 @@ class BackupSetService:
             "captured_count": run.counts.succeeded, "failed_count": run.counts.failed,
             "completed_at": run.finished_at}))
         return run
+
+    def _record_changes(self, backup_set: BackupSet) -> None:
+        """Compare a settled set with its baseline; store one change row per line and the counts on the set.
+
+        Runs before the run completes, so whoever sees the run terminal can read its changes. A repeat
+        (the finish activity ran twice) rewrites the same rows. A set whose plan never listed the selection
+        is not compared: with nothing listed, every policy of the baseline would look deleted.
+        """
+        if backup_set.item_count is None:
+            return
+        baseline = self._baseline_for(backup_set)
+        items = self._all_items(backup_set)
+        changes = compare_items(backup_set, items, self._all_items(baseline) if baseline else None,
+                                coverage_of(backup_set, FOUNDATION_TYPES))
+        self._sets.put_changes(changes)
+        self._sets.put_set(backup_set.model_copy(update={
+            "compared_with": baseline.id if baseline else None, "changes": count_changes(changes)}))
+        logger.info("backup set compared backup_set_id=%s baseline=%s changes=%d", backup_set.id,
+                    baseline.id if baseline else None, len(changes))
+
+    def _baseline_for(self, backup_set: BackupSet) -> BackupSet | None:
+        """The newest earlier complete set of the tenant that ``backup_set`` can be compared with."""
+        continuation: str | None = None
+        while True:
+            page = self._sets.list_sets(tenant_id=backup_set.tenant_id, top=200, continuation=continuation)
+            for candidate in page.items:  # newest first
+                if is_baseline_for(candidate, backup_set, FOUNDATION_TYPES):
+                    return candidate
+            if not page.continuation:
+                return None
+            continuation = page.continuation
+
+    def _all_items(self, backup_set: BackupSet) -> list[BackupSetItem]:
+        items: list[BackupSetItem] = []
+        continuation: str | None = None
+        while True:
+            page = self._sets.list_items(tenant_id=backup_set.tenant_id, backup_set_id=backup_set.id,
+                                         top=_READ_PAGE, continuation=continuation)
+            items.extend(page.items)
+            if not page.continuation:
+                return items
+            continuation = page.continuation
 
     def _settle_pending(self, tenant_id: str, run_id: str, backup_set_id: str) -> None:
         now = self._clock()
@@ -264,6 +322,17 @@ class BackupSetService:
         self.get_set(tenant_id=tenant_id, backup_set_id=backup_set_id)
         return self._sets.list_items(tenant_id=tenant_id, backup_set_id=backup_set_id, top=top,
                                      continuation=continuation)
+
+    def list_changes(self, *, tenant_id: str, backup_set_id: str, top: int = 100,
+                     continuation: str | None = None) -> tuple[BackupSet, Page[BackupSetChange]]:
+        """A set (for its baseline) and a page of its changes ordered by item id (empty until it finishes).
+
+        Raises:
+            BackupSetNotFound: no such set in this tenant.
+        """
+        backup_set = self.get_set(tenant_id=tenant_id, backup_set_id=backup_set_id)
+        return backup_set, self._sets.list_changes(tenant_id=tenant_id, backup_set_id=backup_set_id, top=top,
+                                                   continuation=continuation)
 
     def item_body(self, *, tenant_id: str, backup_set_id: str, item_id: str) -> bytes:
         """The captured JSON of one item, as stored (Graph's object with its sub-collections merged in).

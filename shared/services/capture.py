@@ -12,14 +12,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from shared.credentials import CredentialUnavailable, GraphCredential
 from shared.domain import BackupSetItem, ErrorInfo, ItemOutcome, ManagedTenant, SnapshotRecord
 from shared.domain.capture import CaptureItemInput, CaptureItemResult, capture_item_id
+from shared.domain.normalise import NormalForm, normalised_hash
 from shared.errors import AppError, InvalidRequest, TenantNotFound
-from shared.graph.catalog import CATALOG
+from shared.graph.catalog import (
+    CATALOG,
+    COMMON_STRIP_ON_RESTORE,
+    ItemGet,
+    PerElementSubCollection,
+    PolicyType,
+    SubCollection,
+)
 from shared.graph.client import GraphClient
 from shared.graph.errors import (
     GraphAuthError,
@@ -35,7 +44,7 @@ from shared.graph.reader import CapturedPolicy, PolicyReader, PolicySummary
 from shared.ports import BackupSetRepository, BlobStore, SnapshotIndex, TenantRepository
 from shared.services.runs import RunService
 
-__all__ = ["CaptureService", "require_policy_type"]
+__all__ = ["POLICY_NORMAL_FORM", "CaptureService", "policy_normal_form", "require_policy_type"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +54,43 @@ CredentialResolver = Callable[[ManagedTenant], GraphCredential]
 _CREDENTIAL_REFUSED = frozenset({"AADSTS7000215", "AADSTS7000222", "AADSTS700027", "AADSTS700024"})
 # Faults worth another attempt after a pause: Graph is busy or briefly broken, or a page came back short.
 _TRANSIENT = (GraphThrottled, GraphServerError, GraphIncompleteRead)
+
+# Stamped by the service on every write, at any depth (``version`` too: Graph bumps it on each update).
+_SERVICE_STAMPS = frozenset({"createdDateTime", "lastModifiedDateTime", "modifiedDateTime", "version",
+                             "lastSyncDateTime"})
+# Read-only properties of a policy that the service computes from others or changes on its own (counts,
+# Microsoft's display and support dates); the catalog lists them only per type for restores, mixed with
+# properties that are written through other calls, so they are named here.
+_COMPUTED = frozenset({"settingCount", "deployedAppCount", "highestAvailableVersion", "endOfSupportDate",
+                       "deployableContentDisplayName", "releaseDateDisplayName"})
+# In ``a($select=x,y;$filter=...),b($expand=c)`` the names are a, b and c: nested options other than
+# ``$expand`` name properties of the expanded object, not collections.
+_NESTED_OPTION = re.compile(r"\$(?!expand=)\w+=[^;)]*")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+
+
+def policy_normal_form(types: Iterable[PolicyType]) -> NormalForm:
+    """The normal form of captured policies of ``types``: what a change check ignores and sorts.
+
+    Collections read through their own calls or ``$expand`` (settings, definition and presentation values,
+    scheduled actions, localized messages, apps) and assignments come back in no guaranteed order; the
+    service-managed properties removed before a restore are dropped, except ``assignments``, which are
+    content: retargeting a policy is a change.
+    """
+    unordered = {"assignments"}
+    for policy_type in types:
+        for step in policy_type.read_steps:
+            if isinstance(step, SubCollection | PerElementSubCollection):
+                unordered.add(step.into)
+            if isinstance(step, ItemGet):
+                expand = _NESTED_OPTION.sub("", step.params.get("$expand", ""))
+                unordered |= {name for name in _NAME.findall(expand) if name != "expand"}
+    return NormalForm(drop_everywhere=_SERVICE_STAMPS,
+                      drop_top_level=(frozenset(COMMON_STRIP_ON_RESTORE) - {"assignments"}) | _COMPUTED,
+                      unordered=frozenset(unordered), unordered_scalars=frozenset({"roleScopeTagIds"}))
+
+
+POLICY_NORMAL_FORM = policy_normal_form(CATALOG.values())
 
 
 def require_policy_type(policy_type: str) -> str:
@@ -177,10 +223,12 @@ class CaptureService:
         written = await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id,
                                           run_id=item.run_id, outcome=outcome)
         if written and item.backup_set_id is not None:
+            # Computed here, while the body is in memory: the set's change check compares these hashes.
+            normal = normalised_hash(captured.body, POLICY_NORMAL_FORM)
             await asyncio.to_thread(self._put_set_item, item, item_id, lambda row: row.model_copy(update={
                 "display_name": captured.name, "status": "captured", "captured_at": now,
-                "content_hash": content_hash, "size_bytes": size, "complete": captured.complete,
-                "attempts": item.attempt, "error": None}))
+                "content_hash": content_hash, "normalised_hash": normal, "size_bytes": size,
+                "complete": captured.complete, "attempts": item.attempt, "error": None}))
         logger.info("policy captured run_id=%s item=%s size=%d hash=%s", item.run_id, item_id, size,
                     content_hash[:12])
         return CaptureItemResult(item_id=item_id, status="succeeded", content_hash=content_hash,

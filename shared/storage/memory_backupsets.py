@@ -6,10 +6,11 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page
+from shared.domain.backupsets import BackupSetChange
 from shared.domain.batches import TRANSACTION_ROWS, chunked
 from shared.storage.keys import validate_key
 from shared.storage.memory import _page
-from shared.storage.table_backupsets import batch_row_key, item_row_key, set_row_key
+from shared.storage.table_backupsets import batch_row_key, change_row_key, item_row_key, set_row_key
 
 __all__ = ["InMemoryBackupSetRepository"]
 
@@ -22,6 +23,7 @@ class InMemoryBackupSetRepository:
         self._sets: dict[tuple[str, str], BackupSet] = {}
         self._items: dict[tuple[str, str], BackupSetItem] = {}
         self._batches: dict[tuple[str, str], BackupSetBatch] = {}
+        self._changes: dict[tuple[str, str], BackupSetChange] = {}
         # Entity-group transactions made, so tests can count storage writes the way the adapter makes them.
         self.transactions = 0
 
@@ -85,6 +87,25 @@ class InMemoryBackupSetRepository:
         """Return one batch, or ``None``."""
         with self._lock:
             return self._batches.get((tenant_id, batch_row_key(backup_set_id, batch)))
+
+    def put_changes(self, changes: Sequence[BackupSetChange]) -> None:
+        """Create or replace lines of a set's changes (all or nothing per 100 rows)."""
+        for chunk in chunked(list(changes), TRANSACTION_ROWS):
+            keyed = {(validate_key(c.tenant_id, what="tenant id"),
+                      change_row_key(c.backup_set_id, c.item_id)): c for c in chunk}
+            self._check_one_partition(keyed)
+            with self._lock:
+                self._changes.update(keyed)
+                self.transactions += 1
+
+    def list_changes(self, *, tenant_id: str, backup_set_id: str, top: int = 100,
+                     continuation: str | None = None) -> Page[BackupSetChange]:
+        """Return a set's changes ordered by item id."""
+        validate_key(backup_set_id, what="backup set id")
+        with self._lock:
+            rows = sorted((key, change) for (tenant, key), change in self._changes.items()
+                          if tenant == tenant_id and change.backup_set_id == backup_set_id)
+        return _page(rows, top, continuation)
 
     @staticmethod
     def _check_one_partition(keyed: Mapping[tuple[str, str], object]) -> None:

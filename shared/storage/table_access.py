@@ -25,6 +25,7 @@ from shared.domain import AuditEvent, Grant, ManagedTenant, Role
 from shared.errors import ConcurrentUpdate, InvalidRequest
 from shared.ports import Stored
 from shared.storage.keys import validate_key
+from shared.storage.rows import prefix_range
 from shared.storage.table_audit import audit_entity, tenant_partition
 from shared.storage.table_common import body_json, etag_of, get_entity, pack_body
 
@@ -71,7 +72,7 @@ class TableTenantRepository:
 
 
 _GRANT_PREFIX = "grant|"
-_GRANT_RANGE = {"lo": _GRANT_PREFIX, "hi": _GRANT_PREFIX[:-1] + chr(ord(_GRANT_PREFIX[-1]) + 1)}
+_GRANT_RANGE = prefix_range(_GRANT_PREFIX)
 _PRINCIPAL_PARTITION_PREFIX = "principal|"
 
 

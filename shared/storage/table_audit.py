@@ -16,13 +16,14 @@ from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from shared.domain import AUDIT_ID_PREFIX, AuditEvent, Page, invert_sortable
 from shared.storage.keys import validate_key
+from shared.storage.rows import prefix_range
 from shared.storage.table_common import body_json, pack_body, page_query
 
 __all__ = ["AUDIT_PREFIX", "TableAuditRepository", "audit_entity", "audit_row_key", "tenant_partition"]
 
 TENANT_PARTITION_PREFIX = "tenant|"
 AUDIT_PREFIX = "audit|"
-_AUDIT_RANGE = {"lo": AUDIT_PREFIX, "hi": AUDIT_PREFIX[:-1] + chr(ord(AUDIT_PREFIX[-1]) + 1)}
+_AUDIT_RANGE = prefix_range(AUDIT_PREFIX)
 _RANGE_FILTER = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
 
 

@@ -6,6 +6,7 @@ entity-group transactions of up to 100 rows::
     set|<inverted set ulid>         a set (newest first in key order; JSON body)
     item|<set id>|<item id>         one policy of a set (Status for filters; JSON body)
     batch|<set id>|<batch number>   a batch's members and, once it ran, its summary (JSON body)
+    change|<set id>|<item id>       one line of the set's changes against its baseline (JSON body)
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from typing import Any
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page, invert_sortable
-from shared.domain.backupsets import BACKUP_SET_ID_PREFIX
+from shared.domain.backupsets import BACKUP_SET_ID_PREFIX, BackupSetChange
 from shared.domain.batches import TRANSACTION_ROWS, chunked
 from shared.storage.keys import validate_key
 from shared.storage.table_common import body_json, get_entity, pack_body, page_query
 
-__all__ = ["TableBackupSetRepository", "batch_row_key", "item_row_key", "set_row_key"]
+__all__ = ["TableBackupSetRepository", "batch_row_key", "change_row_key", "item_row_key", "set_row_key"]
 
 SET_PREFIX = "set|"
 ITEM_PREFIX = "item|"
 BATCH_PREFIX = "batch|"
+CHANGE_PREFIX = "change|"
 _RANGE_FILTER = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
 
 
@@ -46,6 +48,12 @@ def item_row_key(backup_set_id: str, item_id: str) -> str:
 def batch_row_key(backup_set_id: str, batch: int) -> str:
     """RowKey of one batch of a set (zero-padded, so batches sort by number)."""
     return f"{BATCH_PREFIX}{validate_key(backup_set_id, what='backup set id')}|{batch:06d}"
+
+
+def change_row_key(backup_set_id: str, item_id: str) -> str:
+    """RowKey of one line of a set's changes (by item id, so the list pages in item order)."""
+    return f"{CHANGE_PREFIX}{validate_key(backup_set_id, what='backup set id')}|" \
+           f"{validate_key(item_id, what='item id')}"
 
 
 def _range(prefix: str) -> dict[str, str]:
@@ -132,6 +140,24 @@ class TableBackupSetRepository:
         entity = get_entity(self._table, validate_key(tenant_id, what="tenant id"),
                             batch_row_key(backup_set_id, batch))
         return BackupSetBatch.model_validate(body_json(entity)) if entity is not None else None
+
+    def put_changes(self, changes: Sequence[BackupSetChange]) -> None:
+        """Create or replace lines of a set's changes, one entity-group transaction per 100 rows."""
+        for chunk in chunked(list(changes), TRANSACTION_ROWS):
+            self._submit([(change.tenant_id, {
+                "PartitionKey": validate_key(change.tenant_id, what="tenant id"),
+                "RowKey": change_row_key(change.backup_set_id, change.item_id),
+                **pack_body(change.model_dump_json()),
+            }) for change in chunk])
+
+    def list_changes(self, *, tenant_id: str, backup_set_id: str, top: int = 100,
+                     continuation: str | None = None) -> Page[BackupSetChange]:
+        """Return a set's changes ordered by item id."""
+        prefix = f"{CHANGE_PREFIX}{validate_key(backup_set_id, what='backup set id')}|"
+        params = {"pk": validate_key(tenant_id, what="tenant id"), **_range(prefix)}
+        return page_query(self._table, query_filter=_RANGE_FILTER, parameters=params, top=top,
+                          continuation=continuation,
+                          convert=lambda entity: BackupSetChange.model_validate(body_json(entity)))
 
     def _submit(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
         if not rows:

@@ -39,17 +39,18 @@ from shared.storage.rows import (
     ACTIVE_PREFIX,
     IDEMPOTENCY_PREFIX,
     LOCK_PREFIX,
+    OUTBOX_PREFIX,
     RUN_PREFIX,
+    prefix_range,
     run_row_key,
 )
 from shared.storage.table_common import body_json, etag_of, get_entity, pack_body, page_query
 
 __all__ = ["TableRunRepository"]
 
-OUTBOX_PREFIX = "outbox|"
-_RUN_RANGE = {"lo": RUN_PREFIX, "hi": RUN_PREFIX[:-1] + chr(ord(RUN_PREFIX[-1]) + 1)}
-_OUTBOX_RANGE = {"lo": OUTBOX_PREFIX, "hi": OUTBOX_PREFIX[:-1] + chr(ord(OUTBOX_PREFIX[-1]) + 1)}
-_ACTIVE_RANGE = {"lo": ACTIVE_PREFIX, "hi": ACTIVE_PREFIX[:-1] + chr(ord(ACTIVE_PREFIX[-1]) + 1)}
+_RUN_RANGE = prefix_range(RUN_PREFIX)
+_OUTBOX_RANGE = prefix_range(OUTBOX_PREFIX)
+_ACTIVE_RANGE = prefix_range(ACTIVE_PREFIX)
 _RANGE_FILTER = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
 # One tenant's partition at a time: a RowKey range without the PartitionKey would scan the whole table
 # (see docs/architecture.md, "The launcher", for the cost of each).

@@ -16,6 +16,10 @@ CONTRACT_KEYS = {
     "powerShellScript", "remediationScript", "endpointSecurityIntent", "featureUpdateProfile",
     "qualityUpdateProfile", "appProtectionPolicy", "appConfigurationPolicy", "enrollmentConfiguration",
     "autopilotProfile", "assignmentFilter", "scopeTag", "notificationTemplate", "deviceCategory",
+    "complianceSettingsPolicy", "complianceScript", "macOSShellScript", "customAttributeScript",
+    "driverUpdateProfile", "roleDefinition", "roleAssignment", "termsAndConditions", "brandingProfile",
+    "deviceManagementPartner", "remoteAssistancePartner", "reusablePolicySetting", "policySet",
+    "conditionalAccessPolicy", "namedLocation", "authenticationStrengthPolicy",
 }
 
 
@@ -25,10 +29,54 @@ def test_catalog_has_exactly_the_contract_types() -> None:
 
 def test_restore_order_puts_foundations_first() -> None:
     order = [t.key for t in restore_sequence()]
-    assert order[:3] == ["scopeTag", "assignmentFilter", "notificationTemplate"]
-    assert all(t.restore_order == 1000 for t in restore_sequence() if not t.foundation)
+    assert order[:2] == ["scopeTag", "assignmentFilter"]
     assert {t.key for t in CATALOG.values() if t.foundation} == {
         "scopeTag", "assignmentFilter", "notificationTemplate"}
+    # What others reference comes before them: roles before their assignments, locations and strengths
+    # before Conditional Access, compliance scripts before compliance policies, policy sets last.
+    for first, then in [("roleDefinition", "roleAssignment"), ("namedLocation", "conditionalAccessPolicy"),
+                        ("authenticationStrengthPolicy", "conditionalAccessPolicy"),
+                        ("complianceScript", "complianceSettingsPolicy"),
+                        ("reusablePolicySetting", "settingsCatalog"),
+                        ("notificationTemplate", "compliancePolicy")]:
+        assert order.index(first) < order.index(then), (first, then)
+    assert order[-1] == "policySet"
+    assert all(t.restore_order < 1000 for t in restore_sequence() if t.foundation)
+
+
+def test_every_type_states_its_capabilities_and_why_it_is_backup_only() -> None:
+    for policy_type in CATALOG.values():
+        caps = policy_type.capabilities
+        assert caps["capture"] is True
+        assert caps["backupOnly"] is (policy_type.backup_only is not None)
+        if caps["backupOnly"]:
+            assert caps["create"] is caps["update"] is caps["assignments"] is False
+            assert isinstance(caps["backupOnlyReason"], str)
+            assert len(caps["backupOnlyReason"]) > 20
+        assert policy_type.read_permission.endswith(".Read.All")
+        assert policy_type.write_permission != policy_type.read_permission
+    backup_only = {k for k, t in CATALOG.items() if t.backup_only}
+    assert backup_only == {"deviceManagementPartner", "remoteAssistancePartner"}
+    roles = get_policy_type("roleDefinition")
+    assert roles.is_builtin({"isBuiltIn": True})
+    assert not roles.is_builtin({"isBuiltIn": False})
+    assert roles.capabilities["builtInItemsBackupOnly"]
+    assert get_policy_type("conditionalAccessPolicy").assignments is None
+    assert get_policy_type("conditionalAccessPolicy").api_version == "v1.0"
+    terms = get_policy_type("termsAndConditions").assignments
+    assert terms is not None
+    assert terms.one_per_request
+    strengths = get_policy_type("authenticationStrengthPolicy")
+    assert not strengths.keeps({"policyType": "builtIn"})
+    assert strengths.keeps({"policyType": "custom"})
+
+
+def test_demo_consent_covers_every_catalog_permission() -> None:
+    from localdev.stack import DEMO_GRAPH_ROLES
+
+    for policy_type in CATALOG.values():
+        assert policy_type.read_permission in DEMO_GRAPH_ROLES, policy_type.key
+        assert policy_type.write_permission in DEMO_GRAPH_ROLES, policy_type.key
 
 
 def test_type_specific_facts() -> None:
@@ -59,6 +107,14 @@ def test_type_specific_facts() -> None:
         ("GET", "/beta/deviceManagement/windowsAutopilotDeploymentProfiles",
          "DeviceManagementServiceConfig.Read.All"),
         ("GET", "/v1.0/groups", "Group.Read.All"),
+        ("GET", "/v1.0/identity/conditionalAccess/policies/x", "Policy.Read.All"),
+        ("PATCH", "/v1.0/identity/conditionalAccess/namedLocations/x",
+         "Policy.ReadWrite.ConditionalAccess"),
+        ("GET", "/v1.0/policies/authenticationStrengthPolicies/x/combinationConfigurations",
+         "Policy.Read.All"),
+        ("GET", "/beta/deviceManagement/deviceShellScripts/x", "DeviceManagementScripts.Read.All"),
+        ("POST", "/beta/deviceManagement/roleAssignments", "DeviceManagementRBAC.ReadWrite.All"),
+        ("GET", "/beta/deviceManagement/intuneBrandingProfiles/x", "DeviceManagementApps.Read.All"),
         ("GET", "/beta/me", None),
     ],
 )

@@ -46,6 +46,42 @@ def assert_same_content(captured: CapturedPolicy, server: dict[str, Any]) -> Non
         assert len(body["settings"]) == len(server["settings"]) > 0
     if key == "notificationTemplate":
         assert len(body["localizedNotificationMessages"]) == len(server["localizedNotificationMessages"]) > 0
+    if key == "complianceSettingsPolicy":
+        assert [s["id"] for s in body["settings"]] == [s["id"] for s in server["settings"]]
+        assert captured.settings_count_reported == captured.settings_count_captured == len(server["settings"])
+        def action_ids(policy: dict[str, Any]) -> list[list[str]]:
+            return [[a["id"] for a in r["scheduledActionConfigurations"]]
+                    for r in policy["scheduledActionsForRule"]]
+
+        assert action_ids(body) == action_ids(server)
+    if key == "complianceScript":
+        assert body["detectionScriptContent"] == server["detectionScriptContent"]
+        assert body["detectionScriptContent"]
+    if key in ("macOSShellScript", "customAttributeScript"):
+        assert body["scriptContent"] == server["scriptContent"]
+        assert body["scriptContent"]
+    if key == "driverUpdateProfile":
+        assert body["driverInventories"] == server["driverInventories"]
+    if key == "roleAssignment":
+        assert body["roleDefinition"]["id"] == server["roleDefinition"]["id"]
+        assert [t["id"] for t in body["roleScopeTags"]] == [t["id"] for t in server["roleScopeTags"]]
+        assert body["members"] == server["members"]
+    if key == "roleDefinition":
+        assert body["rolePermissions"] == server["rolePermissions"]
+    if key == "brandingProfile":
+        assert body["themeColorLogo"] == server["themeColorLogo"]
+    if key == "policySet":
+        assert [i["payloadId"] for i in body["items"]] == [i["payloadId"] for i in server["items"]]
+        assert body["items"]
+    if key == "authenticationStrengthPolicy":
+        assert body["combinationConfigurations"] == server["combinationConfigurations"]
+        assert body["allowedCombinations"] == server["allowedCombinations"]
+    if key in ("conditionalAccessPolicy", "namedLocation", "deviceManagementPartner",
+               "remoteAssistancePartner", "reusablePolicySetting", "termsAndConditions"):
+        # The list holds the whole object: every stored property is captured as stored.
+        assert {k: v for k, v in body.items() if k != "assignments"} == {
+            k: v for k, v in server.items() if k != "assignments" and not k.startswith("_")
+            and k not in ("acceptanceStatuses", "referencingConfigurationPolicies")}
     if CATALOG[key].assignments is not None and "assignments" in server:
         assert sorted(a["id"] for a in body["assignments"]) == sorted(a["id"] for a in server["assignments"])
 

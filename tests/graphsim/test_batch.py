@@ -96,3 +96,35 @@ def test_items_are_throttled_and_faulted_individually(sim, graph, tenant_id):
     inner = next(r for r in throttled.json()["responses"] if r["status"] == 429)
     assert "Retry-After" in inner["headers"]
     assert inner["body"]["error"]["code"] == "TooManyRequests"
+
+
+def test_numeric_ids_are_accepted_and_answered_as_strings(graph):
+    client = graph()
+    response = client.post("/$batch", json={"requests": [
+        {"id": 1, "method": "GET", "url": f"{DM}/deviceCategories"},
+        {"id": 2, "method": "GET", "url": f"{DM}/roleScopeTags", "dependsOn": [1]},
+    ]})
+    assert response.status_code == 200, response.text
+    answers = response.json()["responses"]
+    assert sorted(r["id"] for r in answers) == ["1", "2"]
+    assert all(isinstance(r["id"], str) and r["status"] == 200 for r in answers)
+    # Booleans are not ids.
+    assert client.post("/$batch", json={"requests": [
+        {"id": True, "method": "GET", "url": f"{DM}/deviceCategories"}]}).status_code == 400
+
+
+def test_select_without_id_still_returns_the_id_on_intune_routes_inside_a_batch(graph):
+    client = graph()
+    response = client.post("/$batch", json={"requests": [
+        {"id": "1", "method": "GET", "url": f"{DM}/deviceShellScripts?$select=displayName"},
+        {"id": "2", "method": "GET", "url": "/groups?$select=displayName"},
+    ]})
+    by_id = {r["id"]: r for r in response.json()["responses"]}
+    scripts = by_id["1"]["body"]["value"]
+    assert scripts
+    assert all(set(s) == {"id", "displayName", "@odata.type"} for s in scripts)
+    one = client.get(f"{DM}/deviceShellScripts/{scripts[0]['id']}", params={"$select": "fileName"}).json()
+    assert one["id"] == scripts[0]["id"]
+    assert "displayName" not in one
+    # Entra answers only what was selected.
+    assert all("id" not in g for g in by_id["2"]["body"]["value"])

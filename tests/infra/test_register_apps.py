@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from shared.domain.access import PLATFORM_ADMIN_ROLE
+from shared.graph.catalog import CATALOG
 from tests.infra import checks
 from tests.infra.bicep_model import REPO_ROOT, Infra
 
@@ -295,3 +296,12 @@ def test_script_reads_only_outputs_that_main_bicep_declares(infra: Infra) -> Non
     assert read - {"AZURE_ENV_NAME", "GRAPH_CLIENT_ID"} <= set(infra.main.outputs)
     assert {"AZURE_TENANT_ID", "AZURE_USER_ASSIGNED_IDENTITY_PRINCIPAL_ID", "AZURE_FUNCTION_APP_URL"} <= read
     assert set(checks.REQUIRED_OUTPUTS) <= set(infra.main.outputs)
+
+
+def test_every_catalog_permission_is_requested_for_its_feature(register_apps: ModuleType) -> None:
+    # A type added to the catalog must not fail in a deployed tenant for want of consent.
+    backup = set(register_apps.FEATURE_PERMISSIONS["backup"])
+    restore = set(register_apps.FEATURE_PERMISSIONS["restore"])
+    for policy_type in CATALOG.values():
+        assert policy_type.read_permission in backup, (policy_type.key, policy_type.read_permission)
+        assert policy_type.write_permission in restore, (policy_type.key, policy_type.write_permission)

@@ -18,7 +18,7 @@ from shared.domain import (
     Selection,
     new_run_id,
 )
-from shared.domain.backupsets import backup_set_id_for_run
+from shared.domain.backupsets import BackupSetChange, backup_set_id_for_run
 from shared.errors import InvalidRequest
 from shared.ports import BackupSetRepository
 
@@ -86,6 +86,27 @@ class BackupSetContract:
         sets.put_batches([done])
         assert sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=1) == done
         assert sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=9) is None
+
+    def test_changes_are_written_in_chunks_and_paged_in_item_order_per_set(
+            self, sets: BackupSetRepository) -> None:
+        backup_set, other_set = a_set(), a_set()
+        kinds = ("new", "changed", "unchanged", "deleted")
+        changes = [BackupSetChange(tenant_id=TENANT, backup_set_id=backup_set.id,
+                                   item_id=f"settingsCatalog:p-{n:04d}", policy_type="settingsCatalog",
+                                   source_id=f"p-{n:04d}", display_name=f"P{n}", change=kinds[n % 4])
+                   for n in reversed(range(130))]
+        sets.put_changes(changes)
+        sets.put_changes([changes[0].model_copy(update={"backup_set_id": other_set.id})])
+        sets.put_changes(changes[:1])  # a repeat replaces the same row
+        page = sets.list_changes(tenant_id=TENANT, backup_set_id=backup_set.id, top=100)
+        rest = sets.list_changes(tenant_id=TENANT, backup_set_id=backup_set.id, top=100,
+                                 continuation=page.continuation)
+        assert rest.continuation is None
+        assert page.items + rest.items == sorted(changes, key=lambda c: c.item_id)
+        assert len(sets.list_changes(tenant_id=TENANT, backup_set_id=other_set.id).items) == 1
+        assert sets.list_changes(tenant_id=OTHER, backup_set_id=backup_set.id).items == []
+        # Change rows are not items of the set.
+        assert sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id).items == []
 
     def test_keys_that_table_storage_refuses_are_refused(self, sets: BackupSetRepository) -> None:
         backup_set = a_set()

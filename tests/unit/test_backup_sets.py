@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -10,11 +13,13 @@ from shared.domain import BackupSetRequest, ErrorInfo, ItemOutcome, Principal, R
 from shared.domain.backupsets import MAX_SELECTED_POLICIES, SelectionBody, normalise_selection
 from shared.domain.batches import batch_count, batch_windows, chunked, retry_round, summarise_batch
 from shared.domain.capture import CaptureItemResult
+from shared.domain.normalise import normalised_hash
 from shared.errors import InvalidRequest, PayloadTooLarge
-from shared.graph.catalog import CATALOG
+from shared.graph.catalog import CATALOG, ItemGet
 from shared.graph.errors import GraphThrottled
 from shared.graph.reader import PolicySummary
-from shared.services.backupsets import BackupSetService
+from shared.services.backupsets import BackupSetService, PolicyLister
+from shared.services.capture import POLICY_NORMAL_FORM, policy_normal_form
 from shared.storage.memory import InMemoryBlobStore
 from shared.storage.memory_backupsets import InMemoryBackupSetRepository
 from tests.fakes import RunsHarness
@@ -102,7 +107,7 @@ class FakeGraph:
                 for n in range(self.per_type.get(policy_type, 0))]
 
 
-def harness(graph: FakeGraph, batch_size: int = 3) -> tuple[RunsHarness, InMemoryBackupSetRepository,
+def harness(graph: PolicyLister, batch_size: int = 3) -> tuple[RunsHarness, InMemoryBackupSetRepository,
                                                              BackupSetService]:
     runs = RunsHarness()
     sets = InMemoryBackupSetRepository()
@@ -188,3 +193,208 @@ class TestPlanAndFinish:
         assert again.run.id == first.run.id
         assert again_set.id == first.run.id.replace("run_", "bs_")
         assert len(sets.list_sets(tenant_id=TENANT).items) == 1
+
+
+def a_policy() -> dict[str, Any]:
+    """A captured settings catalog policy, as the reader merges it, with two settings and two assignments."""
+    return {
+        "@odata.context": "https://graph.microsoft.com/beta/$metadata#configurationPolicies/$entity",
+        "id": "pol-1", "name": "Baseline", "description": "d", "platforms": "windows10",
+        "createdDateTime": "2026-01-01T00:00:00Z", "lastModifiedDateTime": "2026-01-02T00:00:00Z",
+        "settingCount": 2, "roleScopeTagIds": ["0", "7"], "isAssigned": True,
+        "settings@odata.context": "https://graph.microsoft.com/beta/$metadata#settings",
+        "settings": [
+            {"id": "0", "settingInstance": {"settingDefinitionId": "firewall_enabled",
+                                            "choiceSettingValue": {"value": "on", "children": []}}},
+            {"id": "1", "settingInstance": {"settingDefinitionId": "dns_servers",
+                                            "simpleSettingCollectionValue": [{"value": "10.0.0.1"},
+                                                                             {"value": "10.0.0.2"}]}},
+        ],
+        "assignments": [
+            {"id": "pol-1_g1", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget",
+                                          "groupId": "g1"}},
+            {"id": "pol-1_g2", "target": {"@odata.type": "#microsoft.graph.exclusionGroupAssignmentTarget",
+                                          "groupId": "g2"}},
+        ],
+    }
+
+
+class TestNormalForm:
+    def test_what_graph_changes_on_its_own_leaves_the_hash_alone(self) -> None:
+        first = a_policy()
+        again = a_policy()
+        # Another read: collections in another order, new timestamps, versions and annotations, and the
+        # settings renumbered (Graph numbers them by position).
+        again["settings"] = [dict(again["settings"][1], id="0"), dict(again["settings"][0], id="1")]
+        again["assignments"].reverse()
+        again["roleScopeTagIds"] = ["7", "0"]
+        again["lastModifiedDateTime"] = "2026-03-03T00:00:00Z"
+        again["version"] = 9
+        again["assignments@odata.context"] = "https://graph.microsoft.com/beta/$metadata#assignments"
+        again["settings"][0]["settingInstance"]["@odata.type"] = "#microsoft.graph.x"
+        first["settings"][1]["settingInstance"]["@odata.type"] = "#microsoft.graph.x"
+        read = copy.deepcopy(again)
+        assert normalised_hash(first, POLICY_NORMAL_FORM) == normalised_hash(again, POLICY_NORMAL_FORM)
+        assert again == read, "the captured body itself is left as Graph returned it"
+
+    @pytest.mark.parametrize("edit", [
+        lambda p: p["settings"][0]["settingInstance"]["choiceSettingValue"].update(value="off"),
+        lambda p: p["assignments"][1]["target"].update(groupId="g3"),
+        lambda p: p["assignments"].pop(),
+        lambda p: p["roleScopeTagIds"].append("9"),
+        lambda p: p.update(description="changed"),
+        # The order of values the admin lists (DNS servers) is theirs: it is content, not Graph's whim.
+        lambda p: p["settings"][1]["settingInstance"]["simpleSettingCollectionValue"].reverse(),
+    ])
+    def test_a_change_an_admin_makes_changes_the_hash(self, edit: Any) -> None:
+        edited = a_policy()
+        edit(edited)
+        assert normalised_hash(edited, POLICY_NORMAL_FORM) != normalised_hash(a_policy(), POLICY_NORMAL_FORM)
+
+    def test_the_unordered_collections_come_from_the_catalog(self) -> None:
+        assert {"settings", "assignments", "definitionValues", "presentationValues",
+                "scheduledActionsForRule", "scheduledActionConfigurations", "apps",
+                "localizedNotificationMessages"} <= POLICY_NORMAL_FORM.unordered
+        assert "assignments" not in POLICY_NORMAL_FORM.drop_top_level
+        expanding = dataclasses.replace(CATALOG["powerShellScript"], read_steps=(ItemGet(MappingProxyType({
+            "$expand": "roleDefinition($select=id,displayName),roleScopeTags($expand=tags;$top=5)"})),))
+        assert policy_normal_form([expanding]).unordered == {"assignments", "roleDefinition", "roleScopeTags",
+                                                             "tags"}
+
+
+class Tenant:
+    """A tenant's live policies (``type -> id -> name``) as the plan lists them, and their bodies."""
+
+    def __init__(self) -> None:
+        self.policies: dict[str, dict[str, str]] = {
+            "settingsCatalog": {"sc-1": "One", "sc-2": "Two", "sc-3": "Three"},
+            "compliancePolicy": {"cp-1": "Comply"},
+            "scopeTag": {"7": "Tag"},
+        }
+        self.bodies: dict[str, dict[str, Any]] = {}
+
+    async def __call__(self, *, tenant_id: str, policy_type: str) -> list[PolicySummary]:
+        return [PolicySummary(type_key=policy_type, id=i, name=name, odata_type=None, last_modified=None,
+                              listed={}) for i, name in self.policies.get(policy_type, {}).items()]
+
+    def body(self, policy_type: str, policy_id: str) -> dict[str, Any]:
+        return self.bodies.setdefault(f"{policy_type}:{policy_id}", {"id": policy_id, "value": 1,
+                                                                     "lastModifiedDateTime": "t0"})
+
+
+async def back_up(runs: RunsHarness, sets: InMemoryBackupSetRepository, service: BackupSetService,
+                  tenant: Tenant, selection: dict[str, Any], *, fail: frozenset[str] = frozenset(),
+                  **options: Any) -> Any:
+    """Plan a set, capture each item as the capture service would (hash of the normal form), finish it."""
+    runs.clock.advance(minutes=1)
+    result, backup_set = await start(service, selection, **options)
+    await service.plan(tenant_id=TENANT, run_id=result.run.id)
+    for item in sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id, top=1000).items:
+        if item.item_id in fail:
+            continue
+        runs.service.record_item(tenant_id=TENANT, run_id=result.run.id, outcome=ItemOutcome(
+            item_id=item.item_id, action="captured", status="succeeded"))
+        body = tenant.body(item.policy_type, item.source_id)
+        sets.put_items([item.model_copy(update={
+            "status": "captured", "complete": True, "content_hash": "c" * 64,
+            "normalised_hash": normalised_hash(body, POLICY_NORMAL_FORM)})])
+    service.finish(tenant_id=TENANT, run_id=result.run.id, failure=None)
+    return backup_set.id
+
+
+def changes_of(service: BackupSetService, set_id: str) -> dict[str, str]:
+    _, page = service.list_changes(tenant_id=TENANT, backup_set_id=set_id, top=1000)
+    return {c.item_id: c.change for c in page.items}
+
+
+class TestChanges:
+    async def test_a_first_set_is_all_new_and_a_second_of_an_untouched_tenant_all_unchanged(self) -> None:
+        tenant = Tenant()
+        runs, sets, service = harness(tenant)
+        first = await back_up(runs, sets, service, tenant, {"all": True})
+        assert set(changes_of(service, first).values()) == {"new"}
+        assert service.get_set(tenant_id=TENANT, backup_set_id=first).compared_with is None
+
+        # Graph stamps a new time on every policy: the normal form ignores it.
+        for body in tenant.bodies.values():
+            body["lastModifiedDateTime"] = "t1"
+        second = await back_up(runs, sets, service, tenant, {"all": True})
+        changes = changes_of(service, second)
+        assert len(changes) == 5
+        assert set(changes.values()) == {"unchanged"}
+        stored = service.get_set(tenant_id=TENANT, backup_set_id=second)
+        assert stored.compared_with == first
+        assert stored.changes is not None
+        assert (stored.changes.unchanged, stored.changes.new, stored.changes.changed,
+                stored.changes.deleted) == (5, 0, 0, 0)
+
+    async def test_edits_adds_and_deletes_are_reported_as_such(self) -> None:
+        tenant = Tenant()
+        runs, sets, service = harness(tenant)
+        await back_up(runs, sets, service, tenant, {"all": True})
+        tenant.body("settingsCatalog", "sc-1")["value"] = 2
+        tenant.policies["settingsCatalog"]["sc-4"] = "Four"
+        del tenant.policies["settingsCatalog"]["sc-2"]
+        latest = await back_up(runs, sets, service, tenant, {"all": True})
+        changes = changes_of(service, latest)
+        assert {k: v for k, v in changes.items() if v != "unchanged"} == {
+            "settingsCatalog:sc-1": "changed", "settingsCatalog:sc-4": "new",
+            "settingsCatalog:sc-2": "deleted"}
+        _, page = service.list_changes(tenant_id=TENANT, backup_set_id=latest, top=2)
+        assert len(page.items) == 2
+        assert page.continuation
+        deleted = next(c for c in page.items + service.list_changes(
+            tenant_id=TENANT, backup_set_id=latest, continuation=page.continuation)[1].items
+            if c.change == "deleted")
+        assert (deleted.policy_type, deleted.source_id, deleted.display_name) == \
+            ("settingsCatalog", "sc-2", "Two")
+
+    async def test_a_narrow_set_compares_only_what_it_selects_and_is_no_baseline_for_wider_ones(
+            self) -> None:
+        tenant = Tenant()
+        runs, sets, service = harness(tenant)
+        everything = await back_up(runs, sets, service, tenant, {"all": True})
+        del tenant.policies["compliancePolicy"]["cp-1"]
+        del tenant.policies["settingsCatalog"]["sc-3"]
+        narrow = await back_up(runs, sets, service, tenant, {"types": ["settingsCatalog"]},
+                               includeFoundations=False)
+        # Against the full set: the compliance policy is outside this selection, so not reported deleted.
+        assert service.get_set(tenant_id=TENANT, backup_set_id=narrow).compared_with == everything
+        assert changes_of(service, narrow) == {"settingsCatalog:sc-1": "unchanged",
+                                               "settingsCatalog:sc-2": "unchanged",
+                                               "settingsCatalog:sc-3": "deleted"}
+        one = await back_up(runs, sets, service, tenant, {"policies": [{"type": "settingsCatalog",
+                                                                        "id": "sc-1"}]},
+                            includeFoundations=False)
+        assert changes_of(service, one) == {"settingsCatalog:sc-1": "unchanged"}
+        # The next full set is compared with the last full one, not with the narrower sets since.
+        again = await back_up(runs, sets, service, tenant, {"all": True})
+        assert service.get_set(tenant_id=TENANT, backup_set_id=again).compared_with == everything
+        assert {k: v for k, v in changes_of(service, again).items() if v != "unchanged"} == {
+            "compliancePolicy:cp-1": "deleted", "settingsCatalog:sc-3": "deleted"}
+
+    async def test_failed_items_are_not_compared_nor_deleted_and_a_partial_set_is_no_baseline(
+            self) -> None:
+        tenant = Tenant()
+        runs, sets, service = harness(tenant)
+        first = await back_up(runs, sets, service, tenant, {"all": True})
+        partial = await back_up(runs, sets, service, tenant, {"all": True},
+                                fail=frozenset({"settingsCatalog:sc-1"}))
+        assert service.get_set(tenant_id=TENANT, backup_set_id=partial).status == "partial"
+        changes = changes_of(service, partial)
+        assert "settingsCatalog:sc-1" not in changes
+        assert set(changes.values()) == {"unchanged"}
+        tenant.body("settingsCatalog", "sc-2")["value"] = 5
+        last = await back_up(runs, sets, service, tenant, {"all": True})
+        assert service.get_set(tenant_id=TENANT, backup_set_id=last).compared_with == first
+        assert changes_of(service, last)["settingsCatalog:sc-2"] == "changed"
+
+    async def test_a_set_whose_plan_failed_reports_nothing_deleted(self) -> None:
+        tenant = Tenant()
+        runs, sets, service = harness(tenant)
+        await back_up(runs, sets, service, tenant, {"all": True})
+        runs.clock.advance(minutes=1)
+        result, backup_set = await start(service, {"all": True})  # never planned: Graph refused the listing
+        service.finish(tenant_id=TENANT, run_id=result.run.id, failure=ErrorInfo(code="plan-failed"))
+        assert changes_of(service, backup_set.id) == {}
+        assert service.get_set(tenant_id=TENANT, backup_set_id=backup_set.id).changes is None
