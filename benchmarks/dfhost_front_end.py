@@ -7,6 +7,7 @@ episode commits to Azurite), and prints p50/p90/p99/max of each phase, plus how 
 took.
 
     .venv/bin/python -m benchmarks.dfhost_front_end [--instances 4] [--count 300] [--probes 300]
+        [--engine process|thread|both]
 """
 
 from __future__ import annotations
@@ -80,43 +81,52 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.01,
                         help="seconds between probe requests")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--engine", choices=["process", "thread", "both"], default="both",
+                        help="where the host runs its durable engine (both: one run each)")
     args = parser.parse_args()
+    modes = ["thread", "process"] if args.engine == "both" else [args.engine]
     azurite = start_azurite()
-    state = Path(tempfile.mkdtemp(prefix="dfhost-front-"))
     try:
-        with running_host(APP, connection_string=azurite.connection_string,
-                          hub="front" + uuid.uuid4().hex[:8],
-                          extra_env={"DFHOST_STATE_DIR": str(state)}) as host, \
-                httpx.Client(base_url=host.base_url, timeout=60) as probe_http, \
-                httpx.Client(base_url=host.base_url, timeout=60) as load_http:
-            _probe(probe_http, 20, 0)   # warm-up: connection, imports
-            idle = _probe(probe_http, args.probes, args.interval)
-
-            done = threading.Event()
-            started = time.perf_counter()
-            ids = []
-            for n in range(args.instances):
-                spec = {"count": args.count, "tag": f"f{n}", "activity": "double"}
-                response = load_http.post(f"{WEBHOOK}/orchestrators/fan_out", json=spec)
-                response.raise_for_status()
-                ids.append(response.json()["id"])
-            loaded: list[float] = []
-            prober = threading.Thread(target=lambda: loaded.extend(
-                _probe(probe_http, 1_000_000, args.interval, until=done)))
-            prober.start()
-            try:
-                _wait_all(load_http, ids, args.timeout)
-            finally:
-                done.set()
-                prober.join()
-            load_seconds = time.perf_counter() - started
+        for mode in modes:
+            _run(args, mode, azurite.connection_string)
     finally:
         azurite.stop()
-    print(f"load: {args.instances} fan_out x {args.count} activities, "
+    return 0
+
+
+def _run(args: argparse.Namespace, mode: str, connection_string: str) -> None:
+    state = Path(tempfile.mkdtemp(prefix="dfhost-front-"))
+    with running_host(APP, connection_string=connection_string,
+                      hub="front" + uuid.uuid4().hex[:8],
+                      extra_env={"DFHOST_STATE_DIR": str(state),
+                                 "DFHOST_ENGINE": mode}) as host, \
+            httpx.Client(base_url=host.base_url, timeout=60) as probe_http, \
+            httpx.Client(base_url=host.base_url, timeout=60) as load_http:
+        _probe(probe_http, 20, 0)   # warm-up: connection, imports
+        idle = _probe(probe_http, args.probes, args.interval)
+
+        done = threading.Event()
+        started = time.perf_counter()
+        ids = []
+        for n in range(args.instances):
+            spec = {"count": args.count, "tag": f"f{n}", "activity": "double"}
+            response = load_http.post(f"{WEBHOOK}/orchestrators/fan_out", json=spec)
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+        loaded: list[float] = []
+        prober = threading.Thread(target=lambda: loaded.extend(
+            _probe(probe_http, 1_000_000, args.interval, until=done)))
+        prober.start()
+        try:
+            _wait_all(load_http, ids, args.timeout)
+        finally:
+            done.set()
+            prober.join()
+        load_seconds = time.perf_counter() - started
+    print(f"engine: {mode}; load: {args.instances} fan_out x {args.count} activities, "
           f"completed in {load_seconds:.1f} s")
     print(_summary("idle", idle))
-    print(_summary("under load", loaded))
-    return 0
+    print(_summary("under load", loaded), flush=True)
 
 
 if __name__ == "__main__":

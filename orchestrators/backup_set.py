@@ -1,9 +1,11 @@
 """Backup set capture: the multi-item run engine (plan, batches of per-item activities, finish).
 
-The parent plans the run (items and batches are written to storage; only counts come back), runs the batch
-sub-orchestrations a few at a time, and finishes the run once every batch has returned, so the run's counts
-freeze after the last item outcome was written. Each batch reads its members from storage, captures them
-one activity per item, and retries the items that asked for it in rounds separated by one durable timer.
+The parent plans the run (items and batches are written to storage; only counts come back), keeps a few batch
+sub-orchestrations in flight (a sliding window: the next batch starts as soon as any one returns), and
+finishes the run once every started batch has returned, so the run's counts freeze after the last item
+outcome was written (which is why item outcomes are recorded without checking the run). Each batch reads
+its members from storage, captures them one activity per item, and retries the items that asked for it in
+rounds separated by one durable timer.
 Histories stay small: the parent holds two events per batch, a batch two per item and attempt.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 import azure.durable_functions as df
 from shared.domain import ErrorInfo, PolicyRef, RunStatus
 from shared.domain.backupsets import BackupSetRunInput, BatchInput, PlanResult
-from shared.domain.batches import BatchSummary, batch_windows, retry_round, summarise_batch
+from shared.domain.batches import BATCHES_IN_FLIGHT, BatchSummary, retry_round, summarise_batch
 from shared.domain.capture import (
     DEFAULT_RETRY_DELAY_SECONDS,
     MAX_CAPTURE_ATTEMPTS,
@@ -76,17 +78,7 @@ def backup_set_orchestrator(context: df.DurableOrchestrationContext) -> Generato
             log.warning("backup run %s of tenant %s: plan failed: %s", cmd.run_id, cmd.tenant_id,
                         failure.code)
         else:
-            for window in batch_windows(plan.batch_count):
-                children = [
-                    context.call_sub_orchestrator(
-                        BACKUP_SET_BATCH_ORCHESTRATOR,
-                        BatchInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id,
-                                   backup_set_id=plan.backup_set_id, batch=number,
-                                   include_assignments=plan.include_assignments).model_dump(mode="json"),
-                        instance_id=f"{cmd.run_id}:batch-{number:06d}")
-                    for number in window
-                ]
-                yield context.task_all(children)
+            failure = yield from _run_batches(context, cmd, plan, log)
     except Exception as exc:  # noqa: BLE001 - a failure here fails the run, safely
         failure = _INTERNAL
         # The type only: an activity's message is free text.
@@ -96,6 +88,38 @@ def backup_set_orchestrator(context: df.DurableOrchestrationContext) -> Generato
     final = yield context.call_activity_with_retry(FINISH_BACKUP_SET, COMPLETE_RETRY,
                                                    done.model_dump(mode="json"))
     return dict(final)
+
+
+def _run_batches(context: df.DurableOrchestrationContext, cmd: BackupSetRunInput, plan: PlanResult,
+                 log: ReplaySafeLogger) -> Generator[Any, Any, ErrorInfo | None]:
+    """Run the plan's batches in order, at most :data:`BATCHES_IN_FLIGHT` at once, and wait for all of them.
+
+    A sliding window: as soon as any batch returns (``task_any`` over those in flight) the next one starts,
+    so a slow batch holds back only its own slot, not the next three. The decisions depend only on the
+    history, so they replay alike. A batch that failed outright (it settles its own item failures, so this
+    is an internal fault) stops new batches, but those already started are still awaited: the run must not
+    finish while any of its items can still be written. Returns the run's failure, if any.
+    """
+    in_flight: list[Any] = []
+    next_batch = 0
+    failure: ErrorInfo | None = None
+    while in_flight or (next_batch < plan.batch_count and failure is None):
+        while len(in_flight) < BATCHES_IN_FLIGHT and next_batch < plan.batch_count and failure is None:
+            in_flight.append(context.call_sub_orchestrator(
+                BACKUP_SET_BATCH_ORCHESTRATOR,
+                BatchInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, backup_set_id=plan.backup_set_id,
+                           batch=next_batch,
+                           include_assignments=plan.include_assignments).model_dump(mode="json"),
+                instance_id=f"{cmd.run_id}:batch-{next_batch:06d}"))
+            next_batch += 1
+        returned = yield context.task_any(in_flight)
+        in_flight.remove(returned)
+        if isinstance(returned.result, Exception) and failure is None:
+            failure = _INTERNAL
+            # The type only: a sub-orchestration's message is free text.
+            log.error("backup run %s of tenant %s: a batch failed (%s)", cmd.run_id, cmd.tenant_id,
+                      type(returned.result).__name__)
+    return failure
 
 
 @bp.function_name(BACKUP_SET_BATCH_ORCHESTRATOR)

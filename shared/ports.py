@@ -29,6 +29,7 @@ from shared.domain import (
     SnapshotRecord,
 )
 from shared.domain.backupsets import BackupSetChange
+from shared.domain.batches import SetItemOutcome
 
 __all__ = [
     "ActiveEntry",
@@ -405,6 +406,17 @@ class BackupSetRepository(Protocol):
 
     def put_items(self, items: Sequence[BackupSetItem]) -> None:
         """Create or replace items of one tenant, at most 100 rows per entity-group transaction."""
+        ...
+
+    def settle_item(self, *, tenant_id: str, backup_set_id: str, item_id: str,
+                    outcome: SetItemOutcome) -> bool:
+        """Write a planned item's outcome in one transaction, without reading the item first.
+
+        The outcome's fields replace the item's (the planned ones stay), so a repeat writes the same.
+
+        Returns:
+            ``False`` when the set has no such item (nothing is written: a stray outcome plans nothing).
+        """
         ...
 
     def get_item(self, *, tenant_id: str, backup_set_id: str, item_id: str) -> BackupSetItem | None:

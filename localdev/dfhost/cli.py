@@ -1,8 +1,8 @@
 """Command line of the local Durable Functions host.
 
 ``python -m localdev.dfhost serve --app <dir> [--port 7071] [--rpc-port N] [--storage <conn>]
-[--hub NAME] [--clock real|virtual]``. Bad input (missing folder, import error, no app object)
-exits with code 2 and says why; SIGTERM and SIGINT stop the host cleanly.
+[--hub NAME] [--clock real|virtual] [--engine thread|process]``. Bad input (missing folder, import
+error, no app object) exits with code 2 and says why; SIGTERM and SIGINT stop the host cleanly.
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ logger = logging.getLogger("localdev.dfhost")
 EXIT_BAD_INPUT = 2
 DEFAULT_RPC_PORT = 17071
 STORAGE_SETTING = "AzureWebJobsStorage"
+# Where the durable engine runs when --engine is not given: this environment variable, else
+# DEFAULT_ENGINE.
+ENGINE_SETTING = "DFHOST_ENGINE"
+ENGINE_MODES = ("thread", "process")
+DEFAULT_ENGINE = "process"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,10 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--hub", default=None,
                        help="task hub (default: host.json durableTask.hubName or TestHubName)")
     serve.add_argument("--clock", choices=["real", "virtual"], default="real")
+    serve.add_argument("--engine", choices=ENGINE_MODES, default=None,
+                       help="run the durable engine in its own process (as the Functions host "
+                            "does) or on a thread of this one (default: env DFHOST_ENGINE or "
+                            f"{DEFAULT_ENGINE})")
     return parser
 
 
-def _setup_logging() -> None:
+def setup_logging() -> None:
+    """Log to stderr, redacted (the host process and its engine process alike)."""
     # Records are redacted as they are made (any logger, any handler added later); the handler's filter also
     # covers records made before that, such as ones rebuilt with logging.makeLogRecord.
     install_log_redaction()
@@ -110,6 +120,8 @@ def _thread_pool_size(config: HostConfig) -> int:
 async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registry,
                  storage: str | None) -> int:
     from localdev.dfhost.engine import Engine, EngineOptions
+    from localdev.dfhost.engine_client import EngineClient
+    from localdev.dfhost.engine_process import EngineProcess
     from localdev.dfhost.engine_thread import EngineThread, WorkerInvoker
     from localdev.dfhost.http_api import HostHttp, build_main_app, build_rpc_app
     from localdev.dfhost.triggers import TriggerRunner
@@ -124,24 +136,38 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
         overridable_existing_instance_states=config.overridable_existing_instance_states,
         max_orchestration_actions=config.max_orchestration_actions, clock=args.clock)
     stop = asyncio.Event()
+    engine_lost = False
+
+    def lose_engine() -> None:
+        nonlocal engine_lost
+        engine_lost = True
+        stop.set()
+
     # This loop is the worker's: HTTP, timer, queue and activity functions run here (sync ones
-    # in its thread pool). The engine runs on a thread and loop of its own (EngineThread), so
-    # episodes, replays and storage writes never hold up a request.
+    # in its thread pool). The engine (episodes, storage writes, timers) runs apart, so it never
+    # holds up a request: in a process of its own, which calls back here to run orchestrator
+    # replays and activities as the Functions host does, or on a thread with its own loop.
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=_thread_pool_size(config),
                                                  thread_name_prefix="dfhost-fn"))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    invoker = WorkerInvoker(registry, loop)
-    engine_thread = EngineThread(
-        lambda: Engine(invoker=invoker, connection_string=storage, options=options),
-        replay_threads=config.max_concurrent_orchestrations + 2)
+    replay_threads = config.max_concurrent_orchestrations + 2
+    engine_runner: EngineProcess | EngineThread
+    if args.engine == "process":
+        engine_runner = EngineProcess(registry, connection_string=storage, options=options,
+                                      replay_threads=replay_threads, on_lost=lose_engine)
+    else:
+        invoker = WorkerInvoker(registry, loop)
+        engine_runner = EngineThread(
+            lambda: Engine(invoker=invoker, connection_string=storage, options=options),
+            replay_threads=replay_threads)
     try:
-        engine = await engine_thread.start()
+        engine: EngineClient = await engine_runner.start()
     except Exception as exc:  # noqa: BLE001 - report unreachable storage in one line
         print(f"error: the durable engine could not start: {redact(str(exc))}", file=sys.stderr,
               flush=True)
-        await engine_thread.stop()
+        await engine_runner.stop()
         return 1
     host = HostHttp(registry=registry, engine=engine, hub=hub, route_prefix=config.route_prefix,
                     port=args.port, rpc_port=rpc_port)
@@ -162,7 +188,7 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
         base_url = f"http://127.0.0.1:{args.port}"
         for line in _describe(registry, base_url, config.route_prefix):
             print(line)
-        print(f"Task hub: {hub} (clock: {args.clock}, storage: "
+        print(f"Task hub: {hub} (clock: {args.clock}, engine: {args.engine}, storage: "
               f"{'Azure Storage' if storage else 'in memory'})")
         print(f"Durable RPC: http://127.0.0.1:{rpc_port}/durabletask/")
         print(f"Host running: {base_url}", flush=True)
@@ -175,9 +201,9 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
                 await runner.cleanup()
         # The engine stops while this loop still runs: cancelling its in-flight activities
         # needs the worker loop.
-        await engine_thread.stop()
+        await engine_runner.stop()
         logger.info("Host stopped")
-    return 0
+    return 1 if engine_lost else 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -204,7 +230,13 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m localdev.dfhost``."""
     args = _parser().parse_args(argv)
-    _setup_logging()
+    if getattr(args, "engine", "") is None:
+        args.engine = os.environ.get(ENGINE_SETTING, "").strip().lower() or DEFAULT_ENGINE
+        if args.engine not in ENGINE_MODES:
+            print(f"error: {ENGINE_SETTING} must be one of {', '.join(ENGINE_MODES)}",
+                  file=sys.stderr, flush=True)
+            return EXIT_BAD_INPUT
+    setup_logging()
     if args.command == "serve":
         return serve(args)
     return EXIT_BAD_INPUT

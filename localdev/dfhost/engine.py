@@ -23,7 +23,7 @@ from typing import Any
 
 from localdev.dfhost.clock import Clock, RealClock, VirtualClock
 from localdev.dfhost.history import DTFX_NAMES, EventType, HistoryEvent, make_event, status_time
-from localdev.dfhost.invoker import FunctionInvoker
+from localdev.dfhost.invoker import FunctionInvoker, RemoteInvocationError
 from localdev.dfhost.replayer import ReplayOutcome, SubOrchestrationWork, replay
 from localdev.dfhost.store import (
     ConcurrencyConflict,
@@ -137,6 +137,13 @@ def _as_json(body: str | None) -> str | None:
     except ValueError:
         return json.dumps(body)
     return body
+
+
+def _exception_details(exc: BaseException) -> str:
+    """The ``Details`` of a failed activity: the exception's type and message."""
+    if isinstance(exc, RemoteInvocationError):
+        return exc.details
+    return "".join(traceback.format_exception_only(exc)).strip()
 
 
 class Engine:
@@ -726,7 +733,10 @@ class Engine:
             "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
         })
         try:
-            text = await asyncio.to_thread(self._invoker.run_orchestrator, state.name, context)
+            # An invoker in another process is awaited; one in this process gets a thread.
+            remote = getattr(self._invoker, "run_orchestrator_async", None)
+            text = (await remote(state.name, context) if remote is not None else
+                    await asyncio.to_thread(self._invoker.run_orchestrator, state.name, context))
             sdk_state = json.loads(text)
         except Exception as exc:  # noqa: BLE001 - the SDK reports user failures as exceptions
             message = str(exc)
@@ -811,7 +821,7 @@ class Engine:
                     event = make_event(
                         EventType.TASK_FAILED, self._clock.now(), TaskScheduledId=item.task_id,
                         Reason=redact(f"Activity function '{item.name}' failed: {exc}"),
-                        Details=redact("".join(traceback.format_exception_only(exc)).strip()))
+                        Details=redact(_exception_details(exc)))
             message = self._message(f"msg:{item.execution_id}:TaskResult:{item.task_id}",
                                     item.execution_id, event)
             await self._record_result(instance_id, item, message)

@@ -1,5 +1,8 @@
 """The durable engine on its own thread and event loop, apart from the HTTP front end.
 
+This is ``serve --engine thread``; the default runs the engine in a process of its own
+(:mod:`localdev.dfhost.engine_process`), which also takes its CPU off this process's GIL.
+
 In Azure the durable extension (history, replay scheduling, storage) runs in the .NET host, not
 in the Python worker that serves the app's HTTP functions. Locally the engine used to share the
 front end's event loop, so HTTP requests queued behind episode coroutines. Here it gets a thread
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -152,6 +156,10 @@ class EngineHandle:
     async def wait_idle(self, timeout: float) -> bool:  # noqa: ASYNC109 - same interface as Engine
         """See :meth:`Engine.wait_idle`."""
         return await _run_on(self._loop, self._engine.wait_idle(timeout))
+
+    async def describe(self) -> dict[str, Any]:
+        """Where the engine runs (``mode`` ``thread``, this process's ``pid``, its ``thread``)."""
+        return {"mode": "thread", "pid": os.getpid(), "thread": await self.engine_thread_name()}
 
     async def engine_thread_name(self) -> str:
         """The name of the thread the engine's coroutines run on (diagnostics and tests)."""

@@ -27,7 +27,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from localdev.dfhost.engine_thread import EngineHandle
+from localdev.dfhost.engine_client import EngineClient
 from localdev.dfhost.http_durable import FAILURE_MESSAGE, DurableApi, client_binding_json
 from localdev.dfhost.http_routes import RouteTemplate
 from localdev.dfhost.registry import HTTP, FunctionSpec, Registry
@@ -135,10 +135,10 @@ class HostHttp:
     """Shared state of the two HTTP applications.
 
     Requests are served on the worker loop; every engine call goes through ``engine``, which
-    runs it on the engine's own loop.
+    runs it in the engine process (or on the engine's own thread and loop).
     """
 
-    def __init__(self, *, registry: Registry, engine: EngineHandle, hub: str, route_prefix: str,
+    def __init__(self, *, registry: Registry, engine: EngineClient, hub: str, route_prefix: str,
                  port: int, rpc_port: int) -> None:
         self.registry = registry
         self.engine = engine
@@ -158,6 +158,10 @@ class HostHttp:
                 return method_not_allowed(("GET", "HEAD"))
             return web.json_response({"state": "Running", "functions": len(
                 self.registry.functions)})
+        if path == "/admin/dfhost/engine":
+            if request.method not in ("GET", "HEAD"):
+                return method_not_allowed(("GET", "HEAD"))
+            return web.json_response(await self.engine.describe())
         if path == "/admin/dfhost/clock/advance":
             return await self._advance_clock(request)
         if path == WEBHOOK_PREFIX or path.startswith(WEBHOOK_PREFIX + "/"):

@@ -24,7 +24,7 @@ from localdev.dfhost.engine import (
     OrchestrationAlreadyExists,
     UnknownOrchestrator,
 )
-from localdev.dfhost.engine_thread import EngineHandle
+from localdev.dfhost.engine_client import EngineClient
 from shared.redaction import redact
 
 __all__ = ["DurableApi", "client_binding_json"]
@@ -132,7 +132,7 @@ def _statuses(query: Any) -> list[str] | None:
 class DurableApi:
     """Request handling for the durable HTTP API, independent of the URL prefix."""
 
-    def __init__(self, *, engine: EngineHandle, hub: str, webhook_base: str) -> None:
+    def __init__(self, *, engine: EngineClient, hub: str, webhook_base: str) -> None:
         self.engine = engine
         self.hub = hub
         self.webhook_base = webhook_base

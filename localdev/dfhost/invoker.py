@@ -52,3 +52,16 @@ class FunctionInvoker(Protocol):
             The JSON-encoded result.
         """
         ...
+
+
+class RemoteInvocationError(Exception):
+    """A function that failed in another process, as that process reported it.
+
+    ``str()`` is the original exception's message and ``details`` its
+    ``traceback.format_exception_only`` text, so the history records the same ``Reason`` and
+    ``Details`` as when the function runs in the engine's own process.
+    """
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details

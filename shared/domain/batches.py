@@ -1,18 +1,20 @@
-"""Pure rules of the multi-item run engine: batches, windows of batches, retry rounds and batch summaries.
+"""Pure rules of the multi-item run engine: batches, retry rounds, batch summaries and item outcomes.
 
-A multi-item run plans its items into numbered batches, runs a bounded number of batch sub-orchestrations
-at a time, and inside a batch retries the items that asked for it in rounds separated by durable timers.
+A multi-item run plans its items into numbered batches, keeps a bounded number of batch sub-orchestrations
+in flight, and inside a batch retries the items that asked for it in rounds separated by durable timers.
 Everything here is pure so the orchestrators' decisions are unit-testable without a durable context.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from datetime import datetime
+from typing import Literal, TypeVar
 
 from pydantic import Field
 
-from shared.domain.base import ApiModel
+from shared.domain.backupsets import BackupSetItem
+from shared.domain.base import ApiModel, ErrorInfo
 from shared.domain.capture import MAX_CAPTURE_ATTEMPTS, CaptureItemResult, next_capture_step
 
 __all__ = [
@@ -21,8 +23,8 @@ __all__ = [
     "TRANSACTION_ROWS",
     "BatchSummary",
     "RetryRound",
+    "SetItemOutcome",
     "batch_count",
-    "batch_windows",
     "chunked",
     "retry_round",
     "summarise_batch",
@@ -52,13 +54,6 @@ def batch_count(items: int, size: int = BATCH_SIZE) -> int:
     if items < 0 or size < 1:
         raise ValueError("items must be >= 0 and size >= 1")
     return -(-items // size)
-
-
-def batch_windows(batches: int, width: int = BATCHES_IN_FLIGHT) -> list[list[int]]:
-    """Batch numbers ``0..batches-1`` grouped into windows of at most ``width`` run together."""
-    if width < 1:
-        raise ValueError("width must be at least 1")
-    return [list(window) for window in chunked(range(batches), width)]
 
 
 class RetryRound(ApiModel):
@@ -106,3 +101,28 @@ def summarise_batch(batch: int, settled: Iterable[CaptureItemResult], *, rounds:
     skipped = statuses.count("skipped")
     return BatchSummary(batch=batch, total=len(statuses), succeeded=succeeded, skipped=skipped,
                         failed=len(statuses) - succeeded - skipped, rounds=rounds)
+
+
+class SetItemOutcome(ApiModel):
+    """What capturing one planned item of a set settled: the fields its capture decides, and only those.
+
+    Written onto the planned row without reading it (:meth:`shared.ports.BackupSetRepository.settle_item`):
+    the planned fields (batch, ids, and the listed name when the capture learnt none) stay as the plan wrote
+    them, so the result does not depend on what the row held before and a repeated activity writes the same.
+    """
+
+    status: Literal["captured", "failed"]
+    # ``None`` keeps the name the plan listed (a failed read learns no name).
+    display_name: str | None = None
+    captured_at: datetime | None = None
+    content_hash: str | None = None
+    normalised_hash: str | None = None
+    size_bytes: int | None = None
+    complete: bool = False
+    attempts: int = Field(default=0, ge=0)
+    error: ErrorInfo | None = None
+
+    def applied_to(self, planned: BackupSetItem) -> BackupSetItem:
+        """``planned`` with this outcome over it (validated like any stored item)."""
+        settled = self.model_dump(exclude={"display_name"} if self.display_name is None else set())
+        return BackupSetItem.model_validate({**planned.model_dump(), **settled})

@@ -13,11 +13,13 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from shared.credentials import CredentialUnavailable, GraphCredential
-from shared.domain import BackupSetItem, ErrorInfo, ItemOutcome, ManagedTenant, SnapshotRecord
+from shared.domain import ErrorInfo, ItemOutcome, ManagedTenant, SnapshotRecord
+from shared.domain.batches import SetItemOutcome
 from shared.domain.capture import CaptureItemInput, CaptureItemResult, capture_item_id
 from shared.domain.normalise import NormalForm, normalised_hash
 from shared.errors import AppError, InvalidRequest, TenantNotFound
@@ -52,6 +54,11 @@ CredentialResolver = Callable[[ManagedTenant], GraphCredential]
 # Entra refused the credential itself (invalid or expired secret, certificate, assertion): resolve it again
 # next time, so a rotated secret is picked up without a restart.
 _CREDENTIAL_REFUSED = frozenset({"AADSTS7000215", "AADSTS7000222", "AADSTS700027", "AADSTS700024"})
+# How long a process reuses a managed tenant's registration instead of reading it for every item (a backup
+# set captures thousands of one tenant's items). A change to the registration (another credential reference
+# or client id, or the tenant removed) is picked up within this long: the Graph client factory caches clients
+# per credential reference, so a new reference gets a new client once the cached registration expires.
+TENANT_CACHE_SECONDS = 60.0
 # Faults worth another attempt after a pause: Graph is busy or briefly broken, or a page came back short.
 _TRANSIENT = (GraphThrottled, GraphServerError, GraphIncompleteRead)
 
@@ -132,8 +139,14 @@ class CaptureService:
 
     def __init__(self, *, tenants: TenantRepository, runs: RunService, snapshots: SnapshotIndex,
                  blobs: BlobStore, graph: GraphClientFactory, credentials: CredentialResolver,
-                 clock: Callable[[], datetime], backup_sets: BackupSetRepository | None = None) -> None:
+                 clock: Callable[[], datetime], backup_sets: BackupSetRepository | None = None,
+                 tenant_cache_seconds: float = TENANT_CACHE_SECONDS,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._tenants = tenants
+        self._tenant_cache_seconds = tenant_cache_seconds
+        self._monotonic = monotonic
+        # tenant id -> (registration, monotonic time it expires); misses are not cached.
+        self._tenant_cache: dict[str, tuple[ManagedTenant, float]] = {}
         self._backup_sets = backup_sets
         self._runs = runs
         self._snapshots = snapshots
@@ -142,8 +155,21 @@ class CaptureService:
         self._credentials = credentials
         self._clock = clock
 
-    async def _client(self, tenant_id: str) -> GraphClient:
+    async def _tenant(self, tenant_id: str) -> ManagedTenant | None:
+        """The managed tenant's registration, from this process's cache for :data:`TENANT_CACHE_SECONDS`."""
+        cached = self._tenant_cache.get(tenant_id)
+        now = self._monotonic()
+        if cached is not None and now < cached[1]:
+            return cached[0]
         tenant = await asyncio.to_thread(self._tenants.get, tenant_id)
+        if tenant is None:
+            self._tenant_cache.pop(tenant_id, None)
+        else:
+            self._tenant_cache[tenant_id] = (tenant, now + self._tenant_cache_seconds)
+        return tenant
+
+    async def _client(self, tenant_id: str) -> GraphClient:
+        tenant = await self._tenant(tenant_id)
         if tenant is None:
             raise TenantNotFound("tenant not found")
         ref = tenant.graph.credential
@@ -195,7 +221,9 @@ class CaptureService:
         return await self._store(item, item_id, started, captured)
 
     async def _forget_credential(self, tenant_id: str) -> None:
-        tenant = await asyncio.to_thread(self._tenants.get, tenant_id)
+        tenant = await self._tenant(tenant_id)
+        # Read the registration again next time too: the refused credential may have been replaced there.
+        self._tenant_cache.pop(tenant_id, None)
         if tenant is not None:
             ref = tenant.graph.credential
             self._graph.forget(tenant_id=tenant.tenant_id, client_id=tenant.graph.client_id,
@@ -220,43 +248,46 @@ class CaptureService:
         outcome = ItemOutcome(item_id=item_id, policy_type=item.policy_type, display_name=captured.name,
                               source_id=item.policy_id, action="captured", status="succeeded",
                               attempts=item.attempt, started_at=started, finished_at=now)
-        written = await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id,
-                                          run_id=item.run_id, outcome=outcome)
-        if written and item.backup_set_id is not None:
+        if item.backup_set_id is None:
+            await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id, run_id=item.run_id,
+                                    outcome=outcome)
+        else:
             # Computed here, while the body is in memory: the set's change check compares these hashes.
             normal = normalised_hash(captured.body, POLICY_NORMAL_FORM)
-            await asyncio.to_thread(self._put_set_item, item, item_id, lambda row: row.model_copy(update={
-                "display_name": captured.name, "status": "captured", "captured_at": now,
-                "content_hash": content_hash, "normalised_hash": normal, "size_bytes": size,
-                "complete": captured.complete, "attempts": item.attempt, "error": None}))
+            await asyncio.to_thread(self._record_set_item, item, item_id, outcome, SetItemOutcome(
+                status="captured", display_name=captured.name, captured_at=now, content_hash=content_hash,
+                normalised_hash=normal, size_bytes=size, complete=captured.complete, attempts=item.attempt))
         logger.info("policy captured run_id=%s item=%s size=%d hash=%s", item.run_id, item_id, size,
                     content_hash[:12])
         return CaptureItemResult(item_id=item_id, status="succeeded", content_hash=content_hash,
                                  size_bytes=size)
 
-    def _put_set_item(self, item: CaptureItemInput, item_id: str,
-                      change: Callable[[BackupSetItem], BackupSetItem]) -> None:
-        """Settle the backup set's row of ``item`` (planned as ``pending``; a repeat writes the same)."""
+    def _record_set_item(self, item: CaptureItemInput, item_id: str, outcome: ItemOutcome,
+                         settled: SetItemOutcome) -> None:
+        """Record an item of a backup set on its run and on the set: two writes, no read.
+
+        The run is sealed by ordering (:meth:`RunService.record_batch_item`), and the set's row is settled
+        over what the plan wrote; a repeat writes the same.
+        """
         if self._backup_sets is None or item.backup_set_id is None:
             raise RuntimeError("capture into a backup set needs the backup set repository")
-        row = self._backup_sets.get_item(tenant_id=item.tenant_id, backup_set_id=item.backup_set_id,
-                                         item_id=item_id)
-        if row is None:
+        self._runs.record_batch_item(tenant_id=item.tenant_id, run_id=item.run_id, outcome=outcome)
+        if not self._backup_sets.settle_item(tenant_id=item.tenant_id, backup_set_id=item.backup_set_id,
+                                             item_id=item_id, outcome=settled):
             # Not planned (a stray input): nothing of the set to settle.
             logger.warning("backup set item not planned run_id=%s item=%s", item.run_id, item_id)
-            return
-        self._backup_sets.put_items([change(row)])
 
     async def _settle_failed(self, item: CaptureItemInput, item_id: str, started: datetime,
                              error: ErrorInfo) -> CaptureItemResult:
         outcome = ItemOutcome(item_id=item_id, policy_type=item.policy_type, source_id=item.policy_id,
                               action="failed", status="failed", attempts=item.attempt, error=error,
                               started_at=started, finished_at=self._clock())
-        written = await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id,
-                                          run_id=item.run_id, outcome=outcome)
-        if written and item.backup_set_id is not None:
-            await asyncio.to_thread(self._put_set_item, item, item_id, lambda row: row.model_copy(update={
-                "status": "failed", "attempts": item.attempt, "error": error}))
+        if item.backup_set_id is None:
+            await asyncio.to_thread(self._runs.record_item, tenant_id=item.tenant_id, run_id=item.run_id,
+                                    outcome=outcome)
+        else:
+            await asyncio.to_thread(self._record_set_item, item, item_id, outcome,
+                                    SetItemOutcome(status="failed", attempts=item.attempt, error=error))
         logger.warning("policy capture failed run_id=%s item=%s error_code=%s", item.run_id, item_id,
                        error.code)
         return CaptureItemResult(item_id=item_id, status="failed", error=error)

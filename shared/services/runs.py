@@ -424,6 +424,17 @@ class RunService:
         self._items.upsert(tenant_id=tenant_id, run_id=run_id, outcome=outcome)
         return True
 
+    def record_batch_item(self, *, tenant_id: str, run_id: str, outcome: ItemOutcome) -> None:
+        """Persist one outcome of a batch of a multi-item run, without reading the run first (one write).
+
+        Such a run is sealed by ordering instead of by :meth:`record_item`'s check: its orchestration
+        completes it only after every batch sub-orchestration has returned, and a batch returns only after
+        each of its item activities has, so no outcome of a batch item lands after the counts froze
+        (``orchestrators/backup_set.py``). Single-policy runs keep the check, through :meth:`record_item`.
+        ``tenant_id`` and ``run_id`` come from the orchestration's own input, never from a caller.
+        """
+        self._items.upsert(tenant_id=tenant_id, run_id=run_id, outcome=outcome)
+
     def complete(self, *, tenant_id: str, run_id: str, failure: ErrorInfo | None = None,
                  cancelled: bool = False) -> RunRecord:
         """End a run: counts from its items, status from :func:`final_status`, active key released.

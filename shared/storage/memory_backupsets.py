@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page
 from shared.domain.backupsets import BackupSetChange
-from shared.domain.batches import TRANSACTION_ROWS, chunked
+from shared.domain.batches import TRANSACTION_ROWS, SetItemOutcome, chunked
 from shared.storage.keys import validate_key
 from shared.storage.memory import _page
 from shared.storage.table_backupsets import batch_row_key, change_row_key, item_row_key, set_row_key
@@ -21,7 +21,9 @@ class InMemoryBackupSetRepository:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sets: dict[tuple[str, str], BackupSet] = {}
+        # Items as planned or replaced, and the outcomes settled over them (like the adapter's two parts).
         self._items: dict[tuple[str, str], BackupSetItem] = {}
+        self._outcomes: dict[tuple[str, str], SetItemOutcome] = {}
         self._batches: dict[tuple[str, str], BackupSetBatch] = {}
         self._changes: dict[tuple[str, str], BackupSetChange] = {}
         # Entity-group transactions made, so tests can count storage writes the way the adapter makes them.
@@ -56,20 +58,34 @@ class InMemoryBackupSetRepository:
             self._check_one_partition(keyed)
             with self._lock:
                 self._items.update(keyed)
+                for key in keyed:
+                    self._outcomes.pop(key, None)
                 self.transactions += 1
+
+    def settle_item(self, *, tenant_id: str, backup_set_id: str, item_id: str,
+                    outcome: SetItemOutcome) -> bool:
+        """Write an item's outcome over its planned row (one transaction); ``False`` if never planned."""
+        key = (validate_key(tenant_id, what="tenant id"), item_row_key(backup_set_id, item_id))
+        with self._lock:
+            if key not in self._items:
+                return False
+            self._outcomes[key] = outcome
+            self.transactions += 1
+        return True
 
     def get_item(self, *, tenant_id: str, backup_set_id: str, item_id: str) -> BackupSetItem | None:
         """Return one item, or ``None``."""
         with self._lock:
-            return self._items.get((tenant_id, item_row_key(backup_set_id, item_id)))
+            return self._item((tenant_id, item_row_key(backup_set_id, item_id)))
 
     def list_items(self, *, tenant_id: str, backup_set_id: str, status: str | None = None, top: int = 100,
                    continuation: str | None = None) -> Page[BackupSetItem]:
         """Return a set's items ordered by item id."""
         validate_key(backup_set_id, what="backup set id")
         with self._lock:
-            rows = sorted((key, item) for (tenant, key), item in self._items.items()
-                          if tenant == tenant_id and item.backup_set_id == backup_set_id
+            mine = [(key, self._item(key)) for key in self._items if key[0] == tenant_id]
+            rows = sorted((row_key, item) for (_, row_key), item in mine
+                          if item is not None and item.backup_set_id == backup_set_id
                           and (status is None or item.status == status))
         return _page(rows, top, continuation)
 
@@ -106,6 +122,11 @@ class InMemoryBackupSetRepository:
             rows = sorted((key, change) for (tenant, key), change in self._changes.items()
                           if tenant == tenant_id and change.backup_set_id == backup_set_id)
         return _page(rows, top, continuation)
+
+    def _item(self, key: tuple[str, str]) -> BackupSetItem | None:
+        planned = self._items.get(key)
+        outcome = self._outcomes.get(key)
+        return outcome.applied_to(planned) if planned is not None and outcome is not None else planned
 
     @staticmethod
     def _check_one_partition(keyed: Mapping[tuple[str, str], object]) -> None:

@@ -4,7 +4,8 @@ One table; the managed tenant is the partition, so a set's items and batches can
 entity-group transactions of up to 100 rows::
 
     set|<inverted set ulid>         a set (newest first in key order; JSON body)
-    item|<set id>|<item id>         one policy of a set (Status for filters; JSON body)
+    item|<set id>|<item id>         one policy of a set (Status for filters; JSON body as planned or
+                                    replaced, and the capture's outcome merged over it in ``Outcome``)
     batch|<set id>|<batch number>   a batch's members and, once it ran, its summary (JSON body)
     change|<set id>|<item id>       one line of the set's changes against its baseline (JSON body)
 """
@@ -14,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page, invert_sortable
 from shared.domain.backupsets import BACKUP_SET_ID_PREFIX, BackupSetChange
-from shared.domain.batches import TRANSACTION_ROWS, chunked
+from shared.domain.batches import TRANSACTION_ROWS, SetItemOutcome, chunked
 from shared.storage.keys import validate_key
 from shared.storage.table_common import body_json, get_entity, pack_body, page_query
 
@@ -29,6 +31,8 @@ ITEM_PREFIX = "item|"
 BATCH_PREFIX = "batch|"
 CHANGE_PREFIX = "change|"
 _RANGE_FILTER = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+# An item's capture outcome, merged onto its planned row; a replace of the whole item drops it.
+OUTCOME_PROPERTY = "Outcome"
 
 
 def set_row_key(backup_set_id: str) -> str | None:
@@ -65,7 +69,9 @@ def _set_from(entity: TableEntity) -> BackupSet:
 
 
 def _item_from(entity: TableEntity) -> BackupSetItem:
-    return BackupSetItem.model_validate(body_json(entity))
+    item = BackupSetItem.model_validate(body_json(entity))
+    outcome = entity.get(OUTCOME_PROPERTY)
+    return SetItemOutcome.model_validate_json(outcome).applied_to(item) if outcome else item
 
 
 class TableBackupSetRepository:
@@ -107,6 +113,23 @@ class TableBackupSetRepository:
                 "RowKey": item_row_key(item.backup_set_id, item.item_id), "Status": item.status,
                 **pack_body(item.model_dump_json()),
             }) for item in chunk])
+
+    def settle_item(self, *, tenant_id: str, backup_set_id: str, item_id: str,
+                    outcome: SetItemOutcome) -> bool:
+        """Merge an item's outcome onto its planned row: one request, no read.
+
+        A merge with ``If-Match: *`` changes only ``Status`` and ``Outcome`` and fails when the row does not
+        exist, so the planned body stays and an item that was never planned is not created.
+        """
+        try:
+            self._table.update_entity({
+                "PartitionKey": validate_key(tenant_id, what="tenant id"),
+                "RowKey": item_row_key(backup_set_id, item_id), "Status": outcome.status,
+                OUTCOME_PROPERTY: outcome.model_dump_json(),
+            }, mode=UpdateMode.MERGE)
+        except ResourceNotFoundError:
+            return False
+        return True
 
     def get_item(self, *, tenant_id: str, backup_set_id: str, item_id: str) -> BackupSetItem | None:
         """Return one item, or ``None``."""

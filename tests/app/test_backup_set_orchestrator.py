@@ -1,4 +1,4 @@
-"""The backup set orchestrators, driven as generators (no host): plan, windows of batches, retry rounds."""
+"""The backup set orchestrators driven as generators (no host): plan, sliding window of batches, retries."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ class Call:
     name: str
     payload: Any
     instance_id: str | None = None
+    # Set when the task completes (``task_any``): the answer, or the exception it failed with.
+    result: Any = None
 
 
 @dataclass
@@ -38,6 +40,11 @@ class Timer:
 
 @dataclass
 class All:
+    tasks: list[Call]
+
+
+@dataclass
+class AnyOf:
     tasks: list[Call]
 
 
@@ -63,10 +70,17 @@ class FakeContext:
     def task_all(self, tasks: list[Call]) -> All:
         return All(list(tasks))
 
+    def task_any(self, tasks: list[Call]) -> AnyOf:
+        return AnyOf(list(tasks))
 
-def drive(orchestrator: Any, payload: dict[str, Any],
-          answer: Callable[[Call], Any]) -> tuple[FakeContext, Any]:
-    """Run an orchestrator; ``answer`` gives each scheduled call's result. Every yield is logged."""
+
+def drive(orchestrator: Any, payload: dict[str, Any], answer: Callable[[Call], Any],
+          first_done: Callable[[list[Call]], Call] = lambda tasks: tasks[0]) -> tuple[FakeContext, Any]:
+    """Run an orchestrator; ``answer`` gives each scheduled call's result. Every yield is logged.
+
+    ``first_done`` picks which task of a ``task_any`` completes first (the SDK hands back that task, its
+    ``result`` the answer or, when ``answer`` returns an exception, the exception).
+    """
     ctx = FakeContext(input=payload)
     gen = orchestrator.build().get_user_function().orchestrator_function(ctx)
     value: Any = None
@@ -81,6 +95,9 @@ def drive(orchestrator: Any, payload: dict[str, Any],
             value = None
         elif isinstance(task, All):
             value = [answer(t) for t in task.tasks]
+        elif isinstance(task, AnyOf):
+            value = first_done(task.tasks)
+            value.result = answer(value)
         else:
             value = answer(task)
 
@@ -104,11 +121,52 @@ def parent_answers(batches: int, plan_status: str = "planned") -> Callable[[Call
     return answer
 
 
-def test_the_parent_runs_batches_in_bounded_windows_and_finishes_after_the_last() -> None:
-    ctx, final = drive(backup_set_orchestrator, RUN, parent_answers(10))
-    windows = [[c.payload["batch"] for c in step.tasks] for step in ctx.log if isinstance(step, All)]
-    assert windows == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    instance_ids = [c.instance_id for step in ctx.log if isinstance(step, All) for c in step.tasks]
+def started_batches(ctx: FakeContext) -> list[Call]:
+    """Batch sub-orchestrations in the order the parent started them (each once)."""
+    seen: dict[int, Call] = {}
+    for step in ctx.log:
+        if isinstance(step, AnyOf):
+            for call in step.tasks:
+                seen.setdefault(id(call), call)
+    return list(seen.values())
+
+
+class BatchClock:
+    """Completes the batch in flight that would finish first, given how long each batch takes."""
+
+    def __init__(self, durations: dict[int, float]) -> None:
+        self.durations = durations
+        self.now = 0.0
+        self.started: dict[int, float] = {}
+        self.in_flight_peak = 0
+        self.start_order: list[int] = []
+        self.done_order: list[int] = []
+
+    def first_done(self, tasks: list[Call]) -> Call:
+        for call in tasks:
+            batch = call.payload["batch"]
+            if batch not in self.started:
+                self.started[batch] = self.now
+                self.start_order.append(batch)
+        self.in_flight_peak = max(self.in_flight_peak, len(tasks))
+        done = min(tasks, key=lambda c: (self.started[c.payload["batch"]]
+                                         + self.durations.get(c.payload["batch"], 1.0), c.payload["batch"]))
+        batch = done.payload["batch"]
+        self.now = self.started[batch] + self.durations.get(batch, 1.0)
+        self.done_order.append(batch)
+        return done
+
+
+def test_the_parent_keeps_four_batches_in_flight_and_finishes_after_the_last() -> None:
+    clock = BatchClock({0: 10.0})  # batch 0 is slow; the others take 1
+    ctx, final = drive(backup_set_orchestrator, RUN, parent_answers(10), clock.first_done)
+    # A sliding window: the slow batch holds only its own slot, the next batches start as others return.
+    assert clock.start_order == list(range(10))
+    assert clock.in_flight_peak == 4
+    assert clock.started[4] == 1.0  # not after batch 0 (10.0), as a lock-step window of four would
+    assert clock.done_order[-1] == 0
+    assert clock.now == 10.0  # the slow batch is the critical path: 3 more rounds of 3 fit beside it
+    instance_ids = [c.instance_id for c in started_batches(ctx)]
     assert instance_ids[0] == "run_1:batch-000000"
     assert len(set(instance_ids)) == 10
     # Finishing is the very last step: every batch has returned before the counts freeze.
@@ -118,12 +176,36 @@ def test_the_parent_runs_batches_in_bounded_windows_and_finishes_after_the_last(
     assert final["status"] == "succeeded"
     # Nothing but ids and counts crossed the boundary.
     assert all(set(c.payload) <= {"tenant_id", "run_id", "backup_set_id", "batch", "include_assignments"}
-               for step in ctx.log if isinstance(step, All) for c in step.tasks)
+               for c in started_batches(ctx))
+
+
+def test_the_window_replays_the_same_decisions_from_the_same_history() -> None:
+    runs = [drive(backup_set_orchestrator, RUN, parent_answers(9), BatchClock({0: 5.0, 6: 3.0}).first_done)
+            for _ in range(2)]
+    first, second = ([(type(step).__name__, [c.instance_id for c in getattr(step, "tasks", [])])
+                      for step in ctx.log] for ctx, _ in runs)
+    assert first == second
+
+
+def test_a_failed_batch_stops_new_batches_but_the_run_finishes_only_after_those_in_flight() -> None:
+    base = parent_answers(10)
+    clock = BatchClock({1: 0.5})  # batch 1 returns first, failed; 0, 2 and 3 are still running
+
+    def answer(call: Call) -> Any:
+        if call.name == BACKUP_SET_BATCH_ORCHESTRATOR and call.payload["batch"] == 1:
+            return RuntimeError("sub-orchestration failed")
+        return base(call)
+
+    ctx, _ = drive(backup_set_orchestrator, RUN, answer, clock.first_done)
+    assert clock.start_order == [0, 1, 2, 3]
+    assert sorted(clock.done_order) == [0, 1, 2, 3]
+    assert ctx.log[-1].name == FINISH_BACKUP_SET
+    assert ctx.log[-1].payload["failure"]["code"] == "internal-error"
 
 
 def test_a_failed_plan_runs_no_batch_and_fails_the_run_with_its_error() -> None:
     ctx, _ = drive(backup_set_orchestrator, RUN, parent_answers(3, plan_status="failed"))
-    assert not any(isinstance(step, All) for step in ctx.log)
+    assert not any(isinstance(step, All | AnyOf) for step in ctx.log)
     assert ctx.log[-1].payload["failure"]["code"] == "Forbidden"
 
 

@@ -19,6 +19,8 @@ from shared.domain import (
     new_run_id,
 )
 from shared.domain.backupsets import BackupSetChange, backup_set_id_for_run
+from shared.domain.base import ErrorInfo
+from shared.domain.batches import SetItemOutcome
 from shared.errors import InvalidRequest
 from shared.ports import BackupSetRepository
 
@@ -75,6 +77,53 @@ class BackupSetContract:
         assert sets.get_item(tenant_id=OTHER, backup_set_id=backup_set.id, item_id=captured.item_id) is None
         # Another set of the same tenant is not mixed in.
         assert sets.list_items(tenant_id=TENANT, backup_set_id=a_set().id).items == []
+
+    def test_an_outcome_settles_a_planned_item_in_place_and_never_creates_one(
+            self, sets: BackupSetRepository) -> None:
+        backup_set = a_set()
+        planned = items(backup_set, 3)
+        sets.put_items(planned)
+
+        def get(item_id: str, tenant: str = TENANT) -> BackupSetItem | None:
+            return sets.get_item(tenant_id=tenant, backup_set_id=backup_set.id, item_id=item_id)
+
+        def settle(item_id: str, outcome: SetItemOutcome, tenant: str = TENANT) -> bool:
+            return sets.settle_item(tenant_id=tenant, backup_set_id=backup_set.id, item_id=item_id,
+                                    outcome=outcome)
+
+        def listed(status: str | None = None) -> list[BackupSetItem]:
+            return sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id, status=status).items
+
+        first, second, third = (item.item_id for item in planned)
+        captured = SetItemOutcome(status="captured", display_name="Renamed", captured_at=T0,
+                                  content_hash="a" * 64, normalised_hash="b" * 64, size_bytes=10,
+                                  complete=True, attempts=2)
+        expected = planned[0].model_copy(update={
+            "status": "captured", "display_name": "Renamed", "captured_at": T0, "content_hash": "a" * 64,
+            "normalised_hash": "b" * 64, "size_bytes": 10, "complete": True, "attempts": 2})
+        for _ in range(2):  # a repeated activity writes the same
+            assert settle(first, captured)
+            assert get(first) == expected
+        # A failure after a capture keeps the planned name and batch, and no body reference.
+        error = ErrorInfo(code="graph-server-error", message="Microsoft Graph failed.")
+        assert settle(second, captured)
+        assert settle(second, SetItemOutcome(status="failed", attempts=3, error=error))
+        failed = planned[1].model_copy(update={"status": "failed", "attempts": 3, "error": error})
+        assert get(second) == failed
+        # Filters and listings see the settled items.
+        assert listed("captured") == [expected]
+        assert listed("pending") == [planned[2]]
+        assert listed() == [expected, failed, planned[2]]
+        # An item that was never planned, or is another tenant's, is not created.
+        assert not settle("settingsCatalog:stray", captured)
+        assert not settle(first, captured, tenant=OTHER)
+        assert get("settingsCatalog:stray") is None
+        assert get(first, tenant=OTHER) is None
+        # Replacing a whole item afterwards (finishing settles what is pending that way) wins.
+        replaced = planned[0].model_copy(update={"status": "failed", "error": error})
+        sets.put_items([replaced])
+        assert get(first) == replaced
+        assert get(third) == planned[2]
 
     def test_batches_round_trip(self, sets: BackupSetRepository) -> None:
         backup_set = a_set()

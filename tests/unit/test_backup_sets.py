@@ -11,7 +11,7 @@ import pytest
 
 from shared.domain import BackupSetRequest, ErrorInfo, ItemOutcome, Principal, RunStatus
 from shared.domain.backupsets import MAX_SELECTED_POLICIES, SelectionBody, normalise_selection
-from shared.domain.batches import batch_count, batch_windows, chunked, retry_round, summarise_batch
+from shared.domain.batches import batch_count, chunked, retry_round, summarise_batch
 from shared.domain.capture import CaptureItemResult
 from shared.domain.normalise import normalised_hash
 from shared.errors import InvalidRequest, PayloadTooLarge
@@ -33,11 +33,9 @@ def result(status: str, retry_after: float | None = None) -> CaptureItemResult:
 
 
 class TestBatching:
-    def test_batches_cover_every_item_once_and_windows_bound_the_width(self) -> None:
+    def test_batches_cover_every_item_once(self) -> None:
         assert [batch_count(n, 100) for n in (0, 1, 100, 101, 5_000)] == [0, 1, 1, 2, 50]
         assert [list(c) for c in chunked(list(range(5)), 2)] == [[0, 1], [2, 3], [4]]
-        assert batch_windows(10, 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-        assert batch_windows(0, 4) == []
 
     def test_a_round_retries_what_asked_for_it_after_the_longest_wait(self) -> None:
         results = [result("succeeded"), result("retry", 30), result("failed"), result("retry")]

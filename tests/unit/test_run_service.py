@@ -396,6 +396,24 @@ class TestLifecycle:
         assert done.counts.total == 3
         assert done.finished_at is not None
 
+    async def test_a_batch_item_is_recorded_in_one_write_without_reading_the_run(self, h):
+        run = (await start(h)).run
+        h.service.mark_running(tenant_id=TENANT, run_id=run.id, expected_items=2)
+        reads = []
+        get = h.runs.get
+        h.runs.get = lambda **key: reads.append(key) or get(**key)
+        h.service.record_batch_item(tenant_id=TENANT, run_id=run.id, outcome=outcome("a", "failed"))
+        h.service.record_batch_item(tenant_id=TENANT, run_id=run.id, outcome=outcome("a", "succeeded"))
+        h.service.record_batch_item(tenant_id=TENANT, run_id=run.id, outcome=outcome("b", "succeeded"))
+        assert reads == []
+        h.runs.get = get
+        # A repeat replaces the item, as record_item does; the counts freeze when the run completes.
+        done = h.service.complete(tenant_id=TENANT, run_id=run.id)
+        assert done.counts.model_dump() == {"total": 2, "succeeded": 2, "failed": 0, "skipped": 0}
+        assert done.status == RunStatus.SUCCEEDED
+        # Single-policy runs keep the check: an outcome after the end is refused there.
+        assert not h.service.record_item(tenant_id=TENANT, run_id=run.id, outcome=outcome("c", "failed"))
+
     async def test_complete_is_idempotent(self, h):
         run = (await start(h)).run
         first = h.service.complete(tenant_id=TENANT, run_id=run.id,
