@@ -10,8 +10,10 @@ from http_triggers import (  # noqa: F401
     notifications,
     openapi,
     policies,
+    policy_types,
     progress,
     runs,
+    schedules,
     snapshots,
     tenants,
 )

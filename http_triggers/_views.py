@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from shared.domain import (
@@ -15,13 +16,15 @@ from shared.domain import (
     RunRecord,
 )
 from shared.domain.backupsets import BackupSetChange
+from shared.graph.catalog import PolicyType
 from shared.graph.reader import PolicySummary
 from shared.openapi import INTERNAL_RUN_FIELDS
 from shared.services.runs import ProgressEntry
 
 __all__ = ["render_backup_set", "render_backup_set_changes", "render_backup_set_item",
            "render_backup_set_page", "render_item_page", "render_notification_page", "render_policy",
-           "render_progress", "render_run", "render_run_page", "render_tenant", "run_links"]
+           "render_policy_types", "render_progress", "render_run", "render_run_page", "render_tenant",
+           "run_links"]
 
 
 
@@ -85,6 +88,32 @@ def render_policy(policy: PolicySummary) -> dict[str, Any]:
     """A policy as the live listing shows it."""
     return {"id": policy.id, "displayName": policy.name, "policyType": policy.type_key,
             "odataType": policy.odata_type, "lastModifiedDateTime": policy.last_modified}
+
+
+# The capabilities the contract names (a backup-only type's reason is its own ``backupOnly`` field).
+_CONTRACT_CAPABILITIES = ("capture", "create", "update", "assignments")
+
+
+def render_policy_types(types: Iterable[PolicyType]) -> dict[str, Any]:
+    """The policy type catalog, sorted by key.
+
+    Each type says where it lives in Graph, the application permissions the app needs to read and to write
+    it, and what a restore can do with it; ``backupOnly`` (the reason) is there only for types that are
+    captured but never written back.
+    """
+    items = []
+    for policy_type in sorted(types, key=lambda t: t.key):
+        capabilities = policy_type.capabilities
+        item: dict[str, Any] = {
+            "key": policy_type.key, "displayName": policy_type.display_name,
+            "graphRoute": policy_type.list_url(),
+            "permission": {"read": policy_type.read_permission, "write": policy_type.write_permission},
+            "capabilities": {name: capabilities[name] for name in _CONTRACT_CAPABILITIES},
+        }
+        if policy_type.backup_only is not None:
+            item["backupOnly"] = policy_type.backup_only
+        items.append(item)
+    return {"items": items}
 
 
 def render_tenant(tenant: ManagedTenant, role: Role | None = None) -> dict[str, Any]:

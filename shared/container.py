@@ -23,6 +23,7 @@ from shared.services.notifications import NotificationService
 from shared.services.outbox import OutboxDispatcher
 from shared.services.recovery import RunRecovery
 from shared.services.runs import RunService
+from shared.services.schedules import ScheduleService
 from shared.services.tenants import TenantService
 from shared.storage.factory import StorageFactory
 
@@ -36,6 +37,7 @@ __all__ = [
     "outbox_dispatcher",
     "run_recovery",
     "run_service",
+    "schedule_service",
     "settings",
     "storage",
     "tenant_service",
@@ -150,3 +152,10 @@ def backup_set_service() -> BackupSetService:
     return BackupSetService(sets=storage().backup_sets(), runs=run_service(), run_rows=storage().runs(),
                             blobs=storage().blobs(), list_policies=capture_service().list_policies,
                             clock=utcnow)
+
+
+@lru_cache(maxsize=1)
+def schedule_service() -> ScheduleService:
+    """Scheduled backups and retention."""
+    return ScheduleService(sets=storage().backup_sets(), backup_sets=backup_set_service(),
+                           tenant_ids=storage().tenants().list_ids, clock=utcnow)

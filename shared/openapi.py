@@ -30,6 +30,7 @@ from shared.domain import (
 from shared.domain.audit import AuditEvent
 from shared.domain.backupsets import MAX_SELECTED_POLICIES, BackupSetChange
 from shared.domain.runs import RunRecord
+from shared.domain.schedules import MAX_CRON_LENGTH, BackupSchedule
 from shared.graph.catalog import CATALOG
 from shared.version import VERSION
 
@@ -241,6 +242,19 @@ def _operations() -> list[Operation]:
                   "finishes",
                   {"200": _json("changes", "BackupSetChangePage")},
                   params=(_TENANT, _BACKUP_SET, _top(100, 1000), _CONTINUATION)),
+        Operation("put", "/api/tenants/{tenantId}/schedule",
+                  "Create or replace the tenant's backup schedule and retention (admin); only slots after "
+                  "this call are due",
+                  {"200": _json("schedule", "Schedule")}, params=(_TENANT,), body="ScheduleRequest",
+                  errors=frozenset({403})),
+        Operation("get", "/api/tenants/{tenantId}/schedule", "The tenant's backup schedule (reader)",
+                  {"200": _json("schedule", "Schedule")}, params=(_TENANT,)),
+        Operation("delete", "/api/tenants/{tenantId}/schedule",
+                  "Remove the tenant's backup schedule (admin); 204 whether or not it existed",
+                  {"204": {"description": "removed"}}, params=(_TENANT,), errors=frozenset({403})),
+        Operation("get", "/api/policy-types",
+                  "The policy type catalog: Graph route, permissions and what a restore can do with each",
+                  {"200": _json("policy types, sorted by key", "PolicyTypeList")}),
         Operation("get", "/api/progress", "Active and recent runs across the caller's tenants",
                   {"200": _json("progress", "Progress")}),
         Operation("get", "/api/notifications", "The caller's notifications, newest first",
@@ -290,6 +304,38 @@ def _backup_set_request() -> dict[str, Any]:
                                               "templates"}}), "additionalProperties": False}
 
 
+def _schedule_request() -> dict[str, Any]:
+    """The body of a schedule put: a 5-field cron in UTC, a selection as for a backup set, and retention."""
+    return {**_object(["cron", "selection"], {
+        "cron": {"type": "string", "minLength": 1, "maxLength": MAX_CRON_LENGTH,
+                 "description": "minute hour day-of-month month day-of-week, in UTC"},
+        "timeZone": {"const": "UTC", "default": "UTC"},
+        "selection": _backup_set_request()["properties"]["selection"],
+        "retention": {**_object([], {
+            "keepLast": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000,
+                         "description": "keep the newest N sets"},
+            "keepDays": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650,
+                         "description": "keep the sets of the last N days"}}),
+            "additionalProperties": False,
+            "description": "a set is kept when either rule keeps it; the newest complete set is always "
+                           "kept"}}),
+        "additionalProperties": False}
+
+
+def _policy_type() -> dict[str, Any]:
+    """One catalog entry; ``permission`` extends the contract's single permission to a read and a write."""
+    flag = {"type": "boolean"}
+    return _object(["key", "displayName", "graphRoute", "permission", "capabilities"], {
+        "key": {"enum": sorted(CATALOG)}, "displayName": _STRING,
+        "graphRoute": {**_STRING, "description": "list URL below https://graph.microsoft.com"},
+        "permission": {**_object(["read", "write"], {"read": _STRING, "write": _STRING}),
+                       "description": "application permissions the app needs in the managed tenant"},
+        "capabilities": _object(["capture", "create", "update", "assignments"], {
+            "capture": flag, "create": flag, "update": flag, "assignments": flag}),
+        "backupOnly": {**_STRING, "description": "present only when the type is captured but never "
+                                                 "written back: why"}})
+
+
 def _schemas() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     run = _schema(RunRecord, defs, drop=INTERNAL_RUN_FIELDS)
@@ -330,6 +376,7 @@ def _schemas() -> dict[str, Any]:
         "BackupSetItem": set_item, "BackupSetWithItems": with_items,
         "BackupSetChange": _schema(BackupSetChange, defs, drop=frozenset({"tenantId", "backupSetId"})),
         "BackupSetChangePage": change_page,
+        "ScheduleRequest": _schedule_request(), "Schedule": _schema(BackupSchedule, defs),
         "CapturedPolicy": {"type": "object", "description": "the policy as Graph returned it, with its "
                                                             "sub-collections and assignments merged in"},
         "ItemOutcome": _schema(ItemOutcome, defs), "ItemPage": _page(_ref("ItemOutcome")),
@@ -354,6 +401,8 @@ def _schemas() -> dict[str, Any]:
             "items": {"type": "array", "items": _ref("Policy")},
             "errors": {"type": "array", "items": _object(["policyType", "code"], {
                 "policyType": _STRING, "code": _STRING, "message": _STRING})}}),
+        "PolicyType": _policy_type(),
+        "PolicyTypeList": _object(["items"], {"items": {"type": "array", "items": _ref("PolicyType")}}),
         "Progress": _object(["items"], {"items": {"type": "array", "items": progress_entry}}),
         "Health": _object(["status", "version"], {"status": {"const": "ok"}, "version": _STRING}),
         "OpenApiDocument": _object(["openapi", "info", "paths"], {}),

@@ -30,6 +30,7 @@ from shared.domain import (
 )
 from shared.domain.backupsets import BackupSetChange
 from shared.domain.batches import SetItemOutcome
+from shared.domain.schedules import BackupSchedule
 
 __all__ = [
     "ActiveEntry",
@@ -443,4 +444,27 @@ class BackupSetRepository(Protocol):
     def list_changes(self, *, tenant_id: str, backup_set_id: str, top: int = 100,
                      continuation: str | None = None) -> Page[BackupSetChange]:
         """Return a set's changes ordered by item id; pages may be shorter than ``top``."""
+        ...
+
+    def delete_set(self, *, tenant_id: str, backup_set_id: str) -> None:
+        """Delete a set with its items, batches and changes; the set row last, so a retry finds the set.
+
+        Blobs are not touched: another set or a snapshot may hold the same content.
+        """
+        ...
+
+    def get_schedule(self, tenant_id: str) -> Stored[BackupSchedule] | None:
+        """Return the tenant's backup schedule with its ETag, or ``None``."""
+        ...
+
+    def put_schedule(self, schedule: BackupSchedule, *, etag: str | None = None) -> str:
+        """Create or replace the schedule; with ``etag``, only if unchanged since read.
+
+        Raises:
+            ConcurrentUpdate: ``etag`` was given and the row changed or vanished meanwhile.
+        """
+        ...
+
+    def delete_schedule(self, tenant_id: str) -> None:
+        """Delete the tenant's schedule, if any."""
         ...

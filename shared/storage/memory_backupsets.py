@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 
 from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page
 from shared.domain.backupsets import BackupSetChange
 from shared.domain.batches import TRANSACTION_ROWS, SetItemOutcome, chunked
+from shared.domain.schedules import BackupSchedule
+from shared.errors import ConcurrentUpdate
+from shared.ports import Stored
 from shared.storage.keys import validate_key
 from shared.storage.memory import _page
 from shared.storage.table_backupsets import batch_row_key, change_row_key, item_row_key, set_row_key
@@ -26,6 +30,7 @@ class InMemoryBackupSetRepository:
         self._outcomes: dict[tuple[str, str], SetItemOutcome] = {}
         self._batches: dict[tuple[str, str], BackupSetBatch] = {}
         self._changes: dict[tuple[str, str], BackupSetChange] = {}
+        self._schedules: dict[str, Stored[BackupSchedule]] = {}
         # Entity-group transactions made, so tests can count storage writes the way the adapter makes them.
         self.transactions = 0
 
@@ -132,3 +137,38 @@ class InMemoryBackupSetRepository:
     def _check_one_partition(keyed: Mapping[tuple[str, str], object]) -> None:
         if len({tenant for tenant, _ in keyed}) > 1:
             raise ValueError("one transaction writes one tenant's partition")
+
+    # --------------------------------------------------------------------- retention and schedules
+
+    def delete_set(self, *, tenant_id: str, backup_set_id: str) -> None:
+        """Delete a set's items, batches and changes, then the set row."""
+        row_key = set_row_key(backup_set_id)
+        if row_key is None:
+            raise ValueError("not a backup set id")
+        with self._lock:
+            for rows in (self._items, self._outcomes, self._batches, self._changes):
+                # Row keys are ``<kind>|<set id>|...``, as in the Table adapter.
+                for key in [k for k in rows if k[0] == tenant_id and k[1].split("|")[1] == backup_set_id]:
+                    del rows[key]
+            self._sets.pop((tenant_id, row_key), None)
+
+    def get_schedule(self, tenant_id: str) -> Stored[BackupSchedule] | None:
+        """Return the tenant's schedule with its ETag, or ``None``."""
+        with self._lock:
+            return self._schedules.get(tenant_id)
+
+    def put_schedule(self, schedule: BackupSchedule, *, etag: str | None = None) -> str:
+        """Create or replace the schedule (only if unchanged since read when ``etag`` is given)."""
+        tenant_id = validate_key(schedule.tenant_id, what="tenant id")
+        with self._lock:
+            held = self._schedules.get(tenant_id)
+            if etag is not None and (held is None or held.etag != etag):
+                raise ConcurrentUpdate("the schedule changed meanwhile")
+            stored = Stored(schedule, uuid.uuid4().hex)
+            self._schedules[tenant_id] = stored
+            return stored.etag
+
+    def delete_schedule(self, tenant_id: str) -> None:
+        """Delete the tenant's schedule, if any."""
+        with self._lock:
+            self._schedules.pop(tenant_id, None)

@@ -8,6 +8,7 @@ entity-group transactions of up to 100 rows::
                                     replaced, and the capture's outcome merged over it in ``Outcome``)
     batch|<set id>|<batch number>   a batch's members and, once it ran, its summary (JSON body)
     change|<set id>|<item id>       one line of the set's changes against its baseline (JSON body)
+    schedule                        the tenant's backup schedule and retention (JSON body)
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page, invert_sortable
 from shared.domain.backupsets import BACKUP_SET_ID_PREFIX, BackupSetChange
 from shared.domain.batches import TRANSACTION_ROWS, SetItemOutcome, chunked
+from shared.domain.schedules import BackupSchedule
+from shared.errors import ConcurrentUpdate
+from shared.ports import Stored
 from shared.storage.keys import validate_key
-from shared.storage.table_common import body_json, get_entity, pack_body, page_query
+from shared.storage.table_common import body_json, etag_of, get_entity, pack_body, page_query
 
 __all__ = ["TableBackupSetRepository", "batch_row_key", "change_row_key", "item_row_key", "set_row_key"]
 
@@ -30,6 +35,7 @@ SET_PREFIX = "set|"
 ITEM_PREFIX = "item|"
 BATCH_PREFIX = "batch|"
 CHANGE_PREFIX = "change|"
+SCHEDULE_ROW = "schedule"
 _RANGE_FILTER = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
 # An item's capture outcome, merged onto its planned row; a replace of the whole item drops it.
 OUTCOME_PROPERTY = "Outcome"
@@ -189,3 +195,48 @@ class TableBackupSetRepository:
             raise ValueError("one transaction writes one tenant's partition")
         self._table.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE})
                                         for _, entity in rows])
+
+    # --------------------------------------------------------------------- retention and schedules
+
+    def delete_set(self, *, tenant_id: str, backup_set_id: str) -> None:
+        """Delete a set's items, batches and changes (100 rows per transaction), then the set row."""
+        partition = validate_key(tenant_id, what="tenant id")
+        row_key = set_row_key(backup_set_id)
+        if row_key is None:
+            raise ValueError("not a backup set id")
+        set_id = validate_key(backup_set_id, what="backup set id")
+        for prefix in (ITEM_PREFIX, BATCH_PREFIX, CHANGE_PREFIX):
+            rows = self._table.query_entities(
+                _RANGE_FILTER, parameters={"pk": partition, **_range(f"{prefix}{set_id}|")},
+                select=["PartitionKey", "RowKey"])
+            keys = [str(row["RowKey"]) for row in rows]
+            for chunk in chunked(keys, TRANSACTION_ROWS):
+                self._table.submit_transaction([("delete", {"PartitionKey": partition, "RowKey": key})
+                                                for key in chunk])
+        self._table.delete_entity(partition_key=partition, row_key=row_key)  # a missing row is not an error
+
+    def get_schedule(self, tenant_id: str) -> Stored[BackupSchedule] | None:
+        """Return the tenant's schedule with its ETag, or ``None``."""
+        entity = get_entity(self._table, validate_key(tenant_id, what="tenant id"), SCHEDULE_ROW)
+        if entity is None:
+            return None
+        return Stored(BackupSchedule.model_validate(body_json(entity)), etag_of(entity))
+
+    def put_schedule(self, schedule: BackupSchedule, *, etag: str | None = None) -> str:
+        """Create or replace the schedule (only if unchanged since read when ``etag`` is given)."""
+        entity = {"PartitionKey": validate_key(schedule.tenant_id, what="tenant id"), "RowKey": SCHEDULE_ROW,
+                  **pack_body(schedule.model_dump_json())}
+        try:
+            if etag is None:
+                result = self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            else:
+                result = self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,
+                                                   match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise ConcurrentUpdate("the schedule changed meanwhile") from exc
+        return str(result.get("etag", ""))
+
+    def delete_schedule(self, tenant_id: str) -> None:
+        """Delete the tenant's schedule, if any (the SDK ignores a row that is not there)."""
+        self._table.delete_entity(partition_key=validate_key(tenant_id, what="tenant id"),
+                                  row_key=SCHEDULE_ROW)
