@@ -59,16 +59,19 @@ async def capture_backup_set_item(payload: dict[str, Any]) -> dict[str, Any]:
     A failure of our own (storage unreachable) is returned as a retry, or on the final attempt as a failure
     the finish step records, instead of failing the batch while its other items still run.
     """
-    item = CaptureItemInput.model_validate(payload)
+    item: CaptureItemInput | None = None
     try:
+        item = CaptureItemInput.model_validate(payload)
         result = await container.capture_service().capture(item)
     except Exception as exc:  # noqa: BLE001 - the type only is logged: the text may quote an upstream
-        logger.warning("backup set item capture failed run_id=%s attempt=%d exception=%s", item.run_id,
-                       item.attempt, type(exc).__name__)
+        logger.warning("backup set item capture failed run_id=%s attempt=%s exception=%s",
+                       item.run_id if item else None, item.attempt if item else None, type(exc).__name__)
         error = ErrorInfo(code="internal-error", message="The item could not be captured because of an "
                                                          "internal error.")
-        result = CaptureItemResult(item_id=capture_item_id(item.policy_type, item.policy_id),
-                                   status="failed" if item.final_attempt else "retry", error=error)
+        # An input that does not validate never will: it fails at once (its item is settled by the finish).
+        result = CaptureItemResult(
+            item_id=capture_item_id(item.policy_type, item.policy_id) if item else "",
+            status="retry" if item and not item.final_attempt else "failed", error=error)
     return result.model_dump(mode="json", by_alias=True)
 
 

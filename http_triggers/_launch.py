@@ -1,4 +1,4 @@
-"""Starting orchestrations for runs from triggers that hold a durable client binding."""
+"""Handing a run's start to the outbox from triggers that hold a durable client binding."""
 
 from __future__ import annotations
 
@@ -6,16 +6,11 @@ import azure.durable_functions as df
 
 from shared import container
 from shared.services.outbox import orchestration_launcher
-from shared.services.runs import Launcher, StartResult
+from shared.services.runs import StartResult
 
-__all__ = ["deliver_in_background", "launcher_for"]
-
-
-def launcher_for(client: df.DurableOrchestrationClient) -> Launcher:
-    """A launcher that starts a run's orchestration with ``instance_id = run.id`` through ``client``."""
-    return orchestration_launcher(client)
+__all__ = ["deliver_in_background"]
 
 
 def deliver_in_background(client: df.DurableOrchestrationClient, result: StartResult) -> None:
     """Hand a start's outcome to this process's outbox dispatcher; the response does not wait for it."""
-    container.outbox_dispatcher().submit(result, launcher_for(client))
+    container.outbox_dispatcher().submit(result, orchestration_launcher(client))

@@ -32,7 +32,8 @@ def list_notifications(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 def mark_notification_read(req: func.HttpRequest) -> func.HttpResponse:
     """Mark one of the caller's notifications read (idempotent)."""
-    reject_body(req)
-    note = container.notification_service().mark_read(principal=caller(req),
+    principal = caller(req)
+    reject_body(req)  # only once the caller is known
+    note = container.notification_service().mark_read(principal=principal,
                                                        notification_id=req.route_params["notificationId"])
     return json_response({"id": note.id, "read": note.read})

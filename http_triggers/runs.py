@@ -9,13 +9,13 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from http_triggers._blueprint import bp
-from http_triggers._launch import launcher_for
 from http_triggers._support import api_base_url, caller, json_response, problem_responses, query_int
 from http_triggers._views import render_item_page, render_run, render_run_page
 from http_triggers.snapshots import RETRY_AFTER_SECONDS
 from shared import container
 from shared.domain import Grant, Role, RunKind, RunStatus
 from shared.errors import InvalidRequest
+from shared.services.outbox import orchestration_launcher
 from shared.services.recovery import OrchestrationStatusUnknown
 
 
@@ -68,7 +68,7 @@ async def monitor_run(req: func.HttpRequest, client: df.DurableOrchestrationClie
     grant = await asyncio.to_thread(_reader_grant, req)
     runs = container.run_service()
     run = await asyncio.to_thread(runs.get, tenant_id=grant.tenant_id, run_id=req.route_params["runId"])
-    container.outbox_dispatcher().nudge(run, launcher_for(client))
+    container.outbox_dispatcher().nudge(run, orchestration_launcher(client))
     with contextlib.suppress(OrchestrationStatusUnknown):  # the host erred: say what storage says
         run = await container.run_recovery().settle_if_orphaned(run, client)
     body = render_run(run, api_base_url(req))

@@ -28,10 +28,10 @@ RETRY_AFTER_SECONDS = "2"
 async def start_policy_snapshot(req: func.HttpRequest,
                                 client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start (or reuse) a snapshot run of one policy; answers 202 with the run and its monitor URL."""
-    reject_body(req)
     principal = await asyncio.to_thread(caller, req)
     grant = await asyncio.to_thread(container.access_service().require, principal,
                                     req.route_params["tenantId"], Role.OPERATOR)
+    reject_body(req)  # only once the caller is known and may start one
     policy_type = require_policy_type(req.route_params["policyType"])
     policy_id = req.route_params["policyId"]
     if not _POLICY_ID.fullmatch(policy_id):

@@ -58,10 +58,9 @@ def register_tenant(req: func.HttpRequest) -> func.HttpResponse:
     service.require_platform_admin(principal)  # authorise before the body is parsed
     body = read_json(req, RegisterTenantRequest)
     tenant_id = req.route_params["tenantId"].lower()
-    existed = container.storage().tenants().get(tenant_id) is not None
-    tenant = service.register(principal=principal, tenant_id=tenant_id, display_name=body.display_name,
-                              graph=body.graph)
-    return json_response(render_tenant(tenant), status=200 if existed else 201)
+    tenant, created = service.register(principal=principal, tenant_id=tenant_id,
+                                       display_name=body.display_name, graph=body.graph)
+    return json_response(render_tenant(tenant), status=201 if created else 200)
 
 
 @bp.route(route="tenants", methods=["GET"])

@@ -92,14 +92,15 @@ def run_service() -> RunService:
 def outbox_dispatcher() -> OutboxDispatcher:
     """Delivers run outboxes (orchestration starts, run events) in background tasks of this process."""
     return OutboxDispatcher(runs=storage().runs(), service=run_service(), clock=utcnow,
-                            tenant_ids=storage().tenants().list_ids)
+                            tenant_ids=storage().tenants().list_ids,
+                            finish_run=backup_set_service().finish_run)
 
 
 @lru_cache(maxsize=1)
 def run_recovery() -> RunRecovery:
     """Settles runs whose orchestration ended without them (the monitor and the recovery timer)."""
     return RunRecovery(runs=storage().runs(), service=run_service(), clock=utcnow,
-                       tenant_ids=storage().tenants().list_ids)
+                       tenant_ids=storage().tenants().list_ids, finish_run=backup_set_service().finish_run)
 
 
 @lru_cache(maxsize=1)

@@ -389,11 +389,16 @@ class BackupSetRepository(Protocol):
     """Backup sets, their items, their batches and their changes, in the managed tenant's partition.
 
     Item, batch and change writes are upserts keyed by set and item (or batch number), so a repeated activity
-    rewrites the same rows.
+    rewrites the same rows. The ``create_*`` writes never replace a row: a late or repeated start or plan
+    leaves what was written after it (a planned set, captured items, finished batches) as it is.
     """
 
     def put_set(self, backup_set: BackupSet) -> None:
         """Create or replace a set."""
+        ...
+
+    def create_set(self, backup_set: BackupSet) -> bool:
+        """Create a set unless its row exists; ``False`` (nothing written) when it does."""
         ...
 
     def get_set(self, *, tenant_id: str, backup_set_id: str) -> BackupSet | None:
@@ -407,6 +412,10 @@ class BackupSetRepository(Protocol):
 
     def put_items(self, items: Sequence[BackupSetItem]) -> None:
         """Create or replace items of one tenant, at most 100 rows per entity-group transaction."""
+        ...
+
+    def create_items(self, items: Sequence[BackupSetItem]) -> None:
+        """Create the items that do not exist yet (100 rows per transaction); existing rows stay."""
         ...
 
     def settle_item(self, *, tenant_id: str, backup_set_id: str, item_id: str,
@@ -431,6 +440,10 @@ class BackupSetRepository(Protocol):
 
     def put_batches(self, batches: Sequence[BackupSetBatch]) -> None:
         """Create or replace batches of one tenant, at most 100 rows per entity-group transaction."""
+        ...
+
+    def create_batches(self, batches: Sequence[BackupSetBatch]) -> None:
+        """Create the batches that do not exist yet (100 rows per transaction); existing rows stay."""
         ...
 
     def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int) -> BackupSetBatch | None:

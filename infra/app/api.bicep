@@ -77,10 +77,10 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param httpPerInstanceConcurrency int = 2
 
-@description('Threads of the Python worker for synchronous functions (the orchestrators; triggers and activities are async). See docs/deploy.md.')
+@description('Threads of the Python worker for synchronous functions (the orchestrators and most HTTP handlers; activities and the start routes are async). See docs/deploy.md.')
 @minValue(1)
 @maxValue(32)
-param pythonThreadpoolThreadCount int = 2
+param pythonThreadpoolThreadCount int = 4
 
 @description('Upper bound of instances; keeps Graph throttling budgets and storage load predictable.')
 @minValue(1)

@@ -120,8 +120,24 @@ class AccessService:
                          granted_by=PLATFORM_ADMIN_ROLE, granted_at=self._clock())
         return self.require(principal, tenant_id, Role.ADMIN)
 
+    def readable_grants(self, principal: Principal) -> list[Grant]:
+        """Return the caller's grants (any role) on registered tenants, for cross-tenant views.
+
+        The principal-side index only says where to look: its row is written outside the grant's own
+        transaction, so a grant change racing a revoke can leave a row behind with no grant. Each tenant it
+        names is therefore checked like a request to it (the cached point read of :meth:`require`), and
+        only grants that really exist are returned, with their stored role.
+        """
+        indexed = self._grants.list_for_principal(principal_tenant_id=principal.tenant_id,
+                                                  principal_id=principal.object_id)
+        readable: list[Grant] = []
+        for entry in indexed:
+            try:
+                readable.append(self._grant(principal, entry.tenant_id.lower()))
+            except TenantNotFound:
+                continue  # a stale index row (revoked grant) or a tenant no longer registered
+        return readable
+
     def readable_tenant_ids(self, principal: Principal) -> list[str]:
-        """Return the managed tenants the caller can read (any grant), for cross-tenant views."""
-        grants = self._grants.list_for_principal(principal_tenant_id=principal.tenant_id,
-                                                 principal_id=principal.object_id)
-        return [g.tenant_id for g in grants]
+        """Return the managed tenants the caller can read (a grant that exists), for cross-tenant views."""
+        return [g.tenant_id for g in self.readable_grants(principal)]

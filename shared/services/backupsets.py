@@ -123,7 +123,8 @@ class BackupSetService:
         backup_set = set_of_run(result.run)
         if not result.reused:
             # Visible at once to list and get; the plan writes it too, should this process die first.
-            await asyncio.to_thread(self._sets.put_set, backup_set)
+            # Create only: a late write (a storage retry) must not reset the set the plan wrote meanwhile.
+            await asyncio.to_thread(self._sets.create_set, backup_set)
         return result, backup_set
 
     # ------------------------------------------------------------------------------------ plan
@@ -158,12 +159,17 @@ class BackupSetService:
         batches = [BackupSetBatch(tenant_id=tenant_id, backup_set_id=backup_set.id, batch=number,
                                   members=tuple(PolicyRef(type=t, id=i) for t, i, _ in chunk))
                    for number, chunk in enumerate(chunked(refs, self._batch_size))]
-        await asyncio.to_thread(self._sets.put_items, items)
-        await asyncio.to_thread(self._sets.put_batches, batches)
+        # Create only: a repeated plan (activities run at least once) must not reset items a batch has
+        # captured meanwhile, nor batches that finished.
+        await asyncio.to_thread(self._sets.create_items, items)
+        await asyncio.to_thread(self._sets.create_batches, batches)
         planned = backup_set.model_copy(update={"item_count": len(items),
                                                 "batch_count": batch_count(len(items), self._batch_size)})
-        # The set row last: it is the marker that the plan is whole.
-        await asyncio.to_thread(self._sets.put_set, planned)
+        # The set row last: it is the marker that the plan is whole. A repeat that finds it written
+        # leaves it, since the set may have moved on (compared, or its verdict written).
+        stored = await asyncio.to_thread(self._sets.get_set, tenant_id=tenant_id, backup_set_id=planned.id)
+        if stored is None or stored.item_count is None:
+            await asyncio.to_thread(self._sets.put_set, planned)
         await asyncio.to_thread(self._stamp_target, tenant_id, run_id, planned.id)
         await asyncio.to_thread(self._runs.mark_running, tenant_id=tenant_id, run_id=run_id,
                                 expected_items=len(items))
@@ -196,6 +202,8 @@ class BackupSetService:
             except ConcurrentUpdate:
                 continue
             return
+        logger.warning("backup set not stamped on its run run_id=%s tenant_id=%s backup_set_id=%s",
+                       run_id, tenant_id, backup_set_id)
 
     # --------------------------------------------------------------------------------- batches
 
@@ -239,6 +247,17 @@ class BackupSetService:
             "captured_count": run.counts.succeeded, "failed_count": run.counts.failed,
             "completed_at": run.finished_at}))
         return run
+
+    def finish_run(self, *, tenant_id: str, run_id: str, failure: ErrorInfo | None) -> RunRecord:
+        """End a run from outside its orchestration (never launched, or orphaned), whatever its kind.
+
+        A ``backupset.capture`` run ends through :meth:`finish`, so its set is settled and gets its verdict
+        instead of staying ``capturing``; any other run is completed as it is.
+        """
+        run = self._runs.get(tenant_id=tenant_id, run_id=run_id)
+        if run.kind == RunKind.BACKUPSET_CAPTURE:
+            return self.finish(tenant_id=tenant_id, run_id=run_id, failure=failure)
+        return self._runs.complete(tenant_id=tenant_id, run_id=run_id, failure=failure)
 
     def _record_changes(self, backup_set: BackupSet) -> None:
         """Compare a settled set with its baseline; store one change row per line and the counts on the set.

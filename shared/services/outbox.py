@@ -32,7 +32,7 @@ from shared.domain.capture import PolicyCaptureCommand
 from shared.durable_names import BACKUP_SET_ORCHESTRATOR, POLICY_CAPTURE_ORCHESTRATOR
 from shared.errors import ConcurrentUpdate
 from shared.ports import OutboxEntry, RunRepository, Stored
-from shared.services.runs import Launcher, RunService, StartResult
+from shared.services.runs import Launcher, RunFinisher, RunService, StartResult
 
 __all__ = ["OrchestrationClient", "OutboxDispatcher", "orchestration_launcher"]
 
@@ -106,7 +106,7 @@ class OutboxDispatcher:
                  retry_base: timedelta = timedelta(seconds=10),
                  retry_max: timedelta = timedelta(minutes=5),
                  abandon_after: timedelta = timedelta(minutes=30),
-                 sweep_batch: int = 200) -> None:
+                 sweep_batch: int = 200, finish_run: RunFinisher | None = None) -> None:
         """Create the dispatcher.
 
         Args:
@@ -119,6 +119,8 @@ class OutboxDispatcher:
             retry_max: longest lease (and so the longest wait between retries).
             abandon_after: age after which a run that never launched is failed with ``launch-failed``.
             sweep_batch: most entries one sweep takes on.
+            finish_run: ends an abandoned run (default ``service.complete``); a backup set's run must end
+                through its set, or the set would stay ``capturing``.
         """
         self._runs = runs
         self._service = service
@@ -129,6 +131,7 @@ class OutboxDispatcher:
         self._retry_max = retry_max
         self._abandon_after = abandon_after
         self._sweep_batch = sweep_batch
+        self._finish_run: RunFinisher = finish_run or service.complete
         # Strong references: the loop keeps only weak ones, and a collected task never runs to its end.
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
 
@@ -222,6 +225,12 @@ class OutboxDispatcher:
                        run: Stored[RunRecord] | None) -> None:
         """Deliver an entry whose lease we hold: launch, publish, then settle (see the module docstring)."""
         work = entry.value
+        if work.due_at <= self._clock():
+            # The lease ran out before delivery began (a slow or starved task): the sweeper may have taken
+            # the entry over, so it is theirs now.
+            logger.info("outbox lease expired before delivery run_id=%s tenant_id=%s", work.run_id,
+                        work.tenant_id)
+            return
         if run is None:
             run = await asyncio.to_thread(self._runs.get, tenant_id=work.tenant_id, run_id=work.run_id)
         if run is None:  # cannot happen (claimed together); nothing is left to deliver
@@ -245,7 +254,7 @@ class OutboxDispatcher:
     def _abandon(self, run: RunRecord) -> RunRecord:
         logger.warning("run never launched; failing it run_id=%s tenant_id=%s", run.id, run.tenant_id)
         failure = ErrorInfo(code="launch-failed", message="The run could not be started and was abandoned.")
-        return self._service.complete(tenant_id=run.tenant_id, run_id=run.id, failure=failure)
+        return self._finish_run(tenant_id=run.tenant_id, run_id=run.id, failure=failure)
 
     def _settle(self, entry: Stored[OutboxEntry], launched: Stored[RunRecord] | None) -> None:
         """Delete the entry, and stamp ``launched_at`` on its run in that transaction if we launched it."""

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from shared.domain import RunRecord
 from shared.ports import ActiveEntry, RunRepository
-from shared.services.runs import ORPHANED_FAILURE_CODE, RunService
+from shared.services.runs import ORPHANED_FAILURE_CODE, RunFinisher, RunService
 
 __all__ = ["OrchestrationStatusReader", "OrchestrationStatusUnknown", "RunRecovery",
            "orchestration_runtime_status"]
@@ -63,7 +63,8 @@ class RunRecovery:
     """Settles active runs whose orchestration ended without them (the monitor and the recovery timer)."""
 
     def __init__(self, *, runs: RunRepository, service: RunService, clock: Callable[[], datetime],
-                 tenant_ids: Callable[[], Sequence[str]], concurrency: int = 8) -> None:
+                 tenant_ids: Callable[[], Sequence[str]], concurrency: int = 8,
+                 finish_run: RunFinisher | None = None) -> None:
         """Create the recovery service.
 
         Args:
@@ -72,12 +73,15 @@ class RunRecovery:
             clock: returns the current aware UTC time.
             tenant_ids: the registered tenants, whose partitions a sweep reads one by one.
             concurrency: runs checked at once (a storage read and a status request each).
+            finish_run: ends an orphaned run (default ``service.complete``); a backup set's run must end
+                through its set, or the set would stay ``capturing``.
         """
         self._runs = runs
         self._service = service
         self._clock = clock
         self._tenant_ids = tenant_ids
         self._concurrency = concurrency
+        self._finish_run = finish_run
 
     async def settle_if_orphaned(self, run: RunRecord, client: OrchestrationStatusReader) -> RunRecord:
         """Ask the host about an active, launched run's orchestration; fail the run if it was orphaned.
@@ -95,7 +99,8 @@ class RunRecovery:
             return run
         # Read again inside: the orchestration may have ended the run since ``run`` was read.
         return await asyncio.to_thread(self._service.settle_if_orchestration_ended, tenant_id=run.tenant_id,
-                                       run_id=run.id, orchestration_status=runtime)
+                                       run_id=run.id, orchestration_status=runtime,
+                                       finish=self._finish_run)
 
     async def sweep(self, client: OrchestrationStatusReader) -> int:
         """Settle the orphaned runs of every tenant (the timer); return how many it failed.

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from shared.domain import (
     ApiModel,
@@ -59,11 +59,20 @@ from shared.ports import (
     Stored,
 )
 
-__all__ = ["Launcher", "ProgressEntry", "RunService", "StartResult", "idempotency_scope"]
+__all__ = ["Launcher", "ProgressEntry", "RunFinisher", "RunService", "StartResult", "idempotency_scope"]
 
 logger = logging.getLogger(__name__)
 
 Launcher = Callable[[RunRecord], Awaitable[None]]
+
+
+class RunFinisher(Protocol):
+    """Ends a run from outside its orchestration (:meth:`RunService.complete`, or a kind's own ending)."""
+
+    def __call__(self, *, tenant_id: str, run_id: str, failure: ErrorInfo | None) -> RunRecord:
+        """End the run (idempotent) and return it as it ended."""
+        ...
+
 
 # Kinds of which at most one may be active per managed tenant, whatever the request.
 EXCLUSIVE_KINDS = frozenset({RunKind.RESTORE_EXECUTE})
@@ -301,8 +310,8 @@ class RunService:
             return now - run.launched_at > INSTANCE_NOT_FOUND_GRACE
         return orchestration_status in _ENDED_ORCHESTRATION
 
-    def settle_if_orchestration_ended(self, *, tenant_id: str, run_id: str,
-                                      orchestration_status: str | None) -> RunRecord:
+    def settle_if_orchestration_ended(self, *, tenant_id: str, run_id: str, orchestration_status: str | None,
+                                      finish: RunFinisher | None = None) -> RunRecord:
         """Fail an active run whose orchestration ended without completing it.
 
         An orchestration normally ends the run itself. If it failed outright or was terminated, or its
@@ -315,6 +324,8 @@ class RunService:
             tenant_id: the managed tenant.
             run_id: the run (its orchestration instance id).
             orchestration_status: ``Running``, ``Failed``, ``Terminated`` ... or ``None``.
+            finish: ends the orphaned run (default :meth:`complete`); a kind that keeps more than the run
+                (a backup set) ends it its own way.
 
         Returns:
             The run, failed with ``orchestration-ended`` if it was orphaned, otherwise unchanged.
@@ -327,7 +338,7 @@ class RunService:
                        run_id, tenant_id, orchestration_status)
         failure = ErrorInfo(code=ORPHANED_FAILURE_CODE,
                             message="The run's orchestration ended without completing the run.")
-        return self.complete(tenant_id=tenant_id, run_id=run_id, failure=failure)
+        return (finish or self.complete)(tenant_id=tenant_id, run_id=run_id, failure=failure)
 
     # ------------------------------------------------------------------------------ reading
 

@@ -64,7 +64,7 @@ class TenantService:
             raise Forbidden("registering tenants needs the Platform.Admin app role on an app-only token")
 
     def register(self, *, principal: Principal, tenant_id: str, display_name: str,
-                 graph: GraphConnection) -> ManagedTenant:
+                 graph: GraphConnection) -> tuple[ManagedTenant, bool]:
         """Register a managed tenant, or update its name and Graph connection.
 
         Args:
@@ -74,7 +74,7 @@ class TenantService:
             graph: client id and credential reference (validated never to hold a secret).
 
         Returns:
-            The stored tenant.
+            The stored tenant, and whether it was new (``False`` when an existing one was updated).
 
         Raises:
             Forbidden: the caller is not a platform admin.
@@ -89,12 +89,15 @@ class TenantService:
             registered_at=existing.registered_at if existing else self._clock(),
         )
         self._tenants.put(tenant)
-        return tenant
+        return tenant, existing is None
 
     def list_for(self, principal: Principal) -> list[TenantAccess]:
-        """Return the tenants the caller has a grant on, with the caller's role."""
-        grants = {g.tenant_id: g.role for g in self._grants.list_for_principal(
-            principal_tenant_id=principal.tenant_id, principal_id=principal.object_id)}
+        """Return the tenants the caller has a grant on, with the caller's role.
+
+        Only grants that really exist count (see :meth:`AccessService.readable_grants`): a revoked caller
+        never sees the tenant again, whatever the principal-side index still holds.
+        """
+        grants = {g.tenant_id: g.role for g in self._access.readable_grants(principal)}
         tenants = self._tenants.get_many(list(grants))
         return [TenantAccess(tenant=t, role=grants[t.tenant_id]) for t in tenants]
 

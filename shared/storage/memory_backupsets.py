@@ -42,6 +42,18 @@ class InMemoryBackupSetRepository:
         with self._lock:
             self._sets[(validate_key(backup_set.tenant_id, what="tenant id"), row_key)] = backup_set
 
+    def create_set(self, backup_set: BackupSet) -> bool:
+        """Create a set unless its row exists; ``False`` (nothing written) when it does."""
+        row_key = set_row_key(backup_set.id)
+        if row_key is None:
+            raise ValueError("not a backup set id")
+        key = (validate_key(backup_set.tenant_id, what="tenant id"), row_key)
+        with self._lock:
+            if key in self._sets:
+                return False
+            self._sets[key] = backup_set
+        return True
+
     def get_set(self, *, tenant_id: str, backup_set_id: str) -> BackupSet | None:
         """Return a set, or ``None``."""
         row_key = set_row_key(backup_set_id)
@@ -65,6 +77,17 @@ class InMemoryBackupSetRepository:
                 self._items.update(keyed)
                 for key in keyed:
                     self._outcomes.pop(key, None)
+                self.transactions += 1
+
+    def create_items(self, items: Sequence[BackupSetItem]) -> None:
+        """Create the items that do not exist yet; rows already there (and their outcomes) stay."""
+        for chunk in chunked(list(items), TRANSACTION_ROWS):
+            keyed = {(validate_key(i.tenant_id, what="tenant id"),
+                      item_row_key(i.backup_set_id, i.item_id)): i for i in chunk}
+            self._check_one_partition(keyed)
+            with self._lock:
+                for key, item in keyed.items():
+                    self._items.setdefault(key, item)
                 self.transactions += 1
 
     def settle_item(self, *, tenant_id: str, backup_set_id: str, item_id: str,
@@ -102,6 +125,17 @@ class InMemoryBackupSetRepository:
             self._check_one_partition(keyed)
             with self._lock:
                 self._batches.update(keyed)
+                self.transactions += 1
+
+    def create_batches(self, batches: Sequence[BackupSetBatch]) -> None:
+        """Create the batches that do not exist yet; rows already there (and their summaries) stay."""
+        for chunk in chunked(list(batches), TRANSACTION_ROWS):
+            keyed = {(validate_key(b.tenant_id, what="tenant id"), batch_row_key(b.backup_set_id, b.batch)): b
+                     for b in chunk}
+            self._check_one_partition(keyed)
+            with self._lock:
+                for key, batch in keyed.items():
+                    self._batches.setdefault(key, batch)
                 self.transactions += 1
 
     def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int) -> BackupSetBatch | None:

@@ -13,12 +13,13 @@ entity-group transactions of up to 100 rows::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableEntity, UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page, invert_sortable
 from shared.domain.backupsets import BACKUP_SET_ID_PREFIX, BackupSetChange
@@ -27,6 +28,7 @@ from shared.domain.schedules import BackupSchedule
 from shared.errors import ConcurrentUpdate
 from shared.ports import Stored
 from shared.storage.keys import validate_key
+from shared.storage.rows import prefix_range
 from shared.storage.table_common import body_json, etag_of, get_entity, pack_body, page_query
 
 __all__ = ["TableBackupSetRepository", "batch_row_key", "change_row_key", "item_row_key", "set_row_key"]
@@ -66,10 +68,6 @@ def change_row_key(backup_set_id: str, item_id: str) -> str:
            f"{validate_key(item_id, what='item id')}"
 
 
-def _range(prefix: str) -> dict[str, str]:
-    return {"lo": prefix, "hi": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
-
-
 def _set_from(entity: TableEntity) -> BackupSet:
     return BackupSet.model_validate(body_json(entity))
 
@@ -80,6 +78,17 @@ def _item_from(entity: TableEntity) -> BackupSetItem:
     return SetItemOutcome.model_validate_json(outcome).applied_to(item) if outcome else item
 
 
+def _item_entity(item: BackupSetItem) -> dict[str, Any]:
+    return {"PartitionKey": validate_key(item.tenant_id, what="tenant id"),
+            "RowKey": item_row_key(item.backup_set_id, item.item_id), "Status": item.status,
+            **pack_body(item.model_dump_json())}
+
+
+def _batch_entity(batch: BackupSetBatch) -> dict[str, Any]:
+    return {"PartitionKey": validate_key(batch.tenant_id, what="tenant id"),
+            "RowKey": batch_row_key(batch.backup_set_id, batch.batch), **pack_body(batch.model_dump_json())}
+
+
 class TableBackupSetRepository:
     """Backup sets, their items and batches; partition the managed tenant."""
 
@@ -88,13 +97,23 @@ class TableBackupSetRepository:
 
     def put_set(self, backup_set: BackupSet) -> None:
         """Create or replace a set."""
+        self._table.upsert_entity(self._set_entity(backup_set), mode=UpdateMode.REPLACE)
+
+    @staticmethod
+    def _set_entity(backup_set: BackupSet) -> dict[str, Any]:
         row_key = set_row_key(backup_set.id)
         if row_key is None:
             raise ValueError("not a backup set id")
-        self._table.upsert_entity({
-            "PartitionKey": validate_key(backup_set.tenant_id, what="tenant id"), "RowKey": row_key,
-            "Status": backup_set.status, **pack_body(backup_set.model_dump_json()),
-        }, mode=UpdateMode.REPLACE)
+        return {"PartitionKey": validate_key(backup_set.tenant_id, what="tenant id"), "RowKey": row_key,
+                "Status": backup_set.status, **pack_body(backup_set.model_dump_json())}
+
+    def create_set(self, backup_set: BackupSet) -> bool:
+        """Create a set unless its row exists; ``False`` (nothing written) when it does."""
+        try:
+            self._table.create_entity(self._set_entity(backup_set))
+        except ResourceExistsError:
+            return False
+        return True
 
     def get_set(self, *, tenant_id: str, backup_set_id: str) -> BackupSet | None:
         """Return a set, or ``None``."""
@@ -107,18 +126,19 @@ class TableBackupSetRepository:
     def list_sets(self, *, tenant_id: str, top: int = 50,
                   continuation: str | None = None) -> Page[BackupSet]:
         """Return a tenant's sets newest first."""
-        params = {"pk": validate_key(tenant_id, what="tenant id"), **_range(SET_PREFIX)}
+        params = {"pk": validate_key(tenant_id, what="tenant id"), **prefix_range(SET_PREFIX)}
         return page_query(self._table, query_filter=_RANGE_FILTER, parameters=params, top=top,
                           continuation=continuation, convert=_set_from)
 
     def put_items(self, items: Sequence[BackupSetItem]) -> None:
         """Create or replace items, one entity-group transaction per 100 rows of a tenant."""
         for chunk in chunked(list(items), TRANSACTION_ROWS):
-            self._submit([(item.tenant_id, {
-                "PartitionKey": validate_key(item.tenant_id, what="tenant id"),
-                "RowKey": item_row_key(item.backup_set_id, item.item_id), "Status": item.status,
-                **pack_body(item.model_dump_json()),
-            }) for item in chunk])
+            self._submit([(item.tenant_id, _item_entity(item)) for item in chunk])
+
+    def create_items(self, items: Sequence[BackupSetItem]) -> None:
+        """Create the items that do not exist yet; rows already there (and their outcomes) stay."""
+        for chunk in chunked(list(items), TRANSACTION_ROWS):
+            self._create([(item.tenant_id, _item_entity(item)) for item in chunk])
 
     def settle_item(self, *, tenant_id: str, backup_set_id: str, item_id: str,
                     outcome: SetItemOutcome) -> bool:
@@ -148,7 +168,7 @@ class TableBackupSetRepository:
         """Return a set's items ordered by item id."""
         prefix = f"{ITEM_PREFIX}{validate_key(backup_set_id, what='backup set id')}|"
         query = _RANGE_FILTER
-        params: dict[str, Any] = {"pk": validate_key(tenant_id, what="tenant id"), **_range(prefix)}
+        params: dict[str, Any] = {"pk": validate_key(tenant_id, what="tenant id"), **prefix_range(prefix)}
         if status is not None:
             query += " and Status eq @status"
             params["status"] = status
@@ -158,11 +178,12 @@ class TableBackupSetRepository:
     def put_batches(self, batches: Sequence[BackupSetBatch]) -> None:
         """Create or replace batches, one entity-group transaction per 100 rows of a tenant."""
         for chunk in chunked(list(batches), TRANSACTION_ROWS):
-            self._submit([(batch.tenant_id, {
-                "PartitionKey": validate_key(batch.tenant_id, what="tenant id"),
-                "RowKey": batch_row_key(batch.backup_set_id, batch.batch),
-                **pack_body(batch.model_dump_json()),
-            }) for batch in chunk])
+            self._submit([(batch.tenant_id, _batch_entity(batch)) for batch in chunk])
+
+    def create_batches(self, batches: Sequence[BackupSetBatch]) -> None:
+        """Create the batches that do not exist yet; rows already there (and their summaries) stay."""
+        for chunk in chunked(list(batches), TRANSACTION_ROWS):
+            self._create([(batch.tenant_id, _batch_entity(batch)) for batch in chunk])
 
     def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int) -> BackupSetBatch | None:
         """Return one batch, or ``None``."""
@@ -183,7 +204,7 @@ class TableBackupSetRepository:
                      continuation: str | None = None) -> Page[BackupSetChange]:
         """Return a set's changes ordered by item id."""
         prefix = f"{CHANGE_PREFIX}{validate_key(backup_set_id, what='backup set id')}|"
-        params = {"pk": validate_key(tenant_id, what="tenant id"), **_range(prefix)}
+        params = {"pk": validate_key(tenant_id, what="tenant id"), **prefix_range(prefix)}
         return page_query(self._table, query_filter=_RANGE_FILTER, parameters=params, top=top,
                           continuation=continuation,
                           convert=lambda entity: BackupSetChange.model_validate(body_json(entity)))
@@ -196,6 +217,21 @@ class TableBackupSetRepository:
         self._table.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE})
                                         for _, entity in rows])
 
+    def _create(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Create rows in one transaction, or one by one when some exist (a repeated plan): never replace."""
+        if not rows:
+            return
+        if len({tenant for tenant, _ in rows}) != 1:
+            raise ValueError("one transaction writes one tenant's partition")
+        try:
+            self._table.submit_transaction([("create", entity) for _, entity in rows])
+        except TableTransactionError as exc:
+            if exc.status_code != 409:
+                raise
+            for _, entity in rows:
+                with contextlib.suppress(ResourceExistsError):
+                    self._table.create_entity(entity)
+
     # --------------------------------------------------------------------- retention and schedules
 
     def delete_set(self, *, tenant_id: str, backup_set_id: str) -> None:
@@ -207,7 +243,7 @@ class TableBackupSetRepository:
         set_id = validate_key(backup_set_id, what="backup set id")
         for prefix in (ITEM_PREFIX, BATCH_PREFIX, CHANGE_PREFIX):
             rows = self._table.query_entities(
-                _RANGE_FILTER, parameters={"pk": partition, **_range(f"{prefix}{set_id}|")},
+                _RANGE_FILTER, parameters={"pk": partition, **prefix_range(f"{prefix}{set_id}|")},
                 select=["PartitionKey", "RowKey"])
             keys = [str(row["RowKey"]) for row in rows]
             for chunk in chunked(keys, TRANSACTION_ROWS):

@@ -1,8 +1,9 @@
 """Hostile request bodies over HTTP: authorisation before parsing, then bounded parsing, never a 500.
 
-The routes that take a body are the grant and registration PUTs. Whoever may not use the route is refused
-exactly as with a harmless body (404 without a grant, 403 with too low a role) and the body is never parsed;
-whoever may use it gets a 400 or 415 problem with a stable code, and nothing is written.
+The routes that take a body are the grant and registration PUTs. Authentication and the access check come
+first on every route, before any body or query parameter is looked at. Whoever may not use the route is
+refused exactly as with a harmless body (404 without a grant, 403 with too low a role) and the body is never
+parsed; whoever may use it gets a 400 or 415 problem with a stable code, and nothing is written.
 """
 
 from __future__ import annotations
@@ -152,3 +153,31 @@ def test_routes_without_a_body_still_refuse_an_oversized_one(stack: Stack, tenan
                  f"/notifications/{uuid.uuid4()}/read"):
         response = operator.post(path, content=b"[" * 300_000, headers=JSON)
         _assert_problem(response, 413, "payload-too-large")
+
+
+def test_a_caller_without_a_token_gets_401_before_an_oversized_body_is_looked_at(stack: Stack,
+                                                                                  tenant: str) -> None:
+    with httpx.Client(base_url=stack.info.api_base_url, timeout=30.0) as anonymous:
+        for path in (f"/tenants/{tenant}/policies/settingsCatalog/abc/snapshots",
+                     f"/notifications/{uuid.uuid4()}/read"):
+            response = anonymous.post(path, content=b"[" * 300_000, headers=JSON)
+            assert response.status_code == 401, (path, response.status_code, response.text[:300])
+
+
+def test_a_caller_without_a_grant_gets_404_before_an_oversized_body_is_looked_at(stack: Stack,
+                                                                                  tenant: str) -> None:
+    stranger, _ = stack.user(None, None)
+    response = stranger.post(f"/tenants/{tenant}/policies/settingsCatalog/abc/snapshots",
+                             content=b"[" * 300_000, headers=JSON)
+    _assert_problem(response, 404, "tenant-not-found")
+
+
+def test_a_caller_without_a_grant_gets_404_whatever_the_query(stack: Stack, tenant: str) -> None:
+    stranger, _ = stack.user(None, None)
+    reader, _ = stack.user(tenant, "reader")
+    for top in ("0", "many"):
+        response = stranger.get(f"/tenants/{tenant}/audit", params={"top": top})
+        _assert_problem(response, 404, "tenant-not-found")
+        # Only a caller who may read the trail learns what is wrong with the query.
+        response = reader.get(f"/tenants/{tenant}/audit", params={"top": top})
+        assert response.status_code == 400, (response.status_code, response.text[:300])

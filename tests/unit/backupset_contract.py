@@ -162,3 +162,35 @@ class BackupSetContract:
         bad = items(backup_set, 1)[0].model_copy(update={"item_id": "settingsCatalog:a/b"})
         with pytest.raises(InvalidRequest):
             sets.put_items([bad])
+
+    def test_creating_a_set_never_replaces_one(self, sets: BackupSetRepository) -> None:
+        backup_set = a_set()
+        assert sets.create_set(backup_set) is True
+        planned = backup_set.model_copy(update={"item_count": 3, "batch_count": 1})
+        sets.put_set(planned)
+        # A late create (a storage retry of the start) leaves the planned set as it is.
+        assert sets.create_set(backup_set) is False
+        assert sets.get_set(tenant_id=TENANT, backup_set_id=backup_set.id) == planned
+
+    def test_creating_items_and_batches_keeps_the_rows_already_there(self, sets: BackupSetRepository) -> None:
+        backup_set = a_set()
+        planned = items(backup_set, 130)
+        sets.create_items(planned[:120])
+        first = planned[0].item_id
+        outcome = SetItemOutcome(status="captured", content_hash="c" * 64, size_bytes=5)
+        assert sets.settle_item(tenant_id=TENANT, backup_set_id=backup_set.id, item_id=first, outcome=outcome)
+        batch = BackupSetBatch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=0,
+                               members=(PolicyRef(type="settingsCatalog", id="p-0000"),))
+        sets.create_batches([batch])
+        done = batch.model_copy(update={"finished": True, "succeeded": 1})
+        sets.put_batches([done])
+
+        # A repeated plan writes every row again: the missing ones are created, none is replaced.
+        sets.create_items(planned)
+        sets.create_batches([batch, batch.model_copy(update={"batch": 1})])
+        stored = sets.get_item(tenant_id=TENANT, backup_set_id=backup_set.id, item_id=first)
+        assert stored is not None
+        assert (stored.status, stored.content_hash) == ("captured", "c" * 64)
+        assert len(sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id, top=1000).items) == 130
+        assert sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=0) == done
+        assert sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=1) is not None

@@ -124,10 +124,19 @@ def test_delete_grant_revokes_access(svc):
     assert access.readable_tenant_ids(BOB) == []
 
 
+def test_registering_a_new_tenant_says_it_was_created(svc):
+    _, service = svc
+    tenant, created = service.register(principal=PLATFORM, tenant_id=UNKNOWN, display_name="Fabrikam",
+                                       graph=GRAPH)
+    assert created
+    assert tenant.tenant_id == UNKNOWN
+
+
 def test_reregistering_keeps_original_registration(svc):
     _, service = svc
-    again = service.register(principal=PLATFORM, tenant_id=TENANT, display_name="Contoso Ltd",
-                             graph=GRAPH)
+    again, created = service.register(principal=PLATFORM, tenant_id=TENANT, display_name="Contoso Ltd",
+                                      graph=GRAPH)
+    assert not created
     assert again.display_name == "Contoso Ltd"
     assert again.registered_by == PLATFORM.object_id
 

@@ -8,18 +8,21 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
-from shared.domain import BackupSetRequest, ErrorInfo, ItemOutcome, Principal, RunStatus
+from shared.domain import BackupSet, BackupSetRequest, ErrorInfo, ItemOutcome, Principal, RunStatus
 from shared.domain.backupsets import MAX_SELECTED_POLICIES, SelectionBody, normalise_selection
-from shared.domain.batches import batch_count, chunked, retry_round, summarise_batch
+from shared.domain.batches import SetItemOutcome, batch_count, chunked, retry_round, summarise_batch
 from shared.domain.capture import CaptureItemResult
 from shared.domain.normalise import normalised_hash
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.graph.catalog import CATALOG, ItemGet
 from shared.graph.errors import GraphThrottled
 from shared.graph.reader import PolicySummary
-from shared.services.backupsets import BackupSetService, PolicyLister
+from shared.services.backupsets import BackupSetService, PolicyLister, set_of_run
 from shared.services.capture import POLICY_NORMAL_FORM, policy_normal_form
+from shared.services.outbox import OutboxDispatcher
+from shared.services.recovery import RunRecovery
 from shared.storage.memory import InMemoryBlobStore
 from shared.storage.memory_backupsets import InMemoryBackupSetRepository
 from tests.fakes import RunsHarness
@@ -191,6 +194,122 @@ class TestPlanAndFinish:
         assert again.run.id == first.run.id
         assert again_set.id == first.run.id.replace("run_", "bs_")
         assert len(sets.list_sets(tenant_id=TENANT).items) == 1
+
+
+class LateFirstSetWrite(InMemoryBackupSetRepository):
+    """Holds back the first write of a set row until :meth:`land` (a storage retry that lands late)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: tuple[Any, BackupSet] | None = None
+        self.holding = True
+
+    def put_set(self, backup_set: BackupSet) -> None:
+        if self.holding:
+            self.holding, self.held = False, (super().put_set, backup_set)
+            return
+        super().put_set(backup_set)
+
+    def create_set(self, backup_set: BackupSet) -> bool:
+        if self.holding:
+            self.holding, self.held = False, (super().create_set, backup_set)
+            return True
+        return super().create_set(backup_set)
+
+    def land(self) -> None:
+        assert self.held is not None
+        write, backup_set = self.held
+        write(backup_set)
+
+
+class TestNothingPlannedIsOverwritten:
+    async def test_a_late_write_of_the_start_leaves_the_planned_set(self) -> None:
+        runs = RunsHarness()
+        sets = LateFirstSetWrite()
+        service = BackupSetService(sets=sets, runs=runs.service, run_rows=runs.runs,
+                                   blobs=InMemoryBlobStore(), list_policies=FakeGraph({}), clock=runs.clock)
+        result, backup_set = await start(service, {"policies": [{"type": "scopeTag", "id": "1"}]},
+                                         includeFoundations=False)
+        await service.plan(tenant_id=TENANT, run_id=result.run.id)
+        sets.land()
+        stored = service.get_set(tenant_id=TENANT, backup_set_id=backup_set.id)
+        assert (stored.item_count, stored.batch_count) == (1, 1)
+
+    async def test_a_repeated_plan_keeps_what_the_batches_captured(self) -> None:
+        runs, sets, service = harness(FakeGraph({}), batch_size=1)
+        result, backup_set = await start(service, {"policies": [{"type": "scopeTag", "id": "1"},
+                                                                {"type": "scopeTag", "id": "2"}]},
+                                         includeFoundations=False)
+        await service.plan(tenant_id=TENANT, run_id=result.run.id)
+        assert sets.settle_item(tenant_id=TENANT, backup_set_id=backup_set.id, item_id="scopeTag:1",
+                                outcome=SetItemOutcome(status="captured", content_hash="c" * 64))
+        service.close_batch(tenant_id=TENANT, backup_set_id=backup_set.id, summary=summarise_batch(
+            0, [CaptureItemResult(item_id="scopeTag:1", status="succeeded")], rounds=1))
+        # A second delivery of the plan activity that read the set before the first wrote its marker.
+        sets.put_set(set_of_run(runs.service.get(tenant_id=TENANT, run_id=result.run.id)))
+        await service.plan(tenant_id=TENANT, run_id=result.run.id)
+        item = sets.get_item(tenant_id=TENANT, backup_set_id=backup_set.id, item_id="scopeTag:1")
+        assert item is not None
+        assert (item.status, item.content_hash) == ("captured", "c" * 64)
+        batch = sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=0)
+        assert batch is not None
+        assert (batch.finished, batch.succeeded) == (True, 1)
+
+
+class StatusClient:
+    """Answers every status request with one runtime status."""
+
+    def __init__(self, runtime: str) -> None:
+        self.runtime = runtime
+
+    async def get_status(self, instance_id: str) -> Any:
+        return DurableOrchestrationStatus.from_json({
+            "name": "backup_set_orchestrator", "instanceId": instance_id, "runtimeStatus": self.runtime,
+            "createdTime": "2026-01-15T09:30:00Z", "lastUpdatedTime": "2026-01-15T09:30:01Z"})
+
+
+class TestEndedOutsideItsOrchestration:
+    async def test_a_set_whose_run_never_launched_fails_instead_of_capturing_forever(self) -> None:
+        runs, _, service = harness(FakeGraph({}))
+        outbox = OutboxDispatcher(runs=runs.runs, service=runs.service, clock=runs.clock,
+                                  tenant_ids=lambda: [TENANT], finish_run=service.finish_run)
+        result, backup_set = await start(service, {"types": ["scopeTag"]})
+        runs.launcher.fail_next = 1000
+        outbox.submit(result, runs.launcher)
+        await outbox.idle()
+        for _ in range(40):  # the sweeper retries for half an hour, then abandons the run
+            runs.clock.advance(minutes=1)
+            await outbox.sweep(runs.launcher)
+        run = runs.service.get(tenant_id=TENANT, run_id=result.run.id)
+        assert run.failure is not None
+        assert run.failure.code == "launch-failed"
+        stored = service.get_set(tenant_id=TENANT, backup_set_id=backup_set.id)
+        assert stored.status == "failed"
+        assert stored.completed_at == run.finished_at
+
+    async def test_a_set_whose_orchestration_was_terminated_settles_its_items(self) -> None:
+        runs, sets, service = harness(FakeGraph({}))
+        recovery = RunRecovery(runs=runs.runs, service=runs.service, clock=runs.clock,
+                               tenant_ids=lambda: [TENANT], finish_run=service.finish_run)
+        result, backup_set = await start(service, {"policies": [{"type": "scopeTag", "id": "1"},
+                                                                {"type": "scopeTag", "id": "2"}]},
+                                         includeFoundations=False)
+        await service.plan(tenant_id=TENANT, run_id=result.run.id)
+        assert sets.settle_item(tenant_id=TENANT, backup_set_id=backup_set.id, item_id="scopeTag:1",
+                                outcome=SetItemOutcome(status="captured", content_hash="c" * 64))
+        runs.service.record_item(tenant_id=TENANT, run_id=result.run.id, outcome=ItemOutcome(
+            item_id="scopeTag:1", action="captured", status="succeeded"))
+        running = runs.service.get(tenant_id=TENANT, run_id=result.run.id)
+        assert await recovery.sweep(StatusClient("Terminated")) == 1
+        ended = runs.service.get(tenant_id=TENANT, run_id=running.id)
+        assert ended.failure is not None
+        assert ended.failure.code == "orchestration-ended"
+        stored = service.get_set(tenant_id=TENANT, backup_set_id=backup_set.id)
+        assert (stored.status, stored.captured_count, stored.failed_count) == ("partial", 1, 1)
+        left = sets.get_item(tenant_id=TENANT, backup_set_id=backup_set.id, item_id="scopeTag:2")
+        assert left is not None
+        assert left.error is not None
+        assert (left.status, left.error.code) == ("failed", "item-not-captured")
 
 
 def a_policy() -> dict[str, Any]:

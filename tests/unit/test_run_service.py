@@ -284,6 +284,16 @@ class TestRecovery:
         assert h.launcher.launched == [run_id]
         assert len(h.notifications.list(principal=ADA).items) == 1
 
+    async def test_a_background_delivery_that_starts_after_its_lease_leaves_it_to_the_sweeper(self, h):
+        result = await claim(h)
+        h.clock.advance(seconds=11)  # the request's task was starved past its lease
+        h.outbox.submit(result, h.launcher)
+        await h.outbox.idle()
+        assert h.launcher.launched == []
+        assert h.runs.get_outbox(tenant_id=TENANT, run_id=result.run.id) is not None
+        assert await h.outbox.sweep(h.launcher) == 1
+        assert h.launcher.launched == [result.run.id]
+
     async def test_a_run_lost_after_its_claim_is_launched_by_the_sweeper_without_any_request(self, h):
         lost = await claim(h)  # the process died before its background delivery ran
         h.clock.advance(seconds=5)
