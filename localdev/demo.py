@@ -98,7 +98,24 @@ def main() -> int:
         for item in outcome.get("items", []):
             print(f"   item {item['displayName']}: {item['action']} / {item['status']}"
                   + (f" ({item['error']['code']})" if item.get("error") else ""))
+        print("6. Backing up the whole tenant: a backup set of every policy type, with assignments and "
+              "foundations")
+        started = api.post(f"/tenants/{tenant}/backup-sets",
+                           json={"name": "Demo full backup", "selection": {"all": True}},
+                           headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"})
+        backup = _check(started, 202)
+        set_id = backup["backupSet"]["id"]
+        print(f"   run {backup['id']} {backup['status']}; backup set {set_id}")
+        backup = follow(api, started.headers["Location"])
+        backup_set = _check(api.get(f"/tenants/{tenant}/backup-sets/{set_id}", params={"top": 5}), 200)
+        print(f"7. Outcome: {backup['status']}  counts={backup['counts']}  set={backup_set['status']}  "
+              f"changes against the previous complete set: {backup_set.get('changes')}")
+        for item in backup_set.get("items", []):
+            print(f"   {item['policyType']:<28} {item.get('displayName') or item['sourceId']}")
+        print(f"   ... {backup_set.get('itemCount')} items in all; each one's captured JSON at "
+              f"GET {backup_set['links']['self']}/items/{{itemId}}")
         print("\nWhere to look:")
+        print(f"  backup set:    GET {backup_set['links']['self']} (and .../changes)")
         print(f"  run:           GET {run['links']['self']}")
         print(f"  items:         GET {run['links']['items']}")
         print(f"  notifications: GET {info.api_base_url}/notifications?unread=true")
@@ -106,7 +123,7 @@ def main() -> int:
         print(f"  logs:          {', '.join(info.logs.values())}")
         print("  (send 'Authorization: Bearer <token>'; mint one with POST "
               f"{info.simulator_base_url}/_sim/tokens)")
-    return 0 if run["status"] == "succeeded" else 2
+    return 0 if run["status"] == "succeeded" and backup["status"] == "succeeded" else 2
 
 
 if __name__ == "__main__":
