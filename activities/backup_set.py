@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from activities._blueprint import bp, safe_activity
+from activities.runs import ended_run
 from shared import container
 from shared.domain import ErrorInfo
 from shared.domain.backupsets import BatchInput
@@ -95,4 +96,4 @@ async def finish_backup_set(payload: dict[str, Any]) -> dict[str, Any]:
     done = CompleteRunInput.model_validate(payload)
     run = await asyncio.to_thread(container.backup_set_service().finish, tenant_id=done.tenant_id,
                                   run_id=done.run_id, failure=done.failure)
-    return {"runId": run.id, "status": str(run.status), "counts": run.counts.model_dump(mode="json")}
+    return ended_run(run)

@@ -7,6 +7,7 @@ from typing import Any
 
 from activities._blueprint import bp, safe_activity
 from shared import container
+from shared.domain import RunRecord
 from shared.domain.capture import CompleteRunInput, RunRef
 from shared.durable_names import COMPLETE_RUN, MARK_RUN_RUNNING
 
@@ -30,4 +31,9 @@ async def complete_run(payload: dict[str, Any]) -> dict[str, Any]:
     done = CompleteRunInput.model_validate(payload)
     run = await asyncio.to_thread(container.run_service().complete, tenant_id=done.tenant_id,
                                   run_id=done.run_id, failure=done.failure)
+    return ended_run(run)
+
+
+def ended_run(run: RunRecord) -> dict[str, Any]:
+    """What an ended run tells its orchestrator: ids, status and counts only."""
     return {"runId": run.id, "status": str(run.status), "counts": run.counts.model_dump(mode="json")}
