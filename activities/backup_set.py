@@ -1,4 +1,4 @@
-"""Backup set capture activities: plan, read and close a batch, capture one item, finish (idempotent)."""
+"""Backup set activities (a capture or an addition to a set): plan, batches, one item, finish."""
 
 from __future__ import annotations
 
@@ -46,8 +46,9 @@ async def plan_backup_set(payload: dict[str, Any]) -> dict[str, Any]:
 async def read_backup_set_batch(payload: dict[str, Any]) -> dict[str, Any]:
     """The ids of one batch's members (at most a batch of ``{type, id}``; never bodies)."""
     batch = BatchInput.model_validate(payload)
-    members = await asyncio.to_thread(container.backup_set_service().batch_members, tenant_id=batch.tenant_id,
-                                      backup_set_id=batch.backup_set_id, batch=batch.batch)
+    members = await asyncio.to_thread(
+        container.backup_set_service().batch_members, tenant_id=batch.tenant_id,
+        backup_set_id=batch.backup_set_id, batch=batch.batch, run_id=batch.run_id)
     return {"members": [m.model_dump(mode="json") for m in members]}
 
 
@@ -84,7 +85,7 @@ async def close_backup_set_batch(payload: dict[str, Any]) -> dict[str, Any]:
     batch = BatchInput.model_validate(payload)
     summary = BatchSummary.model_validate(payload["summary"])
     await asyncio.to_thread(container.backup_set_service().close_batch, tenant_id=batch.tenant_id,
-                            backup_set_id=batch.backup_set_id, summary=summary)
+                            backup_set_id=batch.backup_set_id, summary=summary, run_id=batch.run_id)
     return summary.model_dump(mode="json")
 
 

@@ -3,9 +3,12 @@
 A start answers once its claim is written and launches the run in the background of the same process;
 if that process dies, or ``start_new`` fails, the run's outbox entry stays behind and this timer delivers
 it once its lease has run out. Runs that never launch are failed with ``launch-failed`` after 30 minutes.
+A later transition's event row is delivered the same way, and so are webhook deliveries due for a retry.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -24,5 +27,7 @@ SWEEP_SCHEDULE = "*/10 * * * * *"
 @bp.durable_client_input(client_name="client")
 async def sweep_run_outbox(timer: func.TimerRequest,  # noqa: ARG001 - the trigger binding
                            client: df.DurableOrchestrationClient) -> None:
-    """Deliver every due outbox entry of every tenant (at least once; each delivery is idempotent)."""
+    """Deliver every due outbox entry of every tenant, then every due webhook delivery (at least once)."""
     await container.outbox_dispatcher().sweep(orchestration_launcher(client))
+    # Webhook sends whose lease ran out (process gone) or whose retry is due; parked ones wait for a replay.
+    await asyncio.to_thread(container.webhook_service().send_due)

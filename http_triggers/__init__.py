@@ -12,9 +12,12 @@ from http_triggers import (  # noqa: F401
     policies,
     policy_types,
     progress,
+    progress_page,
+    restores,
     runs,
     schedules,
     snapshots,
+    subscriptions,
     tenants,
 )
 from http_triggers._blueprint import bp

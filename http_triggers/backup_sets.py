@@ -1,4 +1,4 @@
-"""Backup sets: start a capture of many policies, list sets, a set with its items, an item's JSON, changes."""
+"""Backup sets: capture a selection, add policies to a set, list sets, a set's items, an item, changes."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from http_triggers._views import (
 from http_triggers.snapshots import RETRY_AFTER_SECONDS
 from shared import container
 from shared.domain import BackupSetRequest, Grant, Role
+from shared.domain.backupsets import AddItemsRequest
 from shared.http import JsonLimits
 
 # A selection may list up to 5,000 policies (about 80 bytes each); the count itself is checked when the
@@ -54,6 +55,30 @@ async def start_backup_set(req: func.HttpRequest, client: df.DurableOrchestratio
     base = api_base_url(req)
     rendered = render_run(result.run, base, reused=result.reused)
     rendered["target"]["backupSetId"] = backup_set.id
+    rendered["backupSet"] = render_backup_set(backup_set, base)
+    headers = {"Location": rendered["links"]["monitor"], "Retry-After": RETRY_AFTER_SECONDS}
+    return json_response(rendered, status=202, headers=headers)
+
+
+@bp.route(route="tenants/{tenantId}/backup-sets/{backupSetId}/items", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def add_backup_set_items(req: func.HttpRequest,
+                               client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Start (or reuse) a run capturing policies into an existing set; 202 with the run and the monitor URL.
+
+    409 ``backup-set-busy`` while the set's own capture is still running.
+    """
+    principal = await asyncio.to_thread(caller, req)
+    grant = await asyncio.to_thread(container.access_service().require, principal,
+                                    req.route_params["tenantId"], Role.OPERATOR)
+    body = read_json(req, AddItemsRequest, limits=_BODY_LIMITS)  # only once the caller may start one
+    result, backup_set = await container.backup_set_service().add_items(
+        principal=principal, tenant_id=grant.tenant_id, backup_set_id=req.route_params["backupSetId"],
+        request=body, idempotency_key=req.headers.get("Idempotency-Key"))
+    deliver_in_background(client, result)
+    base = api_base_url(req)
+    rendered = render_run(result.run, base, reused=result.reused)
     rendered["backupSet"] = render_backup_set(backup_set, base)
     headers = {"Location": rendered["links"]["monitor"], "Retry-After": RETRY_AFTER_SECONDS}
     return json_response(rendered, status=202, headers=headers)

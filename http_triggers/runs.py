@@ -1,4 +1,4 @@
-"""Observing runs: list, get, monitor (the async polling pattern) and per-item outcomes."""
+"""Runs: list, get, monitor (the async polling pattern), per-item outcomes, cancel and rerun."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from http_triggers._blueprint import bp
-from http_triggers._support import api_base_url, caller, json_response, problem_responses, query_int
+from http_triggers._launch import deliver_in_background
+from http_triggers._support import (
+    api_base_url,
+    caller,
+    json_response,
+    problem_responses,
+    query_int,
+    reject_body,
+)
 from http_triggers._views import render_item_page, render_run, render_run_page
 from http_triggers.snapshots import RETRY_AFTER_SECONDS
 from shared import container
@@ -91,3 +99,38 @@ def list_run_items(req: func.HttpRequest) -> func.HttpResponse:
         top=query_int(req, "top", default=100, maximum=1000),
         continuation=req.params.get("continuation") or None)
     return json_response(render_item_page(page))
+
+
+@bp.route(route="tenants/{tenantId}/runs/{runId}/cancel", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def cancel_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Cancel an active run: 200 with the run ended ``cancelled`` (again on a second click).
+
+    The role is the one starting the run's kind needs; 409 ``run-not-active`` once the run ended otherwise.
+    """
+    grant = await asyncio.to_thread(_reader_grant, req)
+    reject_body(req)
+    run = await container.run_control().cancel(grant=grant, run_id=req.route_params["runId"],
+                                               orchestrations=client)
+    return json_response(render_run(run, api_base_url(req)))
+
+
+@bp.route(route="tenants/{tenantId}/runs/{runId}/rerun", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def rerun_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Run an ended run's work again: 202 with the new (or the joined active) run, as any start answers.
+
+    A backup set run captures again only the items it failed or skipped (409 ``nothing-to-rerun``).
+    """
+    principal = await asyncio.to_thread(caller, req)
+    grant = await asyncio.to_thread(container.access_service().require, principal,
+                                    req.route_params["tenantId"], Role.READER)
+    reject_body(req)
+    result = await container.run_control().rerun(grant=grant, principal=principal,
+                                                 run_id=req.route_params["runId"])
+    deliver_in_background(client, result)
+    body = render_run(result.run, api_base_url(req), reused=result.reused)
+    return json_response(body, status=202,
+                         headers={"Location": body["links"]["monitor"], "Retry-After": RETRY_AFTER_SECONDS})

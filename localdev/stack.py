@@ -14,6 +14,8 @@ and tests can find the stack, and ``down`` stops it.
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import json
 import os
 import secrets
@@ -226,9 +228,16 @@ def start_stack(*, port: int, state_dir: Path, storage: str | None = None, fresh
         env.update(app_environment(storage=storage, sim_base=sim_base, ca_file=ca_file))
         # Stands in for an app setting that is a Key Vault reference in Azure.
         env[DEMO_SECRET_SETTING] = demo_secret
+        # Webhooks: a key made for this launch encrypts subscription URLs and secrets (a Key Vault reference
+        # in Azure), receivers on loopback are allowed, and payload links point at this host.
+        env["WEBHOOK_ENCRYPTION_KEY"] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
+        env["WEBHOOK_ALLOW_LOOPBACK"] = "true"
+        env["PUBLIC_API_BASE_URL"] = f"http://127.0.0.1:{port}/api"
         env.update(extra_env or {})
-        host = _spawn([sys.executable, "-m", "localdev.dfhost", "serve", "--app", str(ROOT),
-                       "--port", str(port)], log=logs / "dfhost.log", env=env)
+        host_args = [sys.executable, "-m", "localdev.dfhost", "serve", "--app", str(ROOT),
+                     "--port", str(port)]
+        host = _spawn(host_args, log=logs / "dfhost.log", env=env)
+        _HOST_LAUNCHES[host.pid] = (host_args, env, logs / "dfhost.log")
         started["dfhost"] = host.pid
         _wait_http(f"http://127.0.0.1:{port}/admin/host/status", proc=host, what="Durable host",
                    log=logs / "dfhost.log", timeout=90.0)
@@ -246,6 +255,34 @@ def start_stack(*, port: int, state_dir: Path, storage: str | None = None, fresh
         pids=started,
         logs={name: str(logs / f"{name}.log") for name in started},
     )
+
+
+# How each running host of this process was launched (its settings hold secrets: kept in memory only), so a
+# test can kill one the hard way and start it again as it was.
+_HOST_LAUNCHES: dict[int, tuple[list[str], dict[str, str], Path]] = {}
+
+
+def kill_host(info: StackInfo) -> None:
+    """SIGKILL the function app host and its engine (no clean-up of any kind), as a crash would."""
+    pid = info.pids["dfhost"]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while is_alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+
+
+def restart_host(info: StackInfo) -> None:
+    """Start the host again as it was launched (same port, settings and storage); updates ``info.pids``."""
+    old = info.pids["dfhost"]
+    args, env, log = _HOST_LAUNCHES.pop(old)
+    host = _spawn(args, log=log, env=env)
+    _HOST_LAUNCHES[host.pid] = (args, env, log)
+    info.pids["dfhost"] = host.pid
+    _wait_http(f"{info.host_base_url}/admin/host/status", proc=host, what="Durable host", log=log,
+               timeout=90.0)
 
 
 def stop_pids(pids: dict[str, int]) -> None:

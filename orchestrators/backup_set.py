@@ -7,6 +7,10 @@ outcome was written (which is why item outcomes are recorded without checking th
 its members from storage, captures them one activity per item, and retries the items that asked for it in
 rounds separated by one durable timer.
 Histories stay small: the parent holds two events per batch, a batch two per item and attempt.
+
+The same orchestrator runs ``backupset.capture`` and ``backupset.add_items``: the plan activity reads the
+run's kind and takes the items from a listing or from the request. A cancel terminates the parent and then
+each ``<runId>:batch-NNNNNN`` instance (termination is not passed down) before the run is ended ``cancelled``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, starts the local stack (Azurite, Graph + Entra simulator, local Durable host) in the
-# background, and runs the demo: a policy snapshot captured through the public HTTP API.
+# background, and runs the demo through the public HTTP API: a policy snapshot, a whole-tenant backup set, and
+# a preview and restore after someone deletes and edits policies by hand.
 # The stack keeps running afterwards so you can explore; stop it with: .venv/bin/python -m localdev.stack down
 set -euo pipefail
 cd "$(dirname "$0")/.."

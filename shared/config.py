@@ -79,6 +79,30 @@ class Settings(BaseSettings):
     key_vault_url: str = Field(
         default="", description="https://<vault>.vault.azure.net/ holding Graph secrets and certificates."
     )
+    graph_shared_budget: bool = Field(
+        default=True, description="Keep each managed tenant's Graph request budget in the app's Table "
+        "Storage, shared by every process and instance (false: each process keeps its own).",
+    )
+    graph_budget_fallback_share: int = Field(
+        default=4, ge=1, description="While the shared budget's storage is unreachable, each process keeps "
+        "to 1/N of the published limits (N: the processes expected to call one tenant at once).",
+    )
+
+    # --- Webhooks (run events to Power Automate, Logic Apps, Teams workflows) ------------------
+    webhook_encryption_key: SecretStr | None = Field(
+        default=None, description="Comma-separated Fernet keys encrypting webhook URLs and signing secrets "
+        "at rest (the first encrypts, any decrypts: rotation). A Key Vault reference in Azure; without it "
+        "no subscription can be created.",
+    )
+    webhook_allow_loopback: bool = Field(
+        default=False, description="Local development only: accept webhook targets on loopback (http or "
+        "https). Private and link-local ranges stay refused.",
+    )
+    public_api_base_url: str = Field(
+        default="", description="Local development only: absolute base of the API for links in webhook "
+        "payloads; in Azure they use https://<WEBSITE_HOSTNAME>/api.",
+    )
+    website_hostname: str = Field(default="", description="Set by App Service: the app's default host name.")
 
     @model_validator(mode="after")
     def _storage_configured(self) -> Settings:

@@ -13,18 +13,25 @@ from functools import lru_cache
 from shared.auth.access import AccessService
 from shared.config import Settings, get_settings
 from shared.credentials import GraphCredential, resolve_credential
-from shared.domain import ManagedTenant
+from shared.domain import ErrorInfo, ManagedTenant, Principal, Role, RunKind, RunRecord
+from shared.errors import AppError, RunNotFound
 from shared.graph.factory import GraphClientFactory
+from shared.graph.shared_budget import SharedBudgetOptions
 from shared.redaction import install_log_redaction
 from shared.services.audit import AuditService
 from shared.services.backupsets import BackupSetService
+from shared.services.blob_gc import BlobCollector
 from shared.services.capture import CaptureService
 from shared.services.notifications import NotificationService
 from shared.services.outbox import OutboxDispatcher
 from shared.services.recovery import RunRecovery
+from shared.services.restore import RestoreService
+from shared.services.run_control import RunControl
 from shared.services.runs import RunService
 from shared.services.schedules import ScheduleService
 from shared.services.tenants import TenantService
+from shared.services.webhook_transport import HttpWebhookSender, SecretBox
+from shared.services.webhooks import WebhookService
 from shared.storage.factory import StorageFactory
 
 __all__ = [
@@ -35,6 +42,8 @@ __all__ = [
     "graph_clients",
     "notification_service",
     "outbox_dispatcher",
+    "restore_service",
+    "run_control",
     "run_recovery",
     "run_service",
     "schedule_service",
@@ -42,6 +51,7 @@ __all__ = [
     "storage",
     "tenant_service",
     "utcnow",
+    "webhook_service",
 ]
 
 
@@ -85,7 +95,33 @@ def notification_service() -> NotificationService:
 def run_service() -> RunService:
     """Runs: idempotent starts, transitions, items, progress."""
     return RunService(runs=storage().runs(), items=storage().items(), notifications=notification_service(),
-                      clock=utcnow)
+                      clock=utcnow, sinks=[webhook_service()])
+
+
+def _read_run(tenant_id: str, run_id: str) -> RunRecord | None:
+    try:
+        return run_service().get(tenant_id=tenant_id, run_id=run_id)
+    except RunNotFound:
+        return None
+
+
+@lru_cache(maxsize=1)
+def webhook_service() -> WebhookService:
+    """Webhook subscriptions and the delivery of run events to them."""
+    config = settings()
+    box: SecretBox | None = None
+    if config.webhook_encryption_key is not None:
+        try:
+            box = SecretBox(config.webhook_encryption_key.get_secret_value())
+        except ValueError:
+            # Runs must go on; only subscriptions are unavailable (503 webhooks-not-configured).
+            logging.getLogger(__name__).error("WEBHOOK_ENCRYPTION_KEY is not a valid key; webhooks are off")
+    api_base = config.public_api_base_url or (
+        f"https://{config.website_hostname}/api" if config.website_hostname else "")
+    return WebhookService(repository=storage().webhooks(), read_run=_read_run,
+                          sender=HttpWebhookSender(allow_loopback=config.webhook_allow_loopback),
+                          clock=utcnow, tenant_ids=storage().tenants().list_ids, box=box, api_base=api_base,
+                          allow_loopback=config.webhook_allow_loopback)
 
 
 @lru_cache(maxsize=1)
@@ -93,14 +129,25 @@ def outbox_dispatcher() -> OutboxDispatcher:
     """Delivers run outboxes (orchestration starts, run events) in background tasks of this process."""
     return OutboxDispatcher(runs=storage().runs(), service=run_service(), clock=utcnow,
                             tenant_ids=storage().tenants().list_ids,
-                            finish_run=backup_set_service().finish_run)
+                            finish_run=finish_run)
+
+
+def finish_run(*, tenant_id: str, run_id: str, failure: ErrorInfo | None) -> RunRecord:
+    """End a run from outside its orchestration (never launched, or orphaned) the way its kind ends.
+
+    A restore settles its planned items and audits the run; a backup run settles its set.
+    """
+    run = run_service().get(tenant_id=tenant_id, run_id=run_id)
+    if run.kind in (RunKind.RESTORE_PREVIEW, RunKind.RESTORE_EXECUTE):
+        return restore_service().finish(tenant_id=tenant_id, run_id=run_id, failure=failure)
+    return backup_set_service().finish_run(tenant_id=tenant_id, run_id=run_id, failure=failure)
 
 
 @lru_cache(maxsize=1)
 def run_recovery() -> RunRecovery:
     """Settles runs whose orchestration ended without them (the monitor and the recovery timer)."""
     return RunRecovery(runs=storage().runs(), service=run_service(), clock=utcnow,
-                       tenant_ids=storage().tenants().list_ids, finish_run=backup_set_service().finish_run)
+                       tenant_ids=storage().tenants().list_ids, finish_run=finish_run)
 
 
 @lru_cache(maxsize=1)
@@ -129,7 +176,11 @@ def graph_clients() -> GraphClientFactory:
     config = settings()
     return GraphClientFactory(graph_base_url=config.graph_base_url,
                               authority_host=config.graph_authority_host,
-                              ca_bundle=config.graph_ca_bundle or None)
+                              ca_bundle=config.graph_ca_bundle or None,
+                              # A tenant's limits hold across every process and instance of the app.
+                              budget_store=storage().budget_ledgers() if config.graph_shared_budget else None,
+                              shared_budget=SharedBudgetOptions(
+                                  fallback_share=config.graph_budget_fallback_share))
 
 
 def _credential_for(tenant: ManagedTenant) -> GraphCredential:
@@ -156,7 +207,37 @@ def backup_set_service() -> BackupSetService:
 
 
 @lru_cache(maxsize=1)
+def run_control() -> RunControl:
+    """Cancel and rerun; kinds that own more than their run register their hook here."""
+    control = RunControl(runs=run_service())
+    control.register(RunKind.BACKUPSET_CAPTURE, backup_set_service())
+    control.register(RunKind.BACKUPSET_ADD_ITEMS, backup_set_service())
+    control.register(RunKind.RESTORE_PREVIEW, restore_service())
+    control.register(RunKind.RESTORE_EXECUTE, restore_service())
+    return control
+
+
+@lru_cache(maxsize=1)
+def restore_service() -> RestoreService:
+    """Restore previews and executions."""
+    access = access_service()
+
+    def can_read(principal: Principal, tenant_id: str) -> bool:
+        try:
+            access.require(principal, tenant_id, Role.READER)
+        except AppError:
+            return False
+        return True
+
+    return RestoreService(runs=run_service(), sets=storage().backup_sets(), restores=storage().restores(),
+                          blobs=storage().blobs(), audit=storage().audit(), graph=capture_service().graph,
+                          can_read=can_read, clock=utcnow)
+
+
+@lru_cache(maxsize=1)
 def schedule_service() -> ScheduleService:
     """Scheduled backups and retention."""
     return ScheduleService(sets=storage().backup_sets(), backup_sets=backup_set_service(),
-                           tenant_ids=storage().tenants().list_ids, clock=utcnow)
+                           tenant_ids=storage().tenants().list_ids, clock=utcnow,
+                           blobs=BlobCollector(sets=storage().backup_sets(), snapshots=storage().snapshots(),
+                                               blobs=storage().blobs(), clock=utcnow))

@@ -18,3 +18,9 @@ READ_BACKUP_SET_BATCH: Final[str] = "read_backup_set_batch"
 CLOSE_BACKUP_SET_BATCH: Final[str] = "close_backup_set_batch"
 FINISH_BACKUP_SET: Final[str] = "finish_backup_set"
 CAPTURE_BACKUP_SET_ITEM: Final[str] = "capture_backup_set_item"
+
+RESTORE_ORCHESTRATOR: Final[str] = "restore_orchestrator"
+
+PLAN_RESTORE: Final[str] = "plan_restore"
+APPLY_RESTORE_ITEM: Final[str] = "apply_restore_item"
+FINISH_RESTORE: Final[str] = "finish_restore"

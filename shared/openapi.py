@@ -10,6 +10,7 @@ declare.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +20,7 @@ from shared.domain import (
     BackupSet,
     BackupSetItem,
     BackupSetRequest,
+    CreatedBy,
     Grant,
     GraphConnection,
     ItemOutcome,
@@ -29,8 +31,19 @@ from shared.domain import (
 )
 from shared.domain.audit import AuditEvent
 from shared.domain.backupsets import MAX_SELECTED_POLICIES, BackupSetChange
+from shared.domain.restore import INTERNAL_PLAN_FIELDS, RestorePlan, RestoreRequest
 from shared.domain.runs import RunRecord
 from shared.domain.schedules import MAX_CRON_LENGTH, BackupSchedule
+from shared.domain.webhooks import (
+    SUBSCRIBABLE_EVENTS,
+    SUBSCRIPTION_NAME_PATTERN,
+    DeliveryState,
+    EventType,
+    WebhookDelivery,
+    WebhookFormat,
+    WebhookSubscription,
+    build_event,
+)
 from shared.graph.catalog import CATALOG
 from shared.version import VERSION
 
@@ -158,6 +171,10 @@ class Operation:
         return op
 
 
+_IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+
+
 def _operations() -> list[Operation]:
     accepted = _json("Run accepted (or the active run reused)", "Run", headers={
         "Location": {"schema": {"type": "string"}, "required": True, "description": "monitor URL"},
@@ -217,12 +234,50 @@ def _operations() -> list[Operation]:
                   {"200": _json("items", "ItemPage")},
                   params=(_TENANT, _RUN, _query("status", {"enum": ["succeeded", "failed", "skipped"]}),
                           _top(100, 1000), _CONTINUATION)),
+        # Role as for the run's kind (operator; admin for restore.execute). 409 run-not-active once it ended
+        # otherwise; a second cancel answers the cancelled run again.
+        Operation("post", "/api/tenants/{tenantId}/runs/{runId}/cancel",
+                  "Cancel an active run: its orchestration stopped, unsettled items skipped",
+                  {"200": _json("the run, cancelled", "Run")}, params=(_TENANT, _RUN),
+                  errors=frozenset({403, 409, 413})),
+        # 409 run-still-active, nothing-to-rerun (a set run with no failed or skipped item),
+        # rerun-not-supported, backup-set-busy.
+        Operation("post", "/api/tenants/{tenantId}/runs/{runId}/rerun",
+                  "Run an ended run again: a policy capture as it was, a backup set run for the items it "
+                  "failed or skipped (as for the kind)",
+                  {"202": accepted}, params=(_TENANT, _RUN), errors=frozenset({403, 409, 413})),
         Operation("post", "/api/tenants/{tenantId}/backup-sets",
                   "Start a backup set capture of a selection (operator); the body also returns the set",
                   {"202": {**accepted, "content": {JSON: {"schema": _ref("BackupSetRun")}}}},
                   params=(_TENANT, {"name": "Idempotency-Key", "in": "header", "required": False,
                                     "schema": {"type": "string", "minLength": 1, "maxLength": 255}}),
                   body="BackupSetRequest", errors=frozenset({403, 422})),
+        # 409 backup-set-busy while the set's own capture runs; 404 backup-set-not-found.
+        Operation("post", "/api/tenants/{tenantId}/backup-sets/{backupSetId}/items",
+                  "Capture policies into an existing set, again for those it holds (operator)",
+                  {"202": {**accepted, "content": {JSON: {"schema": _ref("BackupSetRun")}}}},
+                  params=(_TENANT, _BACKUP_SET, {"name": "Idempotency-Key", "in": "header", "required": False,
+                                                 "schema": {"type": "string", "minLength": 1,
+                                                            "maxLength": 255}}),
+                  body="AddItemsRequest", errors=frozenset({403, 409, 422})),
+        # 404 backup-set-not-found (also for a source tenant the caller cannot read); 409 backup-set-not-ready
+        # while the set is being captured.
+        Operation("post", "/api/tenants/{tenantId}/restores/previews",
+                  "Start a read-only preview of restoring a backup set (or some of its items) into the "
+                  "tenant (operator); its plan is served by GET .../runs/{runId}/preview",
+                  {"202": accepted}, params=(_TENANT, _IDEMPOTENCY_KEY), body="RestoreRequest",
+                  errors=frozenset({403, 409, 422})),
+        # 409 restore-already-active naming the active restore, backup-set-not-ready, preview-not-usable.
+        Operation("post", "/api/tenants/{tenantId}/restores",
+                  "Start a restore of a backup set (or some of its items) into the tenant (admin); with "
+                  "previewRunId exactly the previewed plan, items whose target changed since become "
+                  "conflicts",
+                  {"202": accepted}, params=(_TENANT, _IDEMPOTENCY_KEY), body="RestoreRequest",
+                  errors=frozenset({403, 409, 422})),
+        # 409 not-a-restore-run, plan-not-ready (the run has not planned yet).
+        Operation("get", "/api/tenants/{tenantId}/runs/{runId}/preview",
+                  "The persisted plan of a restore preview (or restore) run (reader)",
+                  {"200": _json("plan", "RestorePlan")}, params=(_TENANT, _RUN), errors=frozenset({409})),
         Operation("get", "/api/tenants/{tenantId}/backup-sets", "Backup sets, newest first (reader)",
                   {"200": _json("backup sets", "BackupSetPage")},
                   params=(_TENANT, _top(50, 200), _CONTINUATION)),
@@ -252,11 +307,17 @@ def _operations() -> list[Operation]:
         Operation("delete", "/api/tenants/{tenantId}/schedule",
                   "Remove the tenant's backup schedule (admin); 204 whether or not it existed",
                   {"204": {"description": "removed"}}, params=(_TENANT,), errors=frozenset({403})),
+        *_subscription_operations(),
         Operation("get", "/api/policy-types",
                   "The policy type catalog: Graph route, permissions and what a restore can do with each",
                   {"200": _json("policy types, sorted by key", "PolicyTypeList")}),
         Operation("get", "/api/progress", "Active and recent runs across the caller's tenants",
                   {"200": _json("progress", "Progress")}),
+        # A static page for browsers: no data and no credentials in it, so no token on the navigation (its
+        # script then reads /api/progress as the caller). In Azure, App Service Authentication is in front.
+        Operation("get", "/api/progress/page", "The live progress page (HTML; it polls /api/progress)",
+                  {"200": {"description": "the page",
+                           "content": {"text/html": {"schema": {"type": "string"}}}}}, public=True),
         Operation("get", "/api/notifications", "The caller's notifications, newest first",
                   {"200": _json("notifications", "NotificationPage")},
                   params=(_query("unread", {"type": "boolean"}, "leave out those already read"),
@@ -265,6 +326,86 @@ def _operations() -> list[Operation]:
                   {"200": _json("read", "NotificationRead")}, params=(_path("notificationId"),),
                   errors=frozenset({404, 413})),
     ]
+
+
+def _subscription_operations() -> list[Operation]:
+    """Webhook subscriptions (admin): 403 for a lower role, 404 without a grant or for an unknown name."""
+    subs = "/api/tenants/{tenantId}/subscriptions"
+    one = subs + "/{name}"
+    name = _path("name", {"type": "string", "pattern": SUBSCRIPTION_NAME_PATTERN}, "subscription name")
+    admin = frozenset({403})
+    # Where the subscription lives: a Power Automate webhook trigger deletes it there when its flow goes.
+    location = {"Location": {"schema": {"type": "string"}, "required": True,
+                             "description": "URL of the subscription"}}
+    return [
+        # 400 invalid-subscription-name, invalid-webhook-url, webhook-url-not-https, webhook-url-not-allowed,
+        # webhook-host-unresolved, invalid-webhook-format, invalid-webhook-events, invalid-webhook-filters,
+        # too-many-subscriptions; 503 webhooks-not-configured without an encryption key.
+        Operation("put", one, "Create or replace a webhook subscription (admin); the answer holds a new "
+                              "signing secret, shown this once",
+                  {"200": _json("replaced", "SubscriptionCreated", headers=location),
+                   "201": _json("created", "SubscriptionCreated", headers=location)},
+                  params=(_TENANT, name), body="SubscriptionRequest", errors=admin),
+        Operation("get", subs, "The tenant's webhook subscriptions (admin); URLs masked",
+                  {"200": _json("subscriptions", "SubscriptionList")}, params=(_TENANT,), errors=admin),
+        Operation("get", one, "One webhook subscription (admin); URL masked",
+                  {"200": _json("subscription", "Subscription")}, params=(_TENANT, name), errors=admin),
+        Operation("delete", one, "Delete a webhook subscription and its deliveries (admin); 204 whether or "
+                                 "not it existed",
+                  {"204": {"description": "deleted"}}, params=(_TENANT, name), errors=admin),
+        Operation("post", one + "/test", "Send one signed test delivery now and report the answer (admin)",
+                  {"200": _json("the receiver's answer", "TestDelivery")}, params=(_TENANT, name),
+                  errors=frozenset({403, 413})),
+        Operation("get", one + "/deliveries",
+                  "A subscription's deliveries by run and event (admin); status=parked lists those given up",
+                  {"200": _json("deliveries", "DeliveryPage")},
+                  params=(_TENANT, name, _query("status", {"enum": [s.value for s in DeliveryState]}),
+                          _top(50, 200), _CONTINUATION), errors=admin),
+        # 409 concurrent-update when the delivery changed meanwhile (a repeat is safe).
+        Operation("post", one + "/deliveries/{eventId}/replay",
+                  "Send a delivery again from its first attempt, in the background (admin)",
+                  {"202": _json("the delivery, pending again", "Delivery")},
+                  params=(_TENANT, name, _path("eventId", description="<runId>:<status>")),
+                  errors=frozenset({403, 409, 413})),
+    ]
+
+
+def _subscription_schemas(defs: dict[str, Any]) -> dict[str, Any]:
+    """The bodies of the subscription routes."""
+    subscription = _schema(WebhookSubscription, defs, drop=frozenset({"tenantId"}))
+    created = {**subscription, "properties": {**subscription["properties"], "secret": {
+        **_STRING, "description": "the signing secret (HMAC-SHA256 key of X-Signature); shown only here"}},
+        "required": sorted({*subscription.get("required", []), "secret"})}
+    request = {**_object(["url", "events"], {
+        "url": {"type": "string", "minLength": 1, "maxLength": 2048,
+                "description": "https URL of a public host (a secret: never returned)"},
+        "format": {"enum": [f.value for f in WebhookFormat], "default": WebhookFormat.EVENT.value},
+        "events": {"type": "array", "minItems": 1, "uniqueItems": True,
+                   "items": {"enum": sorted(str(e) for e in SUBSCRIBABLE_EVENTS)}},
+        "filters": {"type": ["object", "null"], "additionalProperties": False, "properties": {
+            "kinds": {"type": ["array", "null"], "items": {"enum": [k.value for k in RunKind]}},
+            "statuses": {"type": ["array", "null"], "items": {"enum": [s.value for s in RunStatus]}}}}}),
+        "additionalProperties": False}
+    sample = build_event(RunRecord(id="run_sample", tenant_id="t", kind=RunKind.POLICY_CAPTURE,
+                                   created_by=CreatedBy(id=""), created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                                   derived_key="k"), RunStatus.SUCCEEDED, api_base="https://host/api")
+    types = {bool: "boolean", int: "integer", str: "string"}
+    fields = {name: {"type": types[type(value)]} for name, value in sample.items()}
+    event = {**_object(sorted(sample), fields),
+             "description": "the body of an 'event' delivery: CloudEvents attribute names and flat run "
+                            "fields, never null; signed in X-Signature (t=<unix>,v1=<hex HMAC-SHA256 of "
+                            "'<t>.<body>'>), its id also in X-Event-Id"}
+    event["properties"]["type"]["enum"] = sorted(str(e) for e in EventType)
+    return {
+        "WebhookEvent": event,
+        "SubscriptionRequest": request, "Subscription": subscription, "SubscriptionCreated": created,
+        "SubscriptionList": _object(["items"], {"items": {"type": "array", "items": _ref("Subscription")}}),
+        "Delivery": _schema(WebhookDelivery, defs, drop=frozenset({"tenantId"})),
+        "DeliveryPage": _page(_ref("Delivery")),
+        "TestDelivery": _object(["eventId", "delivered", "statusCode", "error"], {
+            "eventId": _STRING, "delivered": {"type": "boolean"}, "statusCode": {"type": ["integer", "null"]},
+            "error": {**_STRING, "description": "our code for what went wrong; empty when delivered"}}),
+    }
 
 
 def _page(item_schema: dict[str, Any]) -> dict[str, Any]:
@@ -302,6 +443,16 @@ def _backup_set_request() -> dict[str, Any]:
         "includeFoundations": {"type": "boolean", "default": fields["include_foundations"].default,
                                "description": "also capture scope tags, assignment filters and notification "
                                               "templates"}}), "additionalProperties": False}
+
+
+def _add_items_request() -> dict[str, Any]:
+    """The body of an addition to a set: policies as in a ``policies`` selection."""
+    policies = _backup_set_request()["properties"]["selection"]["oneOf"][2]["properties"]["policies"]
+    return {**_object(["policies"], {
+        "policies": policies,
+        "includeFoundations": {"type": ["boolean", "null"], "default": None,
+                               "description": "also capture the foundations again; by default as the set "
+                                              "was made"}}), "additionalProperties": False}
 
 
 def _schedule_request() -> dict[str, Any]:
@@ -372,11 +523,15 @@ def _schemas() -> dict[str, Any]:
     return {
         "Run": run, "RunPage": _page(_ref("Run")),
         "BackupSetRequest": _backup_set_request(),
+        "AddItemsRequest": _add_items_request(),
+        "RestoreRequest": _schema(RestoreRequest, defs),
+        "RestorePlan": _schema(RestorePlan, defs, drop=INTERNAL_PLAN_FIELDS),
         "BackupSetRun": set_run, "BackupSet": backup_set, "BackupSetPage": _page(_ref("BackupSet")),
         "BackupSetItem": set_item, "BackupSetWithItems": with_items,
         "BackupSetChange": _schema(BackupSetChange, defs, drop=frozenset({"tenantId", "backupSetId"})),
         "BackupSetChangePage": change_page,
         "ScheduleRequest": _schedule_request(), "Schedule": _schema(BackupSchedule, defs),
+        **_subscription_schemas(defs),
         "CapturedPolicy": {"type": "object", "description": "the policy as Graph returned it, with its "
                                                             "sub-collections and assignments merged in"},
         "ItemOutcome": _schema(ItemOutcome, defs), "ItemPage": _page(_ref("ItemOutcome")),

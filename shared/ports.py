@@ -7,7 +7,7 @@ Each Protocol has a Table/Blob Storage adapter in :mod:`shared.storage` and an i
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -30,13 +30,18 @@ from shared.domain import (
 )
 from shared.domain.backupsets import BackupSetChange
 from shared.domain.batches import SetItemOutcome
+from shared.domain.restore import LedgerEntry, PlanRecord
 from shared.domain.schedules import BackupSchedule
+from shared.domain.webhooks import DeliveryState, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "ActiveEntry",
     "AuditRepository",
     "BackupSetRepository",
+    "BlobEntry",
     "BlobStore",
+    "BudgetLedger",
+    "BudgetLedgerStore",
     "ClaimConflict",
     "ClaimReceipt",
     "GrantRepository",
@@ -50,7 +55,9 @@ __all__ = [
     "RunRepository",
     "SnapshotIndex",
     "Stored",
+    "StoredSubscription",
     "TenantRepository",
+    "WebhookRepository",
 ]
 
 T = TypeVar("T")
@@ -108,6 +115,9 @@ class OutboxEntry:
     attempts: int = 0
     launch: bool = True
     events: tuple[RunStatus, ...] = (RunStatus.QUEUED,)
+    # "" for the row written with the claim; a later transition's event row has its own slot
+    # (``<order>-<status>``), so a run's rows sort in the order of its events.
+    slot: str = ""
 
 
 @dataclass(frozen=True)
@@ -219,6 +229,22 @@ class RunRepository(Protocol):
         """Return up to ``top`` outbox entries of one tenant that are due at ``due_by``."""
         ...
 
+    def transition(self, run: RunRecord, *, etag: str, event: OutboxEntry,
+                   release: bool = False) -> ClaimReceipt:
+        """Replace a run if unchanged and write its transition's event row, in one transaction.
+
+        As :meth:`update` (``release`` included); the event row (``event.slot`` set) is created or replaced.
+        Returns the ETags of the run and of the event row.
+
+        Raises:
+            ConcurrentUpdate: the run changed since it was read; nothing was written.
+        """
+        ...
+
+    def list_run_outbox(self, *, tenant_id: str, run_id: str) -> builtins.list[Stored[OutboxEntry]]:
+        """Return every outbox row of one run (its launch row first, then its event rows in order)."""
+        ...
+
     def settle_outbox(self, entry: OutboxEntry, *, etag: str, run: RunRecord | None = None,
                       run_etag: str | None = None) -> None:
         """Delete a delivered outbox entry and, when given, replace its run, in one transaction.
@@ -270,11 +296,24 @@ class SnapshotIndex(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class BlobEntry:
+    """One stored body as listed: its hash, when it was last written, and its ETag (for deleting it)."""
+
+    content_hash: str
+    last_modified: datetime
+    etag: str
+
+
 class BlobStore(Protocol):
     """Content-addressed bodies of captured policies."""
 
     def put_json(self, tenant_id: str, body: bytes) -> tuple[str, str, int]:
-        """Store a tenant's ``body`` under its SHA-256 (idempotent); return ``(hash, blob_name, size)``."""
+        """Store a tenant's ``body`` under its SHA-256 (idempotent); return ``(hash, blob_name, size)``.
+
+        Storing a body that exists writes it again, so its last-written time and ETag say a capture relies
+        on it now (garbage collection spares bodies written recently, and deletes only unchanged ones).
+        """
         ...
 
     def get_json(self, tenant_id: str, content_hash: str) -> bytes:
@@ -282,6 +321,18 @@ class BlobStore(Protocol):
 
         Raises:
             NotFound: there is no such body.
+        """
+        ...
+
+    def list_bodies(self, tenant_id: str) -> Iterator[BlobEntry]:
+        """Every body stored for the tenant (garbage collection)."""
+        ...
+
+    def delete_body(self, tenant_id: str, entry: BlobEntry) -> bool:
+        """Delete a listed body unless it was written again since (its ETag changed).
+
+        Returns:
+            Whether it was deleted (``False``: written again meanwhile, or already gone).
         """
         ...
 
@@ -385,6 +436,68 @@ class RunEventSink(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class StoredSubscription:
+    """A webhook subscription with its target URL and signing secret, both encrypted (never plain here)."""
+
+    subscription: WebhookSubscription
+    url_cipher: str
+    secret_cipher: str
+
+
+class WebhookRepository(Protocol):
+    """Webhook subscriptions and the deliveries owed to them, in the managed tenant's partition."""
+
+    def put_subscription(self, stored: StoredSubscription) -> None:
+        """Create or replace a subscription."""
+        ...
+
+    def get_subscription(self, *, tenant_id: str, name: str) -> StoredSubscription | None:
+        """Return a subscription with its encrypted fields, or ``None``."""
+        ...
+
+    def list_subscriptions(self, tenant_id: str) -> builtins.list[WebhookSubscription]:
+        """Return the tenant's subscriptions ordered by name (without their encrypted fields)."""
+        ...
+
+    def delete_subscription(self, *, tenant_id: str, name: str) -> bool:
+        """Delete a subscription and the deliveries owed to it; whether it existed."""
+        ...
+
+    def create_deliveries(self, deliveries: Sequence[WebhookDelivery],
+                          ) -> builtins.list[Stored[WebhookDelivery]]:
+        """Create the deliveries that do not exist yet (a repeated fan-out adds none); return the new ones."""
+        ...
+
+    def get_delivery(self, *, tenant_id: str, subscription: str,
+                     event_id: str) -> Stored[WebhookDelivery] | None:
+        """Return one delivery, or ``None``."""
+        ...
+
+    def update_delivery(self, delivery: WebhookDelivery, *, etag: str) -> str:
+        """Replace a delivery if unchanged; return the new ETag.
+
+        Raises:
+            ConcurrentUpdate: the delivery changed or vanished since it was read.
+        """
+        ...
+
+    def list_deliveries(self, *, tenant_id: str, subscription: str, state: DeliveryState | None = None,
+                        top: int = 50, continuation: str | None = None) -> Page[WebhookDelivery]:
+        """Return a subscription's deliveries ordered by run and event, optionally in one state."""
+        ...
+
+    def list_run_deliveries(self, *, tenant_id: str, subscription: str,
+                            run_id: str) -> builtins.list[Stored[WebhookDelivery]]:
+        """Return the deliveries of one run to one subscription, in event order."""
+        ...
+
+    def list_due_deliveries(self, *, tenant_id: str, due_by: datetime,
+                            top: int = 100) -> builtins.list[Stored[WebhookDelivery]]:
+        """Return up to ``top`` pending deliveries of one tenant that are due at ``due_by``."""
+        ...
+
+
 class BackupSetRepository(Protocol):
     """Backup sets, their items, their batches and their changes, in the managed tenant's partition.
 
@@ -446,8 +559,9 @@ class BackupSetRepository(Protocol):
         """Create the batches that do not exist yet (100 rows per transaction); existing rows stay."""
         ...
 
-    def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int) -> BackupSetBatch | None:
-        """Return one batch of a set, or ``None``."""
+    def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int,
+                  run_id: str | None = None) -> BackupSetBatch | None:
+        """Return one batch of a set (of the run ``run_id`` that added items to it, if given), or ``None``."""
         ...
 
     def put_changes(self, changes: Sequence[BackupSetChange]) -> None:
@@ -480,4 +594,68 @@ class BackupSetRepository(Protocol):
 
     def delete_schedule(self, tenant_id: str) -> None:
         """Delete the tenant's schedule, if any."""
+        ...
+
+
+@dataclass(frozen=True)
+class BudgetLedger:
+    """Graph requests charged to one (tenant, app, throttle family) by every process, per time slice.
+
+    Slices are ``slice_ms`` long and numbered from the Unix epoch, so every process agrees on them;
+    ``requests`` counts requests of any kind reserved per slice (the current one and a few ahead) and
+    ``writes`` the writes among them (see :mod:`shared.graph.shared_budget`).
+    """
+
+    slice_ms: int
+    requests: dict[int, int]
+    writes: dict[int, int]
+    # The latest slice any writer's clock had reached: no slice before it is charged any more.
+    current: int = 0
+
+
+class BudgetLedgerStore(Protocol):
+    """The shared request budgets' ledgers, one row per (tenant, key), written with optimistic concurrency.
+
+    Calls block (they talk to storage); the budget runs them off the event loop.
+    """
+
+    def read(self, tenant_id: str, key: str) -> Stored[BudgetLedger] | None:
+        """Return a ledger with its ETag, or ``None`` when it was never written."""
+        ...
+
+    def write(self, tenant_id: str, key: str, ledger: BudgetLedger, *, etag: str | None) -> str:
+        """Create the ledger (``etag`` ``None``) or replace it if unchanged since read; return the new ETag.
+
+        Raises:
+            ConcurrentUpdate: the row exists already (create) or changed since ``etag`` was read.
+        """
+        ...
+
+
+class RestoreRepository(Protocol):
+    """The restore ledger (source object -> target object per tenant pair) and restore plan records."""
+
+    def put_ledger(self, entry: LedgerEntry) -> None:
+        """Create or replace a ledger entry."""
+        ...
+
+    def get_ledger(self, *, target_tenant_id: str, source_tenant_id: str, policy_type: str,
+                   source_id: str) -> LedgerEntry | None:
+        """One ledger entry."""
+        ...
+
+    def list_ledger(self, *, target_tenant_id: str, source_tenant_id: str) -> list[LedgerEntry]:
+        """Every ledger entry of one tenant pair."""
+        ...
+
+    def put_plan(self, record: PlanRecord) -> None:
+        """Store a run's plan record (and index it as its request's newest preview)."""
+        ...
+
+    def get_plan(self, *, tenant_id: str, run_id: str) -> PlanRecord | None:
+        """A run's plan record."""
+        ...
+
+    def latest_preview(self, *, tenant_id: str, request_key: str) -> PlanRecord | None:
+        """The newest preview plan made for one request."""
         ...

@@ -133,6 +133,10 @@ var appSettings = {
   KEY_VAULT_URL: vault.properties.vaultUri
   GRAPH_BASE_URL: graphBaseUrl
   GRAPH_AUTHORITY_HOST: graphAuthorityHost
+  // Encrypts webhook URLs and signing secrets at rest: a Key Vault reference to a Fernet key the operator
+  // stores once (docs/architecture.md, "Run events and webhooks"); until it exists, runs go on and only
+  // subscriptions answer 503 webhooks-not-configured.
+  WEBHOOK_ENCRYPTION_KEY: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/webhook-encryption-key/)'
 }
 
 // The Durable Task Scheduler accepts managed identities only; this value names an endpoint and an

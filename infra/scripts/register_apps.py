@@ -71,11 +71,11 @@ _AUTHORITY: Final = "https://login.microsoftonline.com"
 FEATURE_PERMISSIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "backup": (
         "DeviceManagementConfiguration.Read.All",  # device config, compliance, settings catalog, GPO, ...
-        "DeviceManagementApps.Read.All",  # app protection and app configuration policies
-        "DeviceManagementServiceConfig.Read.All",  # enrollment, Autopilot, ESP, notification templates
+        "DeviceManagementApps.Read.All",  # apps, app categories, app protection, app configuration, WIP
+        "DeviceManagementServiceConfig.Read.All",  # enrollment, Autopilot, ESP, Apple tokens, partners
         "DeviceManagementRBAC.Read.All",  # role definitions and scope tags
         "DeviceManagementScripts.Read.All",  # platform, remediation and compliance scripts
-        "DeviceManagementManagedDevices.Read.All",  # device categories
+        "DeviceManagementManagedDevices.Read.All",  # device categories, device cleanup rules and settings
         "Group.Read.All",  # names of assignment target groups
         "Policy.Read.All",  # Conditional Access policies, named locations, authentication strengths
     ),

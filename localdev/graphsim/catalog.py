@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["BY_PATH", "COLLECTIONS", "TYPE_KEYS", "CollectionSpec", "Roles", "TypeKey", "spec_for"]
+__all__ = ["BY_PATH", "COLLECTIONS", "ROOTS", "SINGLETON_KEY", "TYPE_KEYS", "CollectionSpec", "Roles",
+           "TypeKey", "spec_for"]
 
 BOTH = frozenset({"v1.0", "beta"})
 BETA = frozenset({"beta"})
@@ -44,6 +45,11 @@ CONDITIONAL_ACCESS = Roles(
     write=frozenset({"Policy.ReadWrite.ConditionalAccess"}),
 )
 DEVICES_OR_CONFIG = _roles("DeviceManagementManagedDevices", "DeviceManagementConfiguration")
+DEVICES = _roles("DeviceManagementManagedDevices")
+# The deviceManagement singleton itself answers any Intune permission (its parts check their own).
+INTUNE_ANY = _roles("DeviceManagementConfiguration", "DeviceManagementServiceConfig",
+                    "DeviceManagementApps", "DeviceManagementRBAC", "DeviceManagementManagedDevices",
+                    "DeviceManagementScripts")
 GROUPS = Roles(
     read=frozenset({"Group.Read.All", "GroupMember.Read.All", "Group.ReadWrite.All",
                     "Directory.Read.All", "Directory.ReadWrite.All"}),
@@ -65,6 +71,9 @@ class CollectionSpec:
     differs (Conditional Access ``policies`` vs authentication strength ``policies``).
     ``assign_one`` marks types whose assignments are POSTed one at a time to ``/assignments``.
     ``single_nav`` are navigation properties holding one object (``roleDefinition``) instead of a list.
+    ``singleton`` marks a single resource rather than a collection: ``entity`` (an object with an id,
+    such as the Apple push certificate) or ``complex`` (a property of ``deviceManagement``, such as
+    its settings); the tenant stores it under :data:`SINGLETON_KEY`.
     """
 
     name: str
@@ -93,6 +102,7 @@ class CollectionSpec:
     assign_one: bool = False
     single_nav: frozenset[str] = frozenset()
     builtin_flag: str | None = None
+    singleton: str | None = None
 
     @property
     def path(self) -> str:
@@ -262,6 +272,71 @@ _SPECS = [
                    readonly_on_update=frozenset({"allowedCombinations"})),
 ]
 
+_APP_STATE = frozenset({"uploadState", "publishingState", "isAssigned", "dependentAppCount",
+                        "supersedingAppCount", "supersededAppCount", "committedContentVersion", "size"})
+_WIP_NAV = frozenset({"assignments", "protectedAppLockerFiles", "exemptAppLockerFiles"})
+_SPECS += [
+    CollectionSpec("mobileAppCategories", DAM, BOTH, "applications", APPS,
+                   "#microsoft.graph.mobileAppCategory", assign_key=None, nav=frozenset()),
+    # Apps: largeIcon only on the single GET; categories are a navigation; intent on assignments.
+    CollectionSpec("mobileApps", DAM, BOTH, "applications", APPS, "#microsoft.graph.mobileApp",
+                   polymorphic=True, assign_key="mobileAppAssignments",
+                   nav=frozenset({"assignments", "categories"}), list_nulls=frozenset({"largeIcon"}),
+                   readonly=_APP_STATE),
+    CollectionSpec("mobileAppConfigurations", DAM, BOTH, "applications", APPS,
+                   "#microsoft.graph.managedDeviceMobileAppConfiguration", polymorphic=True,
+                   version_kind="int"),
+    CollectionSpec("windowsManagedAppProtections", DAM, BETA, "managedApplications", APPS,
+                   "#microsoft.graph.windowsManagedAppProtection", nav=_MAM_NAV,
+                   deep_insert=frozenset({"apps"}), version_kind="str",
+                   readonly=frozenset({"deployedAppCount"})),
+    CollectionSpec("windowsInformationProtectionPolicies", DAM, BOTH, "managedApplications", APPS,
+                   "#microsoft.graph.windowsInformationProtectionPolicy", nav=_WIP_NAV,
+                   version_kind="str", readonly=frozenset({"deployedAppCount", "isAssigned"})),
+    CollectionSpec("mdmWindowsInformationProtectionPolicies", DAM, BOTH, "managedApplications", APPS,
+                   "#microsoft.graph.mdmWindowsInformationProtectionPolicy", nav=_WIP_NAV,
+                   version_kind="str", readonly=frozenset({"deployedAppCount", "isAssigned"})),
+    CollectionSpec("appleUserInitiatedEnrollmentProfiles", DM, BETA, "enrollment", SERVICE_CONFIG,
+                   "#microsoft.graph.appleUserInitiatedEnrollmentProfile", assign_key=None,
+                   assign_one=True, readonly_on_update=frozenset({"platform", "priority"})),
+    CollectionSpec("depOnboardingSettings", DM, BETA, "enrollment", SERVICE_CONFIG,
+                   "#microsoft.graph.depOnboardingSetting", name_prop="tokenName", assign_key=None,
+                   nav=frozenset({"enrollmentProfiles"}), creatable=False),
+    CollectionSpec("vppTokens", DAM, BOTH, "enrollment", SERVICE_CONFIG, "#microsoft.graph.vppToken",
+                   assign_key=None, nav=frozenset(), creatable=False),
+    CollectionSpec("complianceManagementPartners", DM, BOTH, "enrollment", SERVICE_CONFIG,
+                   "#microsoft.graph.complianceManagementPartner", assign_key=None, nav=frozenset(),
+                   creatable=False, readonly=frozenset({"lastHeartbeatDateTime", "partnerState"})),
+    CollectionSpec("managedDeviceCleanupRules", DM, BETA, "devices", DEVICES,
+                   "#microsoft.graph.managedDeviceCleanupRule", assign_key=None, nav=frozenset(),
+                   readonly_on_update=frozenset({"deviceCleanupRulePlatformType"})),
+    CollectionSpec("applePushNotificationCertificate", DM, BOTH, "enrollment", SERVICE_CONFIG,
+                   "#microsoft.graph.applePushNotificationCertificate", assign_key=None,
+                   nav=frozenset(), creatable=False, singleton="entity", name_prop="appleIdentifier",
+                   readonly=frozenset({"expirationDateTime", "certificateSerialNumber",
+                                       "topicIdentifier"})),
+    CollectionSpec("androidManagedStoreAccountEnterpriseSettings", DM, BETA, "enrollment",
+                   SERVICE_OR_CONFIG, "#microsoft.graph.androidManagedStoreAccountEnterpriseSettings",
+                   assign_key=None, nav=frozenset(), creatable=False, singleton="entity",
+                   readonly=frozenset({"bindStatus", "lastAppSyncDateTime", "lastAppSyncStatus",
+                                       "ownerUserPrincipalName", "ownerOrganizationName"})),
+    CollectionSpec("managedDeviceCleanupSettings", DM, BETA, "devices", DEVICES,
+                   "#microsoft.graph.managedDeviceCleanupSettings", assign_key=None, nav=frozenset(),
+                   creatable=False, singleton="complex"),
+    # A property of deviceManagement: read here, written by PATCHing deviceManagement.
+    CollectionSpec("deviceManagementSettings", DM, BOTH, "deviceConfiguration", CONFIG,
+                   "#microsoft.graph.deviceManagementSettings", segment="settings", assign_key=None,
+                   nav=frozenset(), creatable=False, singleton="complex"),
+]
+# Roots reached with no collection segment (``PATCH /deviceManagement``); unknown segments below a root
+# still answer "Resource not found for the segment".
+ROOTS: dict[str, CollectionSpec] = {
+    "deviceManagement": CollectionSpec("deviceManagement", "", BOTH, "deviceConfiguration", INTUNE_ANY,
+                                       "#microsoft.graph.deviceManagement", assign_key=None,
+                                       nav=frozenset(), creatable=False, singleton="entity"),
+}
+SINGLETON_KEY = "singleton"
+
 COLLECTIONS: dict[str, CollectionSpec] = {s.name: s for s in _SPECS}
 # Collections by their path below the version (``deviceManagement/roleDefinitions``,
 # ``identity/conditionalAccess/policies``): how requests find them.
@@ -274,6 +349,14 @@ def spec_for(name: str) -> CollectionSpec | None:
 
 
 UPDATE_RING_TYPE = "#microsoft.graph.windowsUpdateForBusinessConfiguration"
+STORE_AND_WEB_APPS = tuple(f"#microsoft.graph.{t}" for t in (
+    "webApp", "windowsWebApp", "iosStoreApp", "androidStoreApp", "winGetApp", "officeSuiteApp",
+    "macOSOfficeSuiteApp", "windowsMicrosoftEdgeApp", "macOSMicrosoftEdgeApp",
+    "macOSMicrosoftDefenderApp"))
+CONTENT_AND_SYNCED_APPS = tuple(f"#microsoft.graph.{t}" for t in (
+    "win32LobApp", "win32CatalogApp", "windowsMobileMSI", "windowsAppX", "windowsUniversalAppX",
+    "iosLobApp", "androidLobApp", "macOSLobApp", "macOSDmgApp", "macOSPkgApp", "managedIOSLobApp",
+    "managedAndroidLobApp", "iosVppApp", "macOsVppApp", "androidManagedStoreApp"))
 
 
 @dataclass(frozen=True)
@@ -283,6 +366,9 @@ class TypeKey:
     key: str
     collections: tuple[str, ...]
     update_ring: bool | None = None  # deviceConfigurations split: True only rings, False no rings
+    # Collections shared by several keys (apps, Apple update policies): the @odata.types of this key
+    # (empty: every object of the collections).
+    odata_types: tuple[str, ...] = ()
 
 
 TYPE_KEYS: dict[str, TypeKey] = {t.key: t for t in [
@@ -321,6 +407,26 @@ TYPE_KEYS: dict[str, TypeKey] = {t.key: t for t in [
     TypeKey("namedLocation", ("namedLocations",)),
     TypeKey("authenticationStrengthPolicy", ("authenticationStrengthPolicies",)),
     TypeKey("group", ("groups",)),
+    TypeKey("mobileAppCategory", ("mobileAppCategories",)),
+    TypeKey("mobileApp", ("mobileApps",), odata_types=STORE_AND_WEB_APPS),
+    TypeKey("contentApp", ("mobileApps",), odata_types=CONTENT_AND_SYNCED_APPS),
+    TypeKey("managedDeviceAppConfiguration", ("mobileAppConfigurations",)),
+    TypeKey("windowsAppProtectionPolicy", ("windowsManagedAppProtections",)),
+    TypeKey("wipPolicy", ("windowsInformationProtectionPolicies",)),
+    TypeKey("mdmWipPolicy", ("mdmWindowsInformationProtectionPolicies",)),
+    TypeKey("iosUpdatePolicy", ("deviceConfigurations",), update_ring=False,
+            odata_types=("#microsoft.graph.iosUpdateConfiguration",)),
+    TypeKey("macOSUpdatePolicy", ("deviceConfigurations",), update_ring=False,
+            odata_types=("#microsoft.graph.macOSSoftwareUpdateConfiguration",)),
+    TypeKey("appleEnrollmentTypeProfile", ("appleUserInitiatedEnrollmentProfiles",)),
+    TypeKey("depOnboardingSetting", ("depOnboardingSettings",)),
+    TypeKey("vppToken", ("vppTokens",)),
+    TypeKey("applePushCertificate", ("applePushNotificationCertificate",)),
+    TypeKey("managedGooglePlay", ("androidManagedStoreAccountEnterpriseSettings",)),
+    TypeKey("compliancePartner", ("complianceManagementPartners",)),
+    TypeKey("deviceCleanupRule", ("managedDeviceCleanupRules",)),
+    TypeKey("deviceCleanupSettings", ("managedDeviceCleanupSettings",)),
+    TypeKey("tenantSettings", ("deviceManagementSettings",)),
 ]}
 
 # managedAppPolicies is a read-only union over these (Graph mixes in MAM app configurations too).

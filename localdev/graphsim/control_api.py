@@ -251,9 +251,12 @@ def add_control_routes(app: web.Application, sim: Simulator) -> None:
         found = next((o for o in tenant.objects_of_type(key) if o["id"] == body.get("id")), None)
         if found is None:
             return _bad("object not found", 404)
-        coll_name = next(c for c in type_spec.collections if found["id"] in tenant.coll(c))
+        # By identity: a singleton is stored under a fixed key, not under its id.
+        coll_name = next(c for c in type_spec.collections
+                         if any(o is found for o in tenant.coll(c).values()))
         if op == "delete":
-            del tenant.coll(coll_name)[found["id"]]
+            key = next(k for k, o in tenant.coll(coll_name).items() if o is found)
+            del tenant.coll(coll_name)[key]
             sim.state.mark_dirty()
             return web.json_response(clone(found))
         if op == "edit":

@@ -16,7 +16,9 @@ from urllib.parse import quote, urlencode
 from localdev.graphsim.catalog import (
     BY_PATH,
     COLLECTIONS,
+    ROOTS,
     SERVER_FIELDS,
+    SINGLETON_KEY,
     CollectionSpec,
 )
 from localdev.graphsim.odata import (
@@ -58,7 +60,13 @@ _SCRIPT_ASSIGNMENT_TYPES = {
 # Intune objects that carry no roleScopeTagIds of their own.
 _UNTAGGED = frozenset({"roleScopeTags", "deviceCategories", "assignmentFilters", "roleAssignments",
                        "deviceManagementPartners", "remoteAssistancePartners",
-                       "reusablePolicySettings", "policySets"})
+                       "reusablePolicySettings", "policySets", "mobileAppCategories",
+                       "managedDeviceCleanupRules"})
+# Collections whose create stamps more server state (``init_<name>`` methods).
+_NEWER_TYPES_INIT = frozenset({"mobileApps", "mobileAppConfigurations", "managedDeviceCleanupRules",
+                               "windowsInformationProtectionPolicies",
+                               "mdmWindowsInformationProtectionPolicies",
+                               "appleUserInitiatedEnrollmentProfiles"})
 _OMA_FN = re.compile(r"^getOmaSettingPlainTextValue\(secretReferenceValueId='([^']*)'\)$")
 
 
@@ -124,6 +132,8 @@ def resolve(method: str, version: str, path: str) -> Resolved:
             name = spec.segment or spec.name
             break
     else:
+        if segments == ["deviceManagement"] and method.upper() in ("GET", "PATCH"):
+            return Resolved(spec=ROOTS["deviceManagement"], rest=[], write=method.upper() != "GET")
         if segments[0] in _SINGLETONS and len(segments) < _SINGLETONS[segments[0]]:
             raise GraphError(400, "BadRequest", "The singleton is not supported by the simulator.")
         unknown = segments[min(_SINGLETONS.get(segments[0], 1), len(segments)) - 1]
@@ -289,6 +299,8 @@ class GraphRouter:
             GraphError: For every Graph-style failure (4xx).
         """
         spec, rest, method = resolved.spec, resolved.rest, req.method.upper()
+        if spec.singleton:
+            return self.singleton(req, spec, rest, method)
         if not rest:
             if method == "GET":
                 return self.list_collection(req, spec)
@@ -506,6 +518,8 @@ class GraphRouter:
             obj["referencingConfigurationPolicyCount"] = 0
             obj["referencingConfigurationPolicies"] = []
             obj.setdefault("version", 1)
+        elif name in _NEWER_TYPES_INIT:
+            getattr(self, f"init_{name}")(req, obj)
         elif name == "authenticationStrengthPolicies":
             obj["policyType"] = "custom"
             obj["requirementsSatisfied"] = "mfa"
@@ -734,6 +748,8 @@ class GraphRouter:
                              "assigned.", nested=True)
         if spec.builtin_flag:
             self._guard_builtin(spec, obj, "assigned")
+        if spec.name == "mobileApps":
+            self._check_app_intents(body[key])
         stored = [self._assignment(spec, obj, a) for a in body[key]]
         obj["assignments"] = stored
         if spec.name in ("configurationPolicies", "compliancePolicies"):
@@ -766,6 +782,8 @@ class GraphRouter:
         out: Item = {"id": f"{obj['id']}_{suffix}"}
         if spec.name in _SCRIPT_ASSIGNMENT_TYPES:
             out["@odata.type"] = f"#microsoft.graph.{_SCRIPT_ASSIGNMENT_TYPES[spec.name]}"
+        if spec.name == "mobileApps":
+            out["@odata.type"] = "#microsoft.graph.mobileAppAssignment"
         if spec.name == "termsAndConditions":
             out["@odata.type"] = "#microsoft.graph.termsAndConditionsAssignment"
             out["target"] = target
@@ -1073,6 +1091,7 @@ class GraphRouter:
     sub_iosManagedAppProtections = _mam
     sub_androidManagedAppProtections = _mam
     sub_targetedManagedAppConfigurations = _mam
+    sub_windowsManagedAppProtections = _mam
 
     # enrollment ---------------------------------------------------------------------------
     def sub_deviceEnrollmentConfigurations(self, req: GraphRequest,
@@ -1278,6 +1297,248 @@ class GraphRouter:
                 "previousCombinations": previous, "currentCombinations": combos,
                 "additionalInformation": None, "conditionalAccessReferences": []})
         return None
+
+
+    # singletons ---------------------------------------------------------------------------
+    def singleton(self, req: GraphRequest, spec: CollectionSpec, rest: list[str],
+                  method: str) -> GraphResponse:
+        """A single resource: GET it, PATCH it (204); it is never created, listed or deleted."""
+        if rest:
+            raise GraphError(400, "BadRequest", f"Resource not found for the segment '{rest[0]}'.")
+        if spec.name == "deviceManagement":
+            return self.device_management(req, spec, method)
+        obj = req.tenant.coll(spec.name).get(SINGLETON_KEY)
+        if method == "GET":
+            if obj is None:
+                # Not set up in this tenant (no push certificate uploaded, no Google binding).
+                raise GraphError(404, "ResourceNotFound", f"Resource not found: {spec.name}",
+                                 nested=True)
+            return GraphResponse(200, self.singleton_body(req, spec, obj))
+        # deviceManagement/settings is a property: Graph writes it through deviceManagement.
+        if method != "PATCH" or spec.name == "deviceManagementSettings" or obj is None:
+            raise self.method_not_allowed()
+        body = self.check_write(spec, _require_dict(req.body), update=True)
+        body.pop("@odata.type", None)
+        validator = getattr(self, f"validate_{spec.name}", None)
+        if validator is not None:
+            validator(body)
+        obj.update(body)
+        if "lastModifiedDateTime" in obj:
+            obj["lastModifiedDateTime"] = now_iso()
+        self.state.mark_dirty()
+        return GraphResponse(204)
+
+    def singleton_body(self, req: GraphRequest, spec: CollectionSpec, obj: Item) -> Item:
+        """A singleton as Graph returns it (entities carry ``/$entity`` in their context)."""
+        suffix = "/$entity" if spec.singleton == "entity" else ""
+        body: Item = {"@odata.context": self.ctx(req, spec.path + suffix)}
+        body.update(_clean(obj))
+        if spec.singleton == "complex":
+            body.pop("id", None)  # a property of deviceManagement has no key
+        return body
+
+    def device_management(self, req: GraphRequest, spec: CollectionSpec,
+                          method: str) -> GraphResponse:
+        """``GET|PATCH /deviceManagement``: the tenant's settings are written here, nested."""
+        settings = req.tenant.coll("deviceManagementSettings")
+        if method == "GET":
+            body: Item = {"@odata.context": self.ctx(req, "deviceManagement/$entity"),
+                          "@odata.type": spec.base_type, "id": req.tenant.id,
+                          "settings": {k: v for k, v in (settings.get(SINGLETON_KEY) or {}).items()
+                                       if k != "id" and not k.startswith("_")}}
+            return GraphResponse(200, body)
+        body = _require_dict(req.body)
+        for key in body:
+            if key != "settings" and not key.startswith("@odata."):
+                raise GraphError(400, "BadRequest", f"The property '{key}' cannot be updated "
+                                 "through this request.", nested=True)
+        update = body.get("settings")
+        if not isinstance(update, dict):
+            raise GraphError(400, "BadRequest", "settings must be an object.", nested=True)
+        update = {k: v for k, v in update.items() if "@odata." not in k}
+        self.validate_deviceManagementSettings(update)
+        settings.setdefault(SINGLETON_KEY, {}).update(update)
+        self.state.mark_dirty()
+        return GraphResponse(204)
+
+    @staticmethod
+    def validate_deviceManagementSettings(body: Item) -> None:
+        """Known tenant settings with their types; the check-in threshold is 1 to 120 days."""
+        for key, value in body.items():
+            kind = _TENANT_SETTINGS.get(key)
+            if kind is None:
+                raise GraphError(400, "BadRequest", f"Could not find a property named '{key}' on "
+                                 "type 'microsoft.graph.deviceManagementSettings'.", nested=True)
+            if value is None and kind is str:
+                continue  # the string settings are nullable
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise GraphError(400, "BadRequest", f"Invalid value for '{key}'.", nested=True)
+        days = body.get("deviceComplianceCheckinThresholdDays")
+        if isinstance(days, int) and not 1 <= days <= 120:
+            raise GraphError(400, "BadRequest", "deviceComplianceCheckinThresholdDays must be "
+                             "between 1 and 120.", nested=True)
+
+    @staticmethod
+    def validate_managedDeviceCleanupSettings(body: Item) -> None:
+        """Retirement after 30 to 270 days of inactivity, or 0 for never (a number as a string)."""
+        days = body.get("deviceInactivityBeforeRetirementInDays")
+        if days is not None:
+            _check_retirement_days(days, as_string=True)
+
+    # apps ---------------------------------------------------------------------------------
+    @staticmethod
+    def _check_app_intents(assignments: list[Any]) -> None:
+        for raw in assignments:
+            if not isinstance(raw, dict) or raw.get("intent") not in _APP_INTENTS:
+                raise GraphError(400, "BadRequest", "Each app assignment needs an intent: "
+                                 + ", ".join(sorted(_APP_INTENTS)) + ".", nested=True)
+
+    def validate_mobileApps(self, body: Item) -> None:
+        """Apps need a name and a publisher; store and web apps need what locates them."""
+        if not body.get("displayName") or not body.get("publisher"):
+            raise GraphError(400, "BadRequest", "displayName and publisher are required.",
+                             nested=True)
+        required = _APP_LOCATORS.get(str(body.get("@odata.type")), ())
+        missing = [k for k in required if not body.get(k)]
+        if missing:
+            raise GraphError(400, "BadRequest", f"{', '.join(missing)} is required for "
+                             f"{body['@odata.type'].split('.')[-1]}.", nested=True)
+
+    @staticmethod
+    def init_mobileApps(_req: GraphRequest, obj: Item) -> None:
+        """A new app starts unassigned; store and web apps have no content to upload."""
+        obj.update({"publishingState": "published", "uploadState": 1, "isAssigned": False,
+                    "dependentAppCount": 0, "supersedingAppCount": 0, "supersededAppCount": 0,
+                    "categories": [], "largeIcon": obj.get("largeIcon")})
+
+    @staticmethod
+    def init_mobileAppConfigurations(req: GraphRequest, obj: Item) -> None:
+        """An app configuration targets apps of this tenant."""
+        targeted = obj.get("targetedMobileApps")
+        if not isinstance(targeted, list) or not targeted:
+            raise GraphError(400, "BadRequest", "targetedMobileApps is required.", nested=True)
+        unknown = [a for a in targeted if req.tenant.find("mobileApps", str(a)) is None]
+        if unknown:
+            raise GraphError(400, "BadRequest", "targetedMobileApps references apps that do not "
+                             "exist in this tenant.", nested=True)
+
+    @staticmethod
+    def init_windowsInformationProtectionPolicies(_req: GraphRequest, obj: Item) -> None:
+        """WIP policies: a known enforcement level; AppLocker files are added afterwards."""
+        level = obj.get("enforcementLevel")
+        if level is not None and level not in _WIP_LEVELS:
+            raise GraphError(400, "BadRequest", f"Invalid enforcementLevel '{level}'.",
+                             nested=True)
+        obj["protectedAppLockerFiles"] = []
+        obj["exemptAppLockerFiles"] = []
+        obj.update({"isAssigned": False, "deployedAppCount": 0})
+
+    init_mdmWindowsInformationProtectionPolicies = init_windowsInformationProtectionPolicies
+
+    def sub_windowsInformationProtectionPolicies(
+            self, req: GraphRequest, spec: CollectionSpec, obj: Item, rest: list[str],
+            method: str) -> GraphResponse | None:
+        """``/protectedAppLockerFiles`` and ``/exemptAppLockerFiles``: list, POST one file (201)."""
+        if len(rest) != 1 or rest[0] not in ("protectedAppLockerFiles", "exemptAppLockerFiles"):
+            return None
+        files: list[Item] = obj.setdefault(rest[0], [])
+        if method == "GET":
+            return self.nav_list(req, spec, obj, rest[0], files)
+        if method == "POST":
+            body = _require_dict(req.body)
+            if not body.get("displayName") or not body.get("file"):
+                raise GraphError(400, "BadRequest", "displayName and file are required.",
+                                 nested=True)
+            stored = {"@odata.type": "#microsoft.graph.windowsInformationProtectionAppLockerFile",
+                      "id": new_id(), "displayName": body["displayName"],
+                      "fileHash": body.get("fileHash"), "file": body["file"],
+                      "version": body.get("version")}
+            files.append(stored)
+            self.touch(spec, obj)
+            return GraphResponse(201, stored)
+        raise self.method_not_allowed()
+
+    sub_mdmWindowsInformationProtectionPolicies = sub_windowsInformationProtectionPolicies
+
+    # enrollment, partners, cleanup ---------------------------------------------------------
+    @staticmethod
+    def init_appleUserInitiatedEnrollmentProfiles(req: GraphRequest, obj: Item) -> None:
+        """A platform of iOS or macOS, a known default enrollment type, the next priority."""
+        if obj.get("platform") not in ("iOS", "macOS"):
+            raise GraphError(400, "BadRequest", "platform must be iOS or macOS.", nested=True)
+        if obj.get("defaultEnrollmentType") not in _APPLE_ENROLLMENT_TYPES:
+            raise GraphError(400, "BadRequest", "defaultEnrollmentType is not a known enrollment "
+                             "type.", nested=True)
+        others = req.tenant.items("appleUserInitiatedEnrollmentProfiles")
+        obj["priority"] = max((int(o.get("priority") or 0) for o in others), default=0) + 1
+        obj["assignments"] = []
+
+    def sub_depOnboardingSettings(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
+                                  rest: list[str], method: str) -> GraphResponse | None:
+        """``/enrollmentProfiles``: the token's Apple enrollment profiles."""
+        if rest == ["enrollmentProfiles"] and method == "GET":
+            return self.nav_list(req, spec, obj, rest[0], obj.get(rest[0], []), page_size=100,
+                                 max_top=999)
+        return None
+
+    @staticmethod
+    def init_managedDeviceCleanupRules(req: GraphRequest, obj: Item) -> None:
+        """One rule per platform, 30 to 270 days of inactivity."""
+        platform = obj.get("deviceCleanupRulePlatformType")
+        if platform not in _CLEANUP_PLATFORMS:
+            raise GraphError(400, "BadRequest", "deviceCleanupRulePlatformType is not a known "
+                             "platform.", nested=True)
+        _check_retirement_days(obj.get("deviceInactivityBeforeRetirementInDays"),
+                               as_string=False)
+        if any(r.get("deviceCleanupRulePlatformType") == platform
+               for r in req.tenant.items("managedDeviceCleanupRules")):
+            raise GraphError(409, "Conflict", f"A cleanup rule for {platform} already exists.",
+                             nested=True)
+
+    def validate_managedDeviceCleanupRules(self, body: Item) -> None:
+        """A rule needs a name."""
+        if not body.get("displayName"):
+            raise GraphError(400, "BadRequest", "displayName is required.", nested=True)
+
+
+_APP_INTENTS = frozenset({"required", "available", "uninstall", "availableWithoutEnrollment"})
+# What a store or web app cannot be created without.
+_APP_LOCATORS: dict[str, tuple[str, ...]] = {
+    "#microsoft.graph.webApp": ("appUrl",),
+    "#microsoft.graph.windowsWebApp": ("appUrl",),
+    "#microsoft.graph.iosStoreApp": ("appStoreUrl", "bundleId"),
+    "#microsoft.graph.androidStoreApp": ("appStoreUrl", "packageId"),
+    "#microsoft.graph.winGetApp": ("packageIdentifier",),
+}
+_WIP_LEVELS = frozenset({"noProtection", "encryptAndAuditOnly", "encryptAuditAndPrompt",
+                         "encryptAuditAndBlock"})
+_APPLE_ENROLLMENT_TYPES = frozenset({"unknown", "device", "user", "accountDrivenUserEnrollment",
+                                     "webDeviceEnrollment", "accountDrivenDeviceEnrollment"})
+_CLEANUP_PLATFORMS = frozenset({"all", "androidAOSP", "androidDeviceAdministrator",
+                                "androidDedicatedAndFullyManagedCorporateOwnedWorkProfile",
+                                "chromeOS", "androidPersonallyOwnedWorkProfile", "ios", "macOS",
+                                "windows", "windowsHolographic"})
+_TENANT_SETTINGS: dict[str, type] = {
+    "deviceComplianceCheckinThresholdDays": int, "isScheduledActionEnabled": bool,
+    "secureByDefault": bool, "enhancedJailBreak": bool,
+    "androidDeviceAdministratorEnrollmentEnabled": bool,
+    "ignoreDevicesForUnsupportedSettingsEnabled": bool, "enableLogCollection": bool,
+    "enableAutopilotDiagnostics": bool, "enableEnhancedTroubleshootingExperience": bool,
+    "enableDeviceGroupMembershipReport": bool, "derivedCredentialProvider": str,
+    "derivedCredentialUrl": str, "deviceInactivityBeforeRetirementInDay": int,
+}
+
+
+def _check_retirement_days(value: Any, *, as_string: bool) -> None:
+    """Cleanup after 30 to 270 days of inactivity (0 turns cleanup settings off)."""
+    days: int | None = None
+    if as_string and isinstance(value, str) and value.isdigit():
+        days = int(value)
+    elif not as_string and isinstance(value, int) and not isinstance(value, bool):
+        days = value
+    if days is None or not (30 <= days <= 270 or (as_string and days == 0)):
+        raise GraphError(400, "BadRequest", "deviceInactivityBeforeRetirementInDays must be "
+                         "between 30 and 270.", nested=True)
 
 
 def clone(obj: Item) -> Item:

@@ -94,6 +94,9 @@ class Seeder:
                      "target": target}
         if kind == "script":
             item = {"@odata.type": G + "deviceManagementScriptAssignment", **item}
+        elif kind == "app":
+            item = {"@odata.type": G + "mobileAppAssignment", **item, "intent": "required",
+                    "settings": None}
         elif kind == "health":
             item = {"@odata.type": G + "deviceHealthScriptAssignment", **item,
                     "runRemediationScript": True,
@@ -756,6 +759,275 @@ class Seeder:
                "grantControls": grant}
         return self.add("conditionalAccessPolicies", obj)
 
+    # ------------------------------------------------------------------ apps, Apple, partners, cleanup
+    def app_category(self, name: str) -> Obj:
+        """A custom app category."""
+        obj = {"@odata.type": G + "mobileAppCategory", "id": self.uid(), "displayName": name,
+               "lastModifiedDateTime": self.stamp()}
+        return self.add("mobileAppCategories", obj)
+
+    def _app(self, odata_type: str, name: str) -> Obj:
+        obj = self.base(odata_type)
+        icon = base64.b64encode(bytes(self.rng.randrange(256) for _ in range(32))).decode()
+        categories = self.tenant.items("mobileAppCategories")
+        obj.update({"displayName": name, "description": f"{name} (seeded)", "publisher": "Contoso",
+                    "largeIcon": {"@odata.type": G + "mimeContent", "type": "image/png",
+                                  "value": icon},
+                    "isFeatured": False, "privacyInformationUrl": None, "informationUrl": None,
+                    "owner": "", "developer": "", "notes": "", "uploadState": 1,
+                    "publishingState": "published", "isAssigned": False,
+                    "dependentAppCount": 0, "supersedingAppCount": 0, "supersededAppCount": 0,
+                    "categories": [dict(c) for c in self.rng.sample(categories,
+                                                                    min(1, len(categories)))]})
+        obj["assignments"] = self.assignments(obj["id"], kind="app")
+        obj["isAssigned"] = bool(obj["assignments"])
+        return obj
+
+    def store_app(self, name: str, kind: str = "web") -> Obj:
+        """An app Graph can create from metadata: a web link, a store listing or a WinGet package."""
+        if kind == "web":
+            obj = self._app("webApp", name)
+            obj.update({"appUrl": f"https://apps.contoso.example/{self.rng.randrange(10**4)}",
+                        "useManagedBrowser": False})
+        elif kind == "ios":
+            obj = self._app("iosStoreApp", name)
+            obj.update({"bundleId": "com.microsoft.authenticator",
+                        "appStoreUrl": "https://apps.apple.com/app/id983156458",
+                        "applicableDeviceType": {"iPad": True, "iPhoneAndIPod": True},
+                        "minimumSupportedOperatingSystem": {"v15_0": True}})
+        else:
+            obj = self._app("winGetApp", name)
+            obj.update({"packageIdentifier": "9WZDNCRD29V9", "manifestHash": None,
+                        "installExperience": {"runAsAccount": "user"}})
+        return self.add("mobileApps", obj)
+
+    def content_app(self, name: str, kind: str = "win32") -> Obj:
+        """An app whose content is an uploaded binary (Win32) or a VPP licence."""
+        if kind == "win32":
+            obj = self._app("win32LobApp", name)
+            obj.update({"fileName": name.replace(" ", "_") + ".intunewin",
+                        "size": self.rng.randrange(10**6, 10**8), "committedContentVersion": "1",
+                        "installCommandLine": "setup.exe /quiet",
+                        "uninstallCommandLine": "setup.exe /uninstall /quiet",
+                        "applicableArchitectures": "x64", "setupFilePath": "setup.exe",
+                        "rules": [{"@odata.type": G + "win32LobAppFileSystemRule",
+                                   "ruleType": "detection", "path": "C:\\Program Files\\Contoso",
+                                   "fileOrFolderName": "agent.exe", "check32BitOn64System": False,
+                                   "operationType": "exists", "operator": "notConfigured",
+                                   "comparisonValue": None}],
+                        "installExperience": {"runAsAccount": "system",
+                                              "deviceRestartBehavior": "suppress"}})
+        else:
+            obj = self._app("iosVppApp", name)
+            obj.update({"bundleId": "com.contoso.field", "usedLicenseCount": 3,
+                        "totalLicenseCount": 25, "vppTokenOrganizationName": "Contoso",
+                        "vppTokenAccountType": "business", "appStoreUrl": None,
+                        "licensingType": {"supportsUserLicensing": False,
+                                          "supportsDeviceLicensing": True}})
+        return self.add("mobileApps", obj)
+
+    def device_app_configuration(self, name: str) -> Obj:
+        """An app configuration for managed devices targeting one of the tenant's apps."""
+        apps = [a for a in self.tenant.items("mobileApps")
+                if a["@odata.type"] == G + "iosStoreApp"] or self.tenant.items("mobileApps")
+        obj = self.base("iosMobileAppConfiguration")
+        obj.update({"displayName": name, "description": "", "version": self.rng.randrange(1, 4),
+                    "targetedMobileApps": [self.rng.choice(apps)["id"]] if apps else [],
+                    "encodedSettingXml": None,
+                    "settings": [{"appConfigKey": "ServerUrl", "appConfigKeyType": "stringType",
+                                  "appConfigKeyValue": "https://mdm.contoso.example"},
+                                 {"appConfigKey": "AllowSync", "appConfigKeyType": "booleanType",
+                                  "appConfigKeyValue": "true"}]})
+        obj["assignments"] = self.assignments(obj["id"])
+        return self.add("mobileAppConfigurations", obj)
+
+    def windows_app_protection(self, name: str) -> Obj:
+        """A Windows (Edge) app protection policy."""
+        obj = self.base("windowsManagedAppProtection")
+        obj.update({"displayName": name, "description": "", "version": '"1"',
+                    "isAssigned": False, "deployedAppCount": 1, "appGroupType": "selectedPublicApps",
+                    "allowedInboundDataTransferSources": "allApps",
+                    "allowedOutboundClipboardSharingLevel": "none",
+                    "allowedOutboundDataTransferDestinations": "none",
+                    "printBlocked": True, "maximumAllowedDeviceThreatLevel": "notConfigured"})
+        obj["apps"] = [{"id": "com.microsoft.edge.windows", "version": "-1", "mobileAppIdentifier": {
+            "@odata.type": G + "windowsAppIdentifier", "windowsAppId": "com.microsoft.edge"}}]
+        obj["assignments"] = self.assignments(obj["id"])
+        obj["isAssigned"] = bool(obj["assignments"])
+        return self.add("windowsManagedAppProtections", obj)
+
+    def wip(self, name: str, *, mdm: bool = False) -> Obj:
+        """A Windows Information Protection policy with an AppLocker file."""
+        odata = "mdmWindowsInformationProtectionPolicy" if mdm else "windowsInformationProtectionPolicy"
+        obj = self.base(odata)
+        xml = f"<AppLockerPolicy Version='1'><!-- {name} --></AppLockerPolicy>"
+        obj.update({"displayName": name, "description": "", "version": '"1"',
+                    "enforcementLevel": "encryptAuditAndPrompt",
+                    "enterpriseDomain": "contoso.example", "isAssigned": False,
+                    "deployedAppCount": 1, "protectionUnderLockConfigRequired": False,
+                    "revokeOnUnenrollDisabled": False, "azureRightsManagementServicesAllowed": False,
+                    "protectedApps": [{"@odata.type": G + "windowsInformationProtectionDesktopApp",
+                                       "displayName": "Contoso Notes", "publisherName":
+                                       "O=CONTOSO", "productName": "NOTES", "denied": False,
+                                       "binaryName": "notes.exe", "binaryVersionLow": "*",
+                                       "binaryVersionHigh": "*"}],
+                    "enterpriseIPRanges": [], "enterpriseProxyServers": []})
+        obj["protectedAppLockerFiles"] = [
+            {"@odata.type": G + "windowsInformationProtectionAppLockerFile", "id": self.uid(),
+             "displayName": "Contoso allow list", "fileHash": self.uid().replace("-", ""),
+             "file": base64.b64encode(xml.encode()).decode(), "version": "1"}]
+        obj["exemptAppLockerFiles"] = []
+        obj["assignments"] = self.assignments(obj["id"])
+        obj["isAssigned"] = bool(obj["assignments"])
+        return self.add(odata.replace("Policy", "Policies"), obj)
+
+    def apple_update(self, name: str, platform: str = "ios") -> Obj:
+        """An iOS update policy or a macOS software update policy (deviceConfiguration subtypes)."""
+        if platform == "ios":
+            obj = self.base("iosUpdateConfiguration")
+            obj.update({"activeHoursStart": "08:00:00.0000000", "activeHoursEnd": "17:00:00.0000000",
+                        "scheduledInstallDays": ["saturday", "sunday"],
+                        "utcTimeOffsetInMinutes": 60, "enforcedSoftwareUpdateDelayInDays": None,
+                        "updateScheduleType": "updateOutsideOfActiveHours",
+                        "desiredOsVersion": self.rng.choice(["17.6", "18.1"]),
+                        "customUpdateTimeWindows": [], "isEnabled": True})
+        else:
+            obj = self.base("macOSSoftwareUpdateConfiguration")
+            obj.update({"criticalUpdateBehavior": "installASAP",
+                        "configDataUpdateBehavior": "notifyOnly",
+                        "firmwareUpdateBehavior": "default", "allOtherUpdateBehavior": "default",
+                        "updateScheduleType": "alwaysUpdate", "customUpdateTimeWindows": [],
+                        "updateTimeWindowUtcOffsetInMinutes": 0, "maxUserDeferralsCount": 3,
+                        "priority": "low"})
+        obj.update({"displayName": name, "description": "", "version": self.rng.randrange(1, 5),
+                    "supportsScopeTags": True})
+        obj["assignments"] = self.assignments(obj["id"])
+        return self.add("deviceConfigurations", obj)
+
+    def apple_enrollment_type(self, name: str) -> Obj:
+        """A user-initiated Apple enrollment type profile."""
+        obj = self.base("appleUserInitiatedEnrollmentProfile")
+        priority = len(self.tenant.items("appleUserInitiatedEnrollmentProfiles")) + 1
+        obj.update({"displayName": name, "description": "", "platform": "iOS",
+                    "defaultEnrollmentType": "accountDrivenUserEnrollment", "priority": priority,
+                    "availableEnrollmentTypeOptions": [
+                        {"@odata.type": G + "appleOwnerTypeEnrollmentType",
+                         "ownerType": "personal", "enrollmentType": "accountDrivenUserEnrollment"},
+                        {"@odata.type": G + "appleOwnerTypeEnrollmentType",
+                         "ownerType": "company", "enrollmentType": "device"}]})
+        obj["assignments"] = [
+            {"@odata.type": G + "appleEnrollmentProfileAssignment", "id": a["id"],
+             "target": a["target"]} for a in self.assignments(obj["id"], count=1)]
+        return self.add("appleUserInitiatedEnrollmentProfiles", obj)
+
+    def dep_token(self, name: str, profiles: int = 2) -> Obj:
+        """An Apple automated device enrollment token with enrollment profiles below it."""
+        token_id = self.uid()
+        stamp = self.stamp()
+        obj = {"@odata.type": G + "depOnboardingSetting", "id": token_id,
+               "appleIdentifier": "mdm@contoso.example", "tokenName": name,
+               "tokenExpirationDateTime": "2026-09-01T00:00:00Z", "lastModifiedDateTime": stamp,
+               "lastSuccessfulSyncDateTime": stamp, "lastSyncTriggeredDateTime": stamp,
+               "shareTokenWithSchoolDataSyncService": False, "lastSyncErrorCode": 0,
+               "tokenType": "dep", "syncedDeviceCount": self.rng.randrange(0, 400),
+               "dataSharingConsentGranted": True, "roleScopeTagIds": ["0"]}
+        obj["enrollmentProfiles"] = [
+            {"@odata.type": G + ("depIOSEnrollmentProfile" if index % 2 == 0
+                                 else "depMacOSEnrollmentProfile"),
+             "id": f"{token_id}_{self.uid()}", "displayName": f"{name} - profile {index + 1}",
+             "description": "", "requiresUserAuthentication": True,
+             "configurationEndpointUrl": "https://appleconfigurator2.manage.microsoft.com/"
+                                         "MDMServiceConfig?id=seeded",
+             "enableAuthenticationViaCompanyPortal": True, "isDefault": index == 0,
+             "supervisedModeEnabled": True, "supportDepartment": "IT",
+             "supportPhoneNumber": "+1 555 0100", "isMandatory": True,
+             "locationServicesSetupPaneDisabled": False, "privacyPaneDisabled": True}
+            for index in range(profiles)]
+        return self.add("depOnboardingSettings", obj)
+
+    def vpp_token(self, name: str) -> Obj:
+        """An Apple VPP token (Graph returns the token string; a backup never keeps it)."""
+        stamp = self.stamp()
+        obj = {"@odata.type": G + "vppToken", "id": self.uid(), "organizationName": "Contoso",
+               "vppTokenAccountType": "business", "appleId": "vpp@contoso.example",
+               "expirationDateTime": "2026-08-01T00:00:00Z", "lastSyncDateTime": stamp,
+               "token": base64.b64encode(self.uid().encode()).decode(), "lastModifiedDateTime": stamp,
+               "state": "valid", "lastSyncStatus": "completed", "automaticallyUpdateApps": True,
+               "countryOrRegion": "us", "dataSharingConsentGranted": True, "displayName": name,
+               "locationName": "Contoso HQ", "claimTokenManagementFromExternalMdm": False,
+               "roleScopeTagIds": ["0"]}
+        return self.add("vppTokens", obj)
+
+    def compliance_partner(self, name: str) -> Obj:
+        """A connected compliance partner."""
+        obj = {"@odata.type": G + "complianceManagementPartner", "id": self.uid(),
+               "lastHeartbeatDateTime": self.stamp(), "partnerState": "enabled",
+               "displayName": name, "macOsOnboarded": True, "windowsOnboarded": False,
+               "androidOnboarded": False, "iosOnboarded": True,
+               "macOsEnrollmentAssignments": [{"target": {
+                   "@odata.type": G + "groupAssignmentTarget",
+                   "groupId": self.rng.choice(self.groups)}}] if self.groups else [],
+               "androidEnrollmentAssignments": [], "iosEnrollmentAssignments": []}
+        return self.add("complianceManagementPartners", obj)
+
+    def cleanup_rule(self, platform: str) -> Obj | None:
+        """A device cleanup rule for one platform (one rule per platform)."""
+        if any(r["deviceCleanupRulePlatformType"] == platform
+               for r in self.tenant.items("managedDeviceCleanupRules")):
+            return None
+        obj = {"@odata.type": G + "managedDeviceCleanupRule", "id": self.uid(),
+               "displayName": f"Retire stale {platform} devices", "description": "",
+               "deviceCleanupRulePlatformType": platform,
+               "deviceInactivityBeforeRetirementInDays": self.rng.choice([60, 90, 180]),
+               "lastModifiedDateTime": self.stamp()}
+        return self.add("managedDeviceCleanupRules", obj)
+
+    def tenant_wide(self) -> None:
+        """A push certificate, a Google Play binding and tuned tenant and cleanup settings."""
+        stamp = self.stamp()
+        self.tenant.coll("applePushNotificationCertificate")["singleton"] = {
+            "@odata.type": G + "applePushNotificationCertificate", "id": self.uid(),
+            "appleIdentifier": "mdm@contoso.example",
+            "topicIdentifier": f"com.apple.mgmt.External.{self.uid()}",
+            "lastModifiedDateTime": stamp, "expirationDateTime": "2026-10-01T00:00:00Z",
+            "certificateUploadStatus": None, "certificateUploadFailureReason": None,
+            "certificateSerialNumber": f"{self.rng.getrandbits(64):016X}", "certificate": None}
+        self.tenant.coll("androidManagedStoreAccountEnterpriseSettings")["singleton"] = {
+            "@odata.type": G + "androidManagedStoreAccountEnterpriseSettings", "id": self.uid(),
+            "bindStatus": "boundAndValidated", "lastAppSyncDateTime": stamp,
+            "lastAppSyncStatus": "success", "ownerUserPrincipalName": "admin@contoso.example",
+            "ownerOrganizationName": "Contoso", "lastModifiedDateTime": stamp,
+            "enrollmentTarget": "targetedAsEnrollmentRestrictions", "targetGroupIds": [],
+            "deviceOwnerManagementEnabled": True, "androidDeviceOwnerFullyManagedEnrollmentEnabled":
+            True, "managedGooglePlayInitialScopeTagIds": ["0"], "companyCodes": []}
+        self.tenant.coll("managedDeviceCleanupSettings")["singleton"].update(
+            {"deviceInactivityBeforeRetirementInDays": "90"})
+        self.tenant.coll("deviceManagementSettings")["singleton"].update(
+            {"deviceComplianceCheckinThresholdDays": 21, "secureByDefault": True})
+
+
+def _apps_apple_and_tenant(s: Seeder) -> None:
+    """One or two of each app, Apple, partner and cleanup type, and the tenant-wide objects."""
+    s.app_category("Contoso line of business")
+    s.store_app("Contoso intranet", "web")
+    s.store_app("Microsoft Authenticator", "ios")
+    s.store_app("Company Portal", "winget")
+    s.content_app("Contoso Agent", "win32")
+    s.content_app("Contoso Field (VPP)", "vpp")
+    s.device_app_configuration("Authenticator - managed configuration")
+    s.windows_app_protection("Windows - Edge MAM")
+    s.wip("WIP - Contoso (without enrollment)")
+    s.wip("WIP - Contoso (MDM)", mdm=True)
+    s.apple_update("iOS - Update to latest", "ios")
+    s.apple_update("macOS - Software updates", "macos")
+    s.apple_enrollment_type("iOS - BYOD account-driven")
+    s.dep_token("Contoso ABM")
+    s.vpp_token("Contoso VPP")
+    s.compliance_partner("Jamf Pro compliance")
+    s.cleanup_rule("windows")
+    s.cleanup_rule("ios")
+    s.tenant_wide()
+
 
 def _entra_and_admin(s: Seeder) -> None:
     """One or two of each tenant-administration, script and Entra type (demo and generated)."""
@@ -778,6 +1050,7 @@ def _entra_and_admin(s: Seeder) -> None:
     s.auth_strength("FIDO2 - Contoso keys")
     s.conditional_access("CA001 - Require MFA for admins")
     s.conditional_access("CA002 - Block legacy authentication")
+    _apps_apple_and_tenant(s)
 
 
 def _foundations(s: Seeder) -> None:
@@ -875,6 +1148,17 @@ _GENERATORS: list[tuple[int, Callable[[Seeder, int], Obj]]] = [
     (2, lambda s, i: s.named_location(f"Gen - Location {i:05d}", "ip" if i % 2 else "country")),
     (1, lambda s, i: s.auth_strength(f"Gen - Strength {i:05d}")),
     (3, lambda s, i: s.conditional_access(f"Gen - CA policy {i:05d}")),
+    (1, lambda s, i: s.app_category(f"Gen - App category {i:05d}")),
+    (2, lambda s, i: s.store_app(f"Gen - Store app {i:05d}", ("web", "ios", "winget")[i % 3])),
+    (1, lambda s, i: s.content_app(f"Gen - Content app {i:05d}", "win32" if i % 2 else "vpp")),
+    (1, lambda s, i: s.device_app_configuration(f"Gen - Device app configuration {i:05d}")),
+    (1, lambda s, i: s.windows_app_protection(f"Gen - Windows app protection {i:05d}")),
+    (1, lambda s, i: s.wip(f"Gen - WIP {i:05d}", mdm=i % 2 == 0)),
+    (1, lambda s, i: s.apple_update(f"Gen - Apple update {i:05d}", "ios" if i % 2 else "macos")),
+    (1, lambda s, i: s.apple_enrollment_type(f"Gen - Apple enrollment type {i:05d}")),
+    (1, lambda s, i: s.dep_token(f"Gen - DEP token {i:05d}", profiles=1 + i % 3)),
+    (1, lambda s, i: s.vpp_token(f"Gen - VPP token {i:05d}")),
+    (1, lambda s, i: s.compliance_partner(f"Gen - Compliance partner {i:05d}")),
 ]
 
 
@@ -882,6 +1166,9 @@ def _generated(s: Seeder, policies: int) -> None:
     _foundations(s)
     for index in range(20):
         s.group(f"Gen - Group {index:03d}")
+    s.tenant_wide()
+    for platform in ("windows", "macOS", "androidAOSP"):
+        s.cleanup_rule(platform)
     weights = [w for w, _ in _GENERATORS]
     makers = [m for _, m in _GENERATORS]
     # Round-robin over a weighted schedule keeps every type present even for small N.

@@ -279,8 +279,67 @@ def add_builtins(tenant: Any, seed: int) -> None:
             "combinationConfigurations": []}
     for template in INTENT_TEMPLATES:
         tenant.coll("templates")[template["id"]] = _copy(template)
+    _add_tenant_wide_defaults(tenant)
     for definition in BUILTIN_GP_DEFINITIONS + custom_admx_definitions(seed):
         tenant.coll("groupPolicyDefinitions")[definition["id"]] = _copy(definition)
+
+
+# Built-in app categories: the same names and ids in every tenant.
+BUILTIN_APP_CATEGORIES: list[tuple[str, str]] = [
+    (_uuid(_ids(f"app-category:{name}")), name) for name in (
+        "Other apps", "Books & Reference", "Data management", "Productivity", "Business",
+        "Development & Design", "Photos & Media", "Collaboration & Social", "Computer management")]
+# Microsoft apps every tenant lists for app protection (not the tenant's own; never captured).
+BUILTIN_MANAGED_APPS: list[tuple[str, str, str]] = [
+    ("managedIOSStoreApp", "Microsoft Outlook", "com.microsoft.Office.Outlook"),
+    ("managedAndroidStoreApp", "Microsoft Teams", "com.microsoft.teams"),
+]
+# Compliance partners on offer: listed in every tenant with state "unknown" until connected.
+OFFERED_COMPLIANCE_PARTNERS = ["Citrix Workspace device compliance", "MobileIron Device Compliance "
+                               "Cloud", "VMware Workspace ONE mobile compliance"]
+
+
+def _add_tenant_wide_defaults(tenant: Any) -> None:
+    """Tenant settings and cleanup settings at their defaults, built-in categories, apps, partners."""
+    # Graph gives these properties of deviceManagement no id; the stored "id" is only the control API's
+    # handle (the reader's name for them) and never leaves through Graph.
+    tenant.coll("deviceManagementSettings")["singleton"] = {
+        "@odata.type": "#microsoft.graph.deviceManagementSettings", "id": "tenantSettings",
+        "deviceComplianceCheckinThresholdDays": 30, "isScheduledActionEnabled": True,
+        "secureByDefault": False, "enhancedJailBreak": False,
+        "deviceInactivityBeforeRetirementInDay": 0, "derivedCredentialProvider": "notConfigured",
+        "derivedCredentialUrl": None, "androidDeviceAdministratorEnrollmentEnabled": False,
+        "ignoreDevicesForUnsupportedSettingsEnabled": False, "enableLogCollection": True,
+        "enableAutopilotDiagnostics": True, "enableEnhancedTroubleshootingExperience": False,
+        "enableDeviceGroupMembershipReport": False}
+    tenant.coll("managedDeviceCleanupSettings")["singleton"] = {
+        "@odata.type": "#microsoft.graph.managedDeviceCleanupSettings", "id": "deviceCleanupSettings",
+        "deviceInactivityBeforeRetirementInDays": "0"}
+    for category_id, name in BUILTIN_APP_CATEGORIES:
+        tenant.coll("mobileAppCategories")[category_id] = {
+            "@odata.type": "#microsoft.graph.mobileAppCategory", "id": category_id,
+            "displayName": name, "lastModifiedDateTime": STAMP}
+    rng = _ids("builtin-managed-apps")
+    for odata_type, name, bundle in BUILTIN_MANAGED_APPS:
+        app_id = _uuid(rng)
+        tenant.coll("mobileApps")[app_id] = {
+            "@odata.type": f"#microsoft.graph.{odata_type}", "id": app_id, "displayName": name,
+            "description": name, "publisher": "Microsoft Corporation", "largeIcon": None,
+            "createdDateTime": STAMP, "lastModifiedDateTime": STAMP, "isFeatured": False,
+            "uploadState": 2, "publishingState": "published", "isAssigned": False,
+            "roleScopeTagIds": [], "dependentAppCount": 0, "supersedingAppCount": 0,
+            "supersededAppCount": 0, "appAvailability": "global", "version": "1",
+            ("bundleId" if "IOS" in odata_type else "packageId"): bundle, "categories": [],
+            "assignments": []}
+    rng = _ids("offered-compliance-partners")
+    for name in OFFERED_COMPLIANCE_PARTNERS:
+        partner_id = _uuid(rng)
+        tenant.coll("complianceManagementPartners")[partner_id] = {
+            "@odata.type": "#microsoft.graph.complianceManagementPartner", "id": partner_id,
+            "lastHeartbeatDateTime": "0001-01-01T00:00:00Z", "partnerState": "unknown",
+            "displayName": name, "macOsOnboarded": False, "windowsOnboarded": False,
+            "androidOnboarded": False, "iosOnboarded": False, "macOsEnrollmentAssignments": [],
+            "androidEnrollmentAssignments": [], "iosEnrollmentAssignments": []}
 
 
 def _copy(obj: Obj) -> Obj:

@@ -24,6 +24,10 @@ class AuditAction(StrEnum):
 
     GRANT_PUT = "grant.put"
     GRANT_DELETE = "grant.delete"
+    RESTORE_CREATE = "restore.create"
+    RESTORE_UPDATE = "restore.update"
+    RESTORE_ASSIGN = "restore.assign"
+    RESTORE_RUN = "restore.run"
 
 
 class AuditActor(ApiModel):
@@ -62,3 +66,11 @@ class AuditEvent(ApiModel):
     old_role: Role | None = None
     new_role: Role | None = None
     run_id: str | None = None
+    # Restore writes: which item of the run, which object of the tenant, the content before and after
+    # (SHA-256 of the normal form before, of the body sent after) and the outcome.
+    item_id: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    before_hash: str | None = None
+    after_hash: str | None = None
+    outcome: str | None = None

@@ -24,6 +24,7 @@ from shared.errors import InvalidRequest, PayloadTooLarge
 __all__ = [
     "BACKUP_SET_ID_PREFIX",
     "MAX_SELECTED_POLICIES",
+    "AddItemsRequest",
     "BackupSet",
     "BackupSetBatch",
     "BackupSetChange",
@@ -38,12 +39,14 @@ __all__ = [
     "PolicyRef",
     "Selection",
     "SelectionBody",
+    "add_items_scope",
     "backup_set_id_for_run",
     "backup_set_scope",
     "compare_items",
     "count_changes",
     "coverage_of",
     "is_baseline_for",
+    "normalise_policies",
     "normalise_selection",
     "run_id_for_backup_set",
     "set_status_for",
@@ -153,6 +156,35 @@ def _require_known(types: Sequence[str], known: frozenset[str]) -> None:
                              f"Known types: {', '.join(sorted(known))}.", code="unknown-policy-type")
 
 
+class AddItemsRequest(ApiModel):
+    """Body of ``POST /api/tenants/{tenantId}/backup-sets/{backupSetId}/items``.
+
+    ``include_foundations`` left out means "as the set was made" (resolved before the key is derived).
+    """
+
+    policies: list[PolicyRef]
+    include_foundations: bool | None = None
+
+
+def normalise_policies(policies: Sequence[PolicyRef], known_types: Iterable[str]) -> tuple[PolicyRef, ...]:
+    """Validate a list of policies like a ``policies`` selection and bring it to one spelling.
+
+    Raises:
+        InvalidRequest: nothing listed, an unknown type or an invalid id (the codes of
+            :func:`normalise_selection`).
+        PayloadTooLarge: more than :data:`MAX_SELECTED_POLICIES` policies.
+    """
+    return normalise_selection(SelectionBody(policies=list(policies)), known_types).policies
+
+
+def add_items_scope(backup_set_id: str, policies: Sequence[PolicyRef],
+                    include_foundations: bool) -> dict[str, Any]:
+    """The scope of a ``backupset.add_items`` run (its canonical JSON is part of the derived key)."""
+    return {"backupSetId": backup_set_id,
+            "policies": [p.model_dump(mode="json", by_alias=True) for p in policies],
+            "includeFoundations": include_foundations}
+
+
 def backup_set_scope(request: BackupSetRequest, selection: Selection) -> dict[str, Any]:
     """The run's scope: everything that makes two requests the same work (its canonical JSON is hashed)."""
     return {
@@ -240,11 +272,16 @@ class BackupSetChange(ApiModel):
 
 
 class BackupSetBatch(ApiModel):
-    """One batch of a set: its members (written by the plan) and, once it ran, its summary counts."""
+    """One batch of a set: its members (written by the plan) and, once it ran, its summary counts.
+
+    ``run_id`` is set on the batches of a ``backupset.add_items`` run: a set is captured by one run and may
+    then be added to by others, each with batches numbered from 0, so their rows are kept apart by run.
+    """
 
     tenant_id: str
     backup_set_id: str
     batch: int = Field(ge=0)
+    run_id: str | None = None
     members: tuple[PolicyRef, ...]
     finished: bool = False
     succeeded: int = 0

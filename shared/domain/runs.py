@@ -97,13 +97,15 @@ class RunCounts(ApiModel):
 
 
 class CreatedBy(ApiModel):
-    """Who started a run."""
+    """Who started a run (``tenantId`` is the caller's home tenant, for audit events of its writes)."""
 
     id: str
     name: str = ""
+    tenant_id: str = ""
 
 
-ItemAction = Literal["captured", "created", "updated", "unchanged", "skipped", "failed"]
+# ``planned``: an item of a restore preview (the plan says what a restore would do with it).
+ItemAction = Literal["captured", "planned", "created", "updated", "unchanged", "skipped", "failed"]
 ItemStatus = Literal["succeeded", "failed", "skipped"]
 
 

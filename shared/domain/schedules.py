@@ -57,6 +57,9 @@ class BackupSchedule(ApiModel):
     ``created_at`` is when the schedule took its current form (the last ``PUT``): only slots after it are
     due, so saving a schedule never starts a backup for a slot that passed before it existed.
     ``last_slot`` is the newest slot a backup set was started for (kept across updates).
+    ``blobs_collected_at`` is when the tenant's unreferenced content blobs were last collected (kept across
+    updates): retention collects after deleting sets, and at least daily, so a collection that failed is
+    made up for.
     """
 
     tenant_id: str
@@ -67,6 +70,7 @@ class BackupSchedule(ApiModel):
     created_by: CreatedBy
     created_at: datetime
     last_slot: datetime | None = None
+    blobs_collected_at: datetime | None = None
 
 
 def validate_cron(expression: str) -> str:

@@ -6,7 +6,9 @@ sliding-window limiter: before a request leaves, it waits until fewer than ``lim
 last ``window`` seconds. :class:`Budgets` keeps one pair (writes, any) per family for one (tenant, app), and
 every worker of the process that talks to that (tenant, app) shares it (see
 :class:`~shared.graph.factory.GraphClientFactory`), so 20 concurrent workers together stay under the limit
-instead of each of them discovering it through 429s.
+instead of each of them discovering it through 429s. Where each family's budget lives is pluggable: in this
+process (:class:`LocalFamilyBudget`, unit tests and tools) or shared by every process of the app through a
+ledger in Table Storage (:mod:`shared.graph.shared_budget`, what the app uses).
 """
 
 from __future__ import annotations
@@ -17,9 +19,17 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Protocol
 
-__all__ = ["PUBLISHED_LIMITS", "BudgetConfig", "Budgets", "RateBudget"]
+__all__ = [
+    "PUBLISHED_LIMITS",
+    "BudgetConfig",
+    "Budgets",
+    "FamilyBudget",
+    "FamilyBudgetSource",
+    "LocalFamilyBudget",
+    "RateBudget",
+]
 
 
 def _default_multipliers() -> Mapping[str, float]:
@@ -114,6 +124,38 @@ class RateBudget:
         return sum(1 for t in self._sent if t > now - self.window)
 
 
+class FamilyBudget(Protocol):
+    """The budget of one throttling family of one (tenant, app): writes and requests of any kind."""
+
+    async def acquire(self, *, reads: int, writes: int) -> None:
+        """Wait until ``reads + writes`` more requests fit (``writes`` of them writes), then count them."""
+        ...
+
+
+class FamilyBudgetSource(Protocol):
+    """Makes the budget of a family from its limits (in-process by default, shared across processes)."""
+
+    def __call__(self, family: str, /, *, write_limit: int, request_limit: int,
+                 window: float) -> FamilyBudget:
+        """The budget of ``family``: at most the limits in any ``window`` seconds (margin included)."""
+        ...
+
+
+class LocalFamilyBudget:
+    """A family's budget kept in this process only: a sliding log for writes and one for all requests."""
+
+    def __init__(self, writes: RateBudget, requests: RateBudget) -> None:
+        self.writes = writes
+        self.requests = requests
+
+    async def acquire(self, *, reads: int, writes: int) -> None:
+        """Wait until ``reads + writes`` more requests fit (``writes`` of them writes), then count them."""
+        if writes:
+            await self.writes.acquire(writes)
+        if reads + writes:
+            await self.requests.acquire(reads + writes)
+
+
 class Budgets:
     """The request budgets of one (tenant, app): per throttling family, one for writes and one for all."""
 
@@ -123,32 +165,38 @@ class Budgets:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        source: FamilyBudgetSource | None = None,
     ) -> None:
-        """Create budgets for ``config``; ``None`` disables client-side budgeting."""
+        """Create budgets for ``config``; ``None`` disables client-side budgeting.
+
+        ``source`` makes each family's budget (by default one kept in this process; the factory passes
+        one shared by every process of the app, see :mod:`shared.graph.shared_budget`).
+        """
         self.config = config
         self._clock = clock
         self._sleep = sleep
-        self._families: dict[str, tuple[RateBudget, RateBudget]] = {}
+        self._source: FamilyBudgetSource = source or self._local
+        self._families: dict[str, FamilyBudget] = {}
 
-    def family(self, name: str) -> tuple[RateBudget, RateBudget] | None:
-        """The (writes, any requests) budgets of a family, created on first use."""
+    def _local(self, _family: str, /, *, write_limit: int, request_limit: int,
+               window: float) -> FamilyBudget:
+        return LocalFamilyBudget(RateBudget(write_limit, window, clock=self._clock, sleep=self._sleep),
+                                 RateBudget(request_limit, window, clock=self._clock, sleep=self._sleep))
+
+    def family(self, name: str) -> FamilyBudget | None:
+        """The budget of a family, created on first use."""
         if self.config is None:
             return None
-        pair = self._families.get(name)
-        if pair is None:
-            writes, reads = self.config.limits(name)
-            window = self.config.window + self.config.margin
-            pair = (RateBudget(writes, window, clock=self._clock, sleep=self._sleep),
-                    RateBudget(reads, window, clock=self._clock, sleep=self._sleep))
-            self._families[name] = pair
-        return pair
+        budget = self._families.get(name)
+        if budget is None:
+            writes, requests = self.config.limits(name)
+            budget = self._source(name, write_limit=writes, request_limit=requests,
+                                  window=self.config.window + self.config.margin)
+            self._families[name] = budget
+        return budget
 
     async def acquire(self, *, family: str, reads: int, writes: int) -> None:
         """Wait until ``reads + writes`` more requests of ``family`` fit (``writes`` of them writes)."""
-        pair = self.family(family)
-        if pair is None:
-            return
-        if writes:
-            await pair[0].acquire(writes)
-        if reads + writes:
-            await pair[1].acquire(reads + writes)
+        budget = self.family(family)
+        if budget is not None and reads + writes:
+            await budget.acquire(reads=reads, writes=writes)

@@ -158,6 +158,15 @@ class PolicyType:
         builtin_when: items matching every ``property -> value`` are captured for reference but never
             written (built-in objects that exist in every tenant and cannot change).
         builtin_reason: why such items are not written.
+        unassignable_when: items matching every ``property -> value`` exist with assignments Graph
+            refuses to change (default enrollment configurations apply to everyone).
+        exclude_odata_types: drop list items of these ``@odata.type`` (subtypes another entry captures).
+        singleton: the collection path is one object, not a collection: the list is that object alone,
+            it is never created or deleted, only updated in place.
+        update_path: PATCH target relative to the version when it is not the item (tenant settings are
+            written through ``deviceManagement``).
+        update_wrapper: property the update body is nested under at ``update_path``.
+        redact_on_capture: properties holding tenant-bound secrets; the capture keeps them as ``None``.
     """
 
     key: str
@@ -173,7 +182,9 @@ class PolicyType:
     exclude_when: Mapping[str, object] = field(default_factory=_empty)
     item_collections: Mapping[str, str] = field(default_factory=_empty)
     read_steps: tuple[ReadStep, ...] = ()
-    name_property: Literal["name", "displayName", "profileName"] = "displayName"
+    name_property: Literal[
+        "name", "displayName", "profileName", "tokenName", "appleIdentifier", "ownerOrganizationName"
+    ] = "displayName"
     settings_count_property: str | None = None
     assignments: AssignmentSpec | None = field(default_factory=AssignmentSpec)
     update_method: Literal["PATCH", "PUT"] = "PATCH"
@@ -186,6 +197,12 @@ class PolicyType:
     backup_only: str | None = None
     builtin_when: Mapping[str, object] = field(default_factory=_empty)
     builtin_reason: str | None = None
+    unassignable_when: Mapping[str, object] = field(default_factory=_empty)
+    exclude_odata_types: tuple[str, ...] = ()
+    singleton: bool = False
+    update_path: str | None = None
+    update_wrapper: str | None = None
+    redact_on_capture: tuple[str, ...] = ()
 
     @property
     def capabilities(self) -> dict[str, object]:
@@ -201,6 +218,13 @@ class PolicyType:
             "builtInItemsBackupOnly": self.builtin_reason,
         }
 
+    def can_assign(self, item: Mapping[str, object]) -> bool:
+        """Whether a restore may write this item's assignments."""
+        if self.assignments is None:
+            return False
+        fixed = self.unassignable_when
+        return not fixed or not all(item.get(p) == v for p, v in fixed.items())
+
     def is_builtin(self, item: Mapping[str, object]) -> bool:
         """Whether a captured item is a built-in that a restore must leave alone."""
         return bool(self.builtin_when) and all(item.get(p) == v for p, v in self.builtin_when.items())
@@ -211,8 +235,20 @@ class PolicyType:
 
     def item_url(self, policy_id: str, odata_type: str | None = None) -> str:
         """Relative URL of one object; ``odata_type`` picks the platform collection where it matters."""
+        if self.singleton:
+            return self.list_url()
         collection = self.item_collection(odata_type)
         return f"/{self.api_version}/{collection}/{policy_id}"
+
+    def update_url(self, policy_id: str = "", odata_type: str | None = None) -> str:
+        """Relative URL an update is sent to: ``update_path`` when set, else the item itself."""
+        if self.update_path is not None:
+            return f"/{self.api_version}/{self.update_path}"
+        return self.item_url(policy_id, odata_type)
+
+    def update_body(self, body: Mapping[str, object]) -> dict[str, object]:
+        """An update body as the update URL takes it (nested under ``update_wrapper`` when set)."""
+        return {self.update_wrapper: dict(body)} if self.update_wrapper else dict(body)
 
     def item_collection(self, odata_type: str | None = None) -> str:
         """Collection that serves single objects of this type (and takes POSTs)."""
@@ -225,6 +261,8 @@ class PolicyType:
     def keeps(self, item: Mapping[str, object]) -> bool:
         """Whether a list item belongs to this type (client-side filters Graph cannot apply)."""
         if self.include_odata_types and item.get("@odata.type") not in self.include_odata_types:
+            return False
+        if self.exclude_odata_types and item.get("@odata.type") in self.exclude_odata_types:
             return False
         return all(item.get(prop) != value for prop, value in self.exclude_when.items())
 
@@ -253,8 +291,32 @@ _CA_WRITE = "Policy.ReadWrite.ConditionalAccess"
 _COMPLIANCE_ACTIONS = "scheduledActionsForRule($expand=scheduledActionConfigurations)"
 
 _UPDATE_RING_TYPE = "microsoft.graph.windowsUpdateForBusinessConfiguration"
+_IOS_UPDATE = "#microsoft.graph.iosUpdateConfiguration"
+_MACOS_UPDATE = "#microsoft.graph.macOSSoftwareUpdateConfiguration"
 _IOS_MAM = "#microsoft.graph.iosManagedAppProtection"
 _ANDROID_MAM = "#microsoft.graph.androidManagedAppProtection"
+
+# Apps Graph can create from metadata alone: store listings, web links and Microsoft-published suites.
+_STORE_AND_WEB_APPS: Final[tuple[str, ...]] = tuple(f"#microsoft.graph.{t}" for t in (
+    "webApp", "windowsWebApp", "iosStoreApp", "androidStoreApp", "winGetApp", "officeSuiteApp",
+    "macOSOfficeSuiteApp", "windowsMicrosoftEdgeApp", "macOSMicrosoftEdgeApp", "macOSMicrosoftDefenderApp",
+))
+# Apps whose content is an uploaded binary or whose licence is synced from a store token.
+_CONTENT_AND_SYNCED_APPS: Final[tuple[str, ...]] = tuple(f"#microsoft.graph.{t}" for t in (
+    "win32LobApp", "win32CatalogApp", "windowsMobileMSI", "windowsAppX", "windowsUniversalAppX",
+    "iosLobApp", "androidLobApp", "macOSLobApp", "macOSDmgApp", "macOSPkgApp", "managedIOSLobApp",
+    "managedAndroidLobApp", "iosVppApp", "macOsVppApp", "androidManagedStoreApp",
+))
+# Server-computed app state, never accepted on a write.
+_APP_READ_ONLY: Final[tuple[str, ...]] = (
+    "uploadState", "publishingState", "dependentAppCount", "supersedingAppCount", "supersededAppCount",
+    "committedContentVersion", "size", "categories", "categories@odata.context",
+)
+_WIP_APPLOCKER = "protectedAppLockerFiles,exemptAppLockerFiles"
+_WIP_STRIP: Final[tuple[str, ...]] = (
+    "protectedAppLockerFiles", "protectedAppLockerFiles@odata.context", "exemptAppLockerFiles",
+    "exemptAppLockerFiles@odata.context", "deployedAppCount",
+)
 
 _TYPES: tuple[PolicyType, ...] = (
     PolicyType(
@@ -331,6 +393,8 @@ _TYPES: tuple[PolicyType, ...] = (
         read_permission=_CONFIG_READ,
         write_permission=_CONFIG_WRITE,
         list_params=_params(**{"$filter": f"not isof('{_UPDATE_RING_TYPE}')"}),
+        # Apple update policies live in this collection too; their own entries capture them.
+        exclude_odata_types=(_IOS_UPDATE, _MACOS_UPDATE),
         assignments=AssignmentSpec(write_status=200),
     ),
     PolicyType(
@@ -498,7 +562,11 @@ _TYPES: tuple[PolicyType, ...] = (
         assignments=AssignmentSpec(body_key="enrollmentConfigurationAssignments", write_status=204),
         # priority changes only through setPriority; the priority-0 defaults are PATCH-only.
         child_writes=_params(priority="setPriority"),
+        # Graph gives a new configuration the next free priority whatever the body says: setPriority after.
+        strip_on_restore=("priority",),
         strip_on_update=("priority", "deviceEnrollmentConfigurationType", "platformType"),
+        # The defaults (priority 0) apply to everyone; Graph refuses to assign them.
+        unassignable_when=MappingProxyType({"priority": 0}),
     ),
     PolicyType(
         key="autopilotProfile",
@@ -769,6 +837,251 @@ _TYPES: tuple[PolicyType, ...] = (
         # Targets live in the policy's conditions (users, groups, locations), not in assignments.
         assignments=None,
         strip_on_restore=("templateId",),
+    ),
+    # ---------------------------------------------------------------- apps
+    PolicyType(
+        key="mobileAppCategory",
+        display_name="App categories",
+        collection="deviceAppManagement/mobileAppCategories",
+        throttle_family="applications",
+        versions=("v1.0", "beta"),
+        read_permission=_APPS_READ,
+        write_permission=_APPS_WRITE,
+        assignments=None,
+        # Apps are filed under categories: restore the categories before the apps.
+        restore_order=58,
+    ),
+    PolicyType(
+        key="mobileApp",
+        display_name="Apps (store, web and Microsoft 365)",
+        collection="deviceAppManagement/mobileApps",
+        throttle_family="applications",
+        versions=("v1.0", "beta"),
+        read_permission=_APPS_READ,
+        write_permission=_APPS_WRITE,
+        # The list also holds every tenant's built-in managed store apps and apps with uploaded content.
+        include_odata_types=_STORE_AND_WEB_APPS,
+        # largeIcon and the categories only come back on the single GET.
+        read_steps=(ItemGet(_params(**{"$expand": "categories"})),),
+        assignments=AssignmentSpec(body_key="mobileAppAssignments", write_status=204),
+        strip_on_restore=_APP_READ_ONLY,
+        restore_order=60,
+    ),
+    PolicyType(
+        key="contentApp",
+        display_name="Apps with uploaded content or store-synced licences",
+        collection="deviceAppManagement/mobileApps",
+        throttle_family="applications",
+        versions=("v1.0", "beta"),
+        read_permission=_APPS_READ,
+        write_permission=_APPS_WRITE,
+        include_odata_types=_CONTENT_AND_SYNCED_APPS,
+        read_steps=(ItemGet(_params(**{"$expand": "categories"})),),
+        assignments=AssignmentSpec(body_key="mobileAppAssignments", write_status=204),
+        strip_on_restore=_APP_READ_ONLY,
+        restore_order=60,
+        backup_only="the app binary is uploaded as encrypted content that Graph never returns, and VPP "
+                    "and managed Google Play apps are synced from the tenant's own store tokens; metadata "
+                    "and assignments are captured for reference, the app itself is uploaded or synced again",
+    ),
+    PolicyType(
+        key="managedDeviceAppConfiguration",
+        display_name="App configuration policies (managed devices)",
+        collection="deviceAppManagement/mobileAppConfigurations",
+        throttle_family="applications",
+        versions=("v1.0", "beta"),
+        read_permission=_APPS_READ,
+        write_permission=_APPS_WRITE,
+        assignments=AssignmentSpec(write_status=204),
+        # targetedMobileApps holds app ids: the apps are restored first and the ids remapped by name.
+        restore_order=65,
+    ),
+    PolicyType(
+        key="windowsAppProtectionPolicy",
+        display_name="App protection policies (Windows)",
+        collection="deviceAppManagement/windowsManagedAppProtections",
+        throttle_family="managedApplications",
+        versions=("beta",),
+        read_permission=_APPS_READ,
+        write_permission=_APPS_WRITE,
+        read_steps=(ItemGet(_params(**{"$expand": "apps"})),),
+        assignments=AssignmentSpec(write_status=204),
+        child_writes=_params(apps="targetApps"),
+        strip_on_restore=("apps", "apps@odata.context", "deployedAppCount"),
+    ),
+    PolicyType(
+        key="wipPolicy",
+        display_name="Windows Information Protection (without enrollment)",
+        collection="deviceAppManagement/windowsInformationProtectionPolicies",
+        throttle_family="managedApplications",
+        versions=("v1.0", "beta"),
+        read_permission=_APPS_READ,
+        write_permission=_APPS_WRITE,
+        # AppLocker files are navigation collections: only $expand on the item returns them.
+        read_steps=(ItemGet(_params(**{"$expand": _WIP_APPLOCKER})),),
+        assignments=AssignmentSpec(write_status=204),
+        strip_on_restore=_WIP_STRIP,
+    ),
+    PolicyType(
+        key="mdmWipPolicy",
+        display_name="Windows Information Protection (MDM)",
+        collection="deviceAppManagement/mdmWindowsInformationProtectionPolicies",
+        throttle_family="managedApplications",
+        versions=("v1.0", "beta"),
+        read_permission=_APPS_READ,
+        write_permission=_APPS_WRITE,
+        read_steps=(ItemGet(_params(**{"$expand": _WIP_APPLOCKER})),),
+        assignments=AssignmentSpec(write_status=204),
+        strip_on_restore=_WIP_STRIP,
+    ),
+    # ---------------------------------------------------------------- Apple updates and enrollment
+    PolicyType(
+        key="iosUpdatePolicy",
+        display_name="iOS/iPadOS update policies",
+        collection="deviceManagement/deviceConfigurations",
+        throttle_family="deviceConfiguration",
+        versions=("v1.0", "beta"),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        list_params=_params(**{"$filter": f"isof('{_IOS_UPDATE.lstrip('#')}')"}),
+        include_odata_types=(_IOS_UPDATE,),
+        assignments=AssignmentSpec(write_status=200),
+    ),
+    PolicyType(
+        key="macOSUpdatePolicy",
+        display_name="macOS software update policies",
+        collection="deviceManagement/deviceConfigurations",
+        throttle_family="deviceConfiguration",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        list_params=_params(**{"$filter": f"isof('{_MACOS_UPDATE.lstrip('#')}')"}),
+        include_odata_types=(_MACOS_UPDATE,),
+        assignments=AssignmentSpec(write_status=200),
+    ),
+    PolicyType(
+        key="appleEnrollmentTypeProfile",
+        display_name="Apple enrollment type profiles (user-initiated)",
+        collection="deviceManagement/appleUserInitiatedEnrollmentProfiles",
+        throttle_family="enrollment",
+        versions=("beta",),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        # No assign action: each assignment is POSTed to /assignments on its own.
+        assignments=AssignmentSpec(
+            write_path="assignments", body_key="target", write_status=201, one_per_request=True
+        ),
+        # platform is fixed at create; priority changes only through setPriority.
+        strip_on_update=("platform", "priority"),
+    ),
+    PolicyType(
+        key="depOnboardingSetting",
+        display_name="Apple automated device enrollment (DEP) tokens and their profiles",
+        collection="deviceManagement/depOnboardingSettings",
+        throttle_family="enrollment",
+        versions=("beta",),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        name_property="tokenName",
+        # Enrollment profiles hang below their token (ids are "{tokenId}_{profileId}").
+        read_steps=(SubCollection("enrollmentProfiles", "enrollmentProfiles"),),
+        assignments=None,
+        backup_only="the token is issued by Apple Business Manager for a public key Intune generates per "
+                    "tenant, and its enrollment profiles only exist below that token; a copy cannot be "
+                    "written, the target uploads its own token and profiles are recreated below it",
+    ),
+    PolicyType(
+        key="vppToken",
+        display_name="Apple VPP tokens",
+        collection="deviceAppManagement/vppTokens",
+        throttle_family="enrollment",
+        versions=("v1.0", "beta"),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        assignments=None,
+        redact_on_capture=("token",),
+        backup_only="the token is a secret Apple issues to one Apple Business Manager location and is "
+                    "never kept in a backup; the target uploads a token downloaded from Apple",
+    ),
+    PolicyType(
+        key="applePushCertificate",
+        display_name="Apple MDM push certificate",
+        collection="deviceManagement/applePushNotificationCertificate",
+        throttle_family="enrollment",
+        versions=("v1.0", "beta"),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        singleton=True,
+        name_property="appleIdentifier",
+        assignments=None,
+        backup_only="Apple signs the certificate for a request Intune generates per tenant, under the "
+                    "Apple ID that created it; it is renewed at Apple, a copy would not be trusted",
+    ),
+    PolicyType(
+        key="managedGooglePlay",
+        display_name="Managed Google Play binding",
+        collection="deviceManagement/androidManagedStoreAccountEnterpriseSettings",
+        throttle_family="enrollment",
+        versions=("beta",),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        singleton=True,
+        name_property="ownerOrganizationName",
+        assignments=None,
+        backup_only="the binding is made by an admin signing in to Google with a tenant-specific "
+                    "enterprise sign-up; Graph cannot write it",
+    ),
+    # ---------------------------------------------------------------- partners, cleanup, tenant settings
+    PolicyType(
+        key="compliancePartner",
+        display_name="Compliance partners",
+        collection="deviceManagement/complianceManagementPartners",
+        throttle_family="enrollment",
+        versions=("v1.0", "beta"),
+        read_permission=_SERVICE_READ,
+        write_permission=_SERVICE_WRITE,
+        # Every tenant lists each partner on offer with state "unknown" until one is connected.
+        exclude_when=MappingProxyType({"partnerState": "unknown"}),
+        assignments=None,
+        backup_only="the partner connection is made from the partner's console with tenant-bound "
+                    "credentials; a copy written through Graph would not be connected",
+    ),
+    PolicyType(
+        key="deviceCleanupRule",
+        display_name="Device cleanup rules",
+        collection="deviceManagement/managedDeviceCleanupRules",
+        throttle_family="devices",
+        versions=("beta",),
+        read_permission=_DEVICES_READ,
+        write_permission=_DEVICES_WRITE,
+        assignments=None,
+        # A rule's platform is fixed at create (one rule per platform).
+        strip_on_update=("deviceCleanupRulePlatformType",),
+    ),
+    PolicyType(
+        key="deviceCleanupSettings",
+        display_name="Device cleanup settings (tenant)",
+        collection="deviceManagement/managedDeviceCleanupSettings",
+        throttle_family="devices",
+        versions=("beta",),
+        read_permission=_DEVICES_READ,
+        write_permission=_DEVICES_WRITE,
+        singleton=True,
+        assignments=None,
+    ),
+    PolicyType(
+        key="tenantSettings",
+        display_name="Device management settings (tenant)",
+        collection="deviceManagement/settings",
+        throttle_family="deviceConfiguration",
+        versions=("v1.0", "beta"),
+        read_permission=_CONFIG_READ,
+        write_permission=_CONFIG_WRITE,
+        singleton=True,
+        assignments=None,
+        # A property of the deviceManagement singleton: written by PATCHing deviceManagement.
+        update_path="deviceManagement",
+        update_wrapper="settings",
     ),
 )
 

@@ -2,7 +2,8 @@
 
 Building an MSAL app does network I/O and an ``httpx`` client owns a connection pool, so both are made once
 and reused (per-call clients exhaust SNAT ports on Functions). The factory also owns what must be shared
-across every worker of the process for a (tenant, app): the token cache and the request budgets.
+across every worker of the process for a (tenant, app): the token cache and the request budgets. With a
+ledger store, the budgets are shared by every process of the app (:mod:`shared.graph.shared_budget`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from shared.graph.auth import PUBLIC_AUTHORITY_HOST, Credential, MsalTokenProvid
 from shared.graph.budget import PUBLISHED_LIMITS, BudgetConfig, Budgets
 from shared.graph.client import DEFAULT_TIMEOUT, GraphClient
 from shared.graph.retry import RetryPolicy
+from shared.graph.shared_budget import SharedBudgetOptions, SharedBudgets
+from shared.ports import BudgetLedgerStore
 
 __all__ = ["GraphClientFactory"]
 
@@ -46,6 +49,8 @@ class GraphClientFactory:
         retry: RetryPolicy | None = None,
         budget: BudgetConfig | None = PUBLISHED_LIMITS,
         transport: httpx.AsyncBaseTransport | None = None,
+        budget_store: BudgetLedgerStore | None = None,
+        shared_budget: SharedBudgetOptions | None = None,
     ) -> None:
         """Configure the clients this factory makes.
 
@@ -58,6 +63,9 @@ class GraphClientFactory:
             budget: per (tenant, app) limits; defaults to Intune's published numbers. Pass a scaled config
                 against a simulator whose limits are scaled, ``None`` for no client-side budget.
             transport: injected transport for Graph calls (tests).
+            budget_store: the ledgers of budgets shared by every process of the app; ``None`` keeps each
+                (tenant, app)'s budget in this process (unit tests, single-process tools).
+            shared_budget: lease and fallback tuning of the shared budgets.
         """
         self.graph_base_url = graph_base_url.rstrip("/")
         self.authority_host = authority_host.rstrip("/")
@@ -68,6 +76,8 @@ class GraphClientFactory:
         self._retry = retry
         self._budget = budget
         self._transport = transport
+        self._budget_store = budget_store
+        self._shared_budget = shared_budget
         self._lock = threading.Lock()
         self._clients: dict[_Key, GraphClient] = {}
         self._providers: dict[_Key, MsalTokenProvider] = {}
@@ -166,11 +176,18 @@ class GraphClientFactory:
                     tenant_id=tenant_id,
                     client_id=client_id,
                     retry=self._retry,
-                    budgets=Budgets(self._budget),
+                    budgets=self._budgets(tenant_id, client_id),
                     http=self._shared_http(),
                 )
                 self._clients[key] = client
         return client.read_only_view() if read_only else client
+
+    def _budgets(self, tenant_id: str, client_id: str) -> Budgets:
+        if self._budget_store is None:
+            return Budgets(self._budget)
+        # Every process draws from the same ledger rows; this client's leases are its own.
+        return Budgets(self._budget, source=SharedBudgets(
+            self._budget_store, tenant_id=tenant_id, client_id=client_id, options=self._shared_budget))
 
     async def aclose(self) -> None:
         """Close the shared connection pools."""

@@ -23,7 +23,13 @@ from shared.graph.catalog import (
     SubCollection,
 )
 from shared.graph.client import GraphClient
-from shared.graph.errors import GraphAuthError, GraphError, GraphIncompleteRead, GraphThrottled
+from shared.graph.errors import (
+    GraphAuthError,
+    GraphError,
+    GraphIncompleteRead,
+    GraphNotFound,
+    GraphThrottled,
+)
 
 __all__ = ["CapturedPolicy", "PolicyReader", "PolicySummary"]
 
@@ -122,6 +128,8 @@ class PolicyReader:
             GraphError: the list call failed (for example ``GraphPermissionMissing``).
         """
         policy_type = self._type(type_key)
+        if policy_type.singleton:
+            return await self._list_singleton(policy_type)
         items: list[dict[str, Any]] = []
         reported: int | None = None
         async for page in self.client.iter_pages(
@@ -136,6 +144,14 @@ class PolicyReader:
                 f"list of {type_key}: Graph counted {reported}, pages held {len(items)}"
             )
         return [_summary(policy_type, item) for item in items if policy_type.keeps(item)]
+
+    async def _list_singleton(self, policy_type: PolicyType) -> list[PolicySummary]:
+        """A singleton as a list of one (none when the tenant never set it up: Graph answers 404)."""
+        try:
+            item = await self.client.get(policy_type.list_url())
+        except GraphNotFound:
+            return []
+        return [_summary(policy_type, item)] if policy_type.keeps(item) else []
 
     async def read_policy(
         self, type_key: str, policy_id: str, *, listed: Mapping[str, Any] | None = None
@@ -178,7 +194,11 @@ class PolicyReader:
             captured.body["assignments"] = await self.client.get_all(
                 f"{item_url}/{policy_type.assignments.read_path}"
             )
-        captured.name = str(captured.body.get(policy_type.name_property) or "")
+        for secret in policy_type.redact_on_capture:
+            # Tenant-bound secrets (store tokens) are never kept in a backup.
+            if captured.body.get(secret) is not None:
+                captured.body[secret] = None
+        captured.name = _name(policy_type, captured.body)
         captured.odata_type = captured.body.get("@odata.type") or odata_type
         self._check_reported_count(captured, policy_type)
         if not captured.complete:
@@ -287,11 +307,21 @@ class PolicyReader:
             return failed
 
 
+def _name(policy_type: PolicyType, item: Mapping[str, Any]) -> str:
+    # Tenant-wide singletons may have no name of their own: they are named after their type.
+    fallback = policy_type.display_name if policy_type.singleton else ""
+    return str(item.get(policy_type.name_property) or fallback)
+
+
 def _summary(policy_type: PolicyType, item: Mapping[str, Any]) -> PolicySummary:
+    policy_id = item.get("id")
+    if policy_type.singleton and not policy_id:
+        # A singleton without an id of its own (tenant settings) is identified by its type key.
+        policy_id = policy_type.key
     return PolicySummary(
         type_key=policy_type.key,
-        id=str(item.get("id")),
-        name=str(item.get(policy_type.name_property) or ""),
+        id=str(policy_id),
+        name=_name(policy_type, item),
         odata_type=item.get("@odata.type"),
         last_modified=item.get("lastModifiedDateTime"),
         listed=item,

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from shared.credentials import CredentialUnavailable, GraphCredential
-from shared.domain import ErrorInfo, ItemOutcome, ManagedTenant, SnapshotRecord
+from shared.credentials import CredentialUnavailable
+from shared.domain import ErrorInfo, ItemOutcome, SnapshotRecord
 from shared.domain.batches import SetItemOutcome
 from shared.domain.capture import CaptureItemInput, CaptureItemResult, capture_item_id
 from shared.domain.normalise import NormalForm, normalised_hash
@@ -43,22 +43,19 @@ from shared.graph.errors import (
 )
 from shared.graph.factory import GraphClientFactory
 from shared.graph.reader import CapturedPolicy, PolicyReader, PolicySummary
+from shared.graph.tenants import TENANT_CACHE_SECONDS, CredentialResolver, TenantGraphClients
 from shared.ports import BackupSetRepository, BlobStore, SnapshotIndex, TenantRepository
 from shared.services.runs import RunService
 
-__all__ = ["POLICY_NORMAL_FORM", "CaptureService", "policy_normal_form", "require_policy_type"]
+__all__ = [
+    "POLICY_NORMAL_FORM", "CaptureService", "item_error_of", "policy_normal_form", "require_policy_type",
+]
 
 logger = logging.getLogger(__name__)
 
-CredentialResolver = Callable[[ManagedTenant], GraphCredential]
 # Entra refused the credential itself (invalid or expired secret, certificate, assertion): resolve it again
 # next time, so a rotated secret is picked up without a restart.
 _CREDENTIAL_REFUSED = frozenset({"AADSTS7000215", "AADSTS7000222", "AADSTS700027", "AADSTS700024"})
-# How long a process reuses a managed tenant's registration instead of reading it for every item (a backup
-# set captures thousands of one tenant's items). A change to the registration (another credential reference
-# or client id, or the tenant removed) is picked up within this long: the Graph client factory caches clients
-# per credential reference, so a new reference gets a new client once the cached registration expires.
-TENANT_CACHE_SECONDS = 60.0
 # Faults worth another attempt after a pause: Graph is busy or briefly broken, or a page came back short.
 _TRANSIENT = (GraphThrottled, GraphServerError, GraphIncompleteRead)
 
@@ -114,7 +111,7 @@ def require_policy_type(policy_type: str) -> str:
     return policy_type
 
 
-def _error_of(exc: Exception) -> ErrorInfo:
+def item_error_of(exc: Exception) -> ErrorInfo:
     """Stable code, our own message and Graph's structured facts for a failure to read a policy.
 
     Graph errors carry only our text and facts of a strict shape (never Graph's free text), so they can be
@@ -142,46 +139,22 @@ class CaptureService:
                  clock: Callable[[], datetime], backup_sets: BackupSetRepository | None = None,
                  tenant_cache_seconds: float = TENANT_CACHE_SECONDS,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._tenants = tenants
-        self._tenant_cache_seconds = tenant_cache_seconds
-        self._monotonic = monotonic
-        # tenant id -> (registration, monotonic time it expires); misses are not cached.
-        self._tenant_cache: dict[str, tuple[ManagedTenant, float]] = {}
+        self._graph = TenantGraphClients(tenants=tenants, factory=graph, credentials=credentials,
+                                         tenant_cache_seconds=tenant_cache_seconds, monotonic=monotonic)
         self._backup_sets = backup_sets
         self._runs = runs
         self._snapshots = snapshots
         self._blobs = blobs
-        self._graph = graph
-        self._credentials = credentials
         self._clock = clock
 
-    async def _tenant(self, tenant_id: str) -> ManagedTenant | None:
-        """The managed tenant's registration, from this process's cache for :data:`TENANT_CACHE_SECONDS`."""
-        cached = self._tenant_cache.get(tenant_id)
-        now = self._monotonic()
-        if cached is not None and now < cached[1]:
-            return cached[0]
-        tenant = await asyncio.to_thread(self._tenants.get, tenant_id)
-        if tenant is None:
-            self._tenant_cache.pop(tenant_id, None)
-        else:
-            self._tenant_cache[tenant_id] = (tenant, now + self._tenant_cache_seconds)
-        return tenant
+    @property
+    def graph(self) -> TenantGraphClients:
+        """The Graph port this service reads through (shared with restores: one tenant cache per process)."""
+        return self._graph
 
     async def _client(self, tenant_id: str) -> GraphClient:
-        tenant = await self._tenant(tenant_id)
-        if tenant is None:
-            raise TenantNotFound("tenant not found")
-        ref = tenant.graph.credential
-        credential_key = f"{ref.type}:{ref.name}"
-        credential = None
-        if not self._graph.knows(tenant_id=tenant.tenant_id, client_id=tenant.graph.client_id,
-                                 credential_key=credential_key):
-            # Resolving may read Key Vault: once per process and credential, off the event loop.
-            credential = (await asyncio.to_thread(self._credentials, tenant)).value
         # Captures only read: a read-only client refuses any write before it leaves the process.
-        return self._graph.get(tenant_id=tenant.tenant_id, client_id=tenant.graph.client_id,
-                               credential=credential, credential_key=credential_key, read_only=True)
+        return await self._graph.client(tenant_id)
 
     async def list_policies(self, *, tenant_id: str, policy_type: str) -> list[PolicySummary]:
         """The tenant's policies of one type, live from Graph.
@@ -209,25 +182,19 @@ class CaptureService:
                 retry_after = exc.retry_after if isinstance(exc, GraphThrottled) else None
                 logger.warning("capture will retry run_id=%s item=%s attempt=%d error_code=%s", item.run_id,
                                item_id, item.attempt, exc.instance_code)
-                return CaptureItemResult(item_id=item_id, status="retry", error=_error_of(exc),
+                return CaptureItemResult(item_id=item_id, status="retry", error=item_error_of(exc),
                                          retry_after_seconds=retry_after)
-            return await self._settle_failed(item, item_id, started, _error_of(exc))
+            return await self._settle_failed(item, item_id, started, item_error_of(exc))
         except GraphAuthError as exc:
             if exc.aadsts in _CREDENTIAL_REFUSED:
                 await self._forget_credential(item.tenant_id)
-            return await self._settle_failed(item, item_id, started, _error_of(exc))
+            return await self._settle_failed(item, item_id, started, item_error_of(exc))
         except (GraphError, CredentialUnavailable, TenantNotFound) as exc:
-            return await self._settle_failed(item, item_id, started, _error_of(exc))
+            return await self._settle_failed(item, item_id, started, item_error_of(exc))
         return await self._store(item, item_id, started, captured)
 
     async def _forget_credential(self, tenant_id: str) -> None:
-        tenant = await self._tenant(tenant_id)
-        # Read the registration again next time too: the refused credential may have been replaced there.
-        self._tenant_cache.pop(tenant_id, None)
-        if tenant is not None:
-            ref = tenant.graph.credential
-            self._graph.forget(tenant_id=tenant.tenant_id, client_id=tenant.graph.client_id,
-                               credential_key=f"{ref.type}:{ref.name}")
+        await self._graph.forget(tenant_id)
 
     async def _store(self, item: CaptureItemInput, item_id: str, started: datetime,
                      captured: CapturedPolicy) -> CaptureItemResult:

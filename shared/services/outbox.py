@@ -13,8 +13,10 @@ A start writes the run and its outbox entry in one transaction and answers at on
 Delivering is: start the orchestration with ``instance_id = run.id`` unless the run already started or
 ended (an instance that already exists is success), publish the entry's events to the sinks (each keyed by
 ``(run, status)``, so a repeat adds nothing), then delete the entry and stamp ``launched_at`` on the run in
-one transaction, conditional on both ETags. A run whose launch keeps failing is failed with
-``launch-failed`` after ``abandon_after``, which frees its key for a new start.
+one transaction, conditional on both ETags. A later transition's event row (``slot`` set, no launch) is
+delivered by :meth:`RunService.deliver_event`, after the run's earlier events still owed. A run whose
+launch keeps failing is failed with ``launch-failed`` after ``abandon_after``, which frees its key for a new
+start.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import Any, Protocol
 from shared.domain import ErrorInfo, RunKind, RunRecord, RunStatus
 from shared.domain.backupsets import BackupSetRunInput
 from shared.domain.capture import PolicyCaptureCommand
-from shared.durable_names import BACKUP_SET_ORCHESTRATOR, POLICY_CAPTURE_ORCHESTRATOR
+from shared.domain.restore import RestoreRunInput
+from shared.durable_names import BACKUP_SET_ORCHESTRATOR, POLICY_CAPTURE_ORCHESTRATOR, RESTORE_ORCHESTRATOR
 from shared.errors import ConcurrentUpdate
 from shared.ports import OutboxEntry, RunRepository, Stored
 from shared.services.runs import Launcher, RunFinisher, RunService, StartResult
@@ -68,11 +71,20 @@ def _backup_set_input(run: RunRecord) -> dict[str, Any]:
     return BackupSetRunInput(tenant_id=run.tenant_id, run_id=run.id).model_dump(mode="json")
 
 
+def _restore_input(run: RunRecord) -> dict[str, Any]:
+    # The request stays on the run's scope: the plan activity reads it from there.
+    return RestoreRunInput(tenant_id=run.tenant_id, run_id=run.id,
+                           execute=run.kind == RunKind.RESTORE_EXECUTE).model_dump(mode="json")
+
+
 # Orchestration inputs are built from the stored run only (ids and small scope), never from request bodies,
 # so a relaunch after a crash starts exactly the same work.
 _ORCHESTRATIONS = {
     RunKind.POLICY_CAPTURE: (POLICY_CAPTURE_ORCHESTRATOR, _policy_capture_input),
     RunKind.BACKUPSET_CAPTURE: (BACKUP_SET_ORCHESTRATOR, _backup_set_input),
+    RunKind.BACKUPSET_ADD_ITEMS: (BACKUP_SET_ORCHESTRATOR, _backup_set_input),
+    RunKind.RESTORE_PREVIEW: (RESTORE_ORCHESTRATOR, _restore_input),
+    RunKind.RESTORE_EXECUTE: (RESTORE_ORCHESTRATOR, _restore_input),
 }
 
 
@@ -133,7 +145,7 @@ class OutboxDispatcher:
         self._sweep_batch = sweep_batch
         self._finish_run: RunFinisher = finish_run or service.complete
         # Strong references: the loop keeps only weak ones, and a collected task never runs to its end.
-        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
 
     # --------------------------------------------------------------------------------- entry points
 
@@ -183,7 +195,7 @@ class OutboxDispatcher:
 
     def _spawn(self, entry: OutboxEntry,
                work: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
-        key = (entry.tenant_id, entry.run_id)
+        key = (entry.tenant_id, entry.run_id, entry.slot)
         if key in self._tasks:
             work.close()  # this process is delivering the entry already
             return None
@@ -231,6 +243,12 @@ class OutboxDispatcher:
             logger.info("outbox lease expired before delivery run_id=%s tenant_id=%s", work.run_id,
                         work.tenant_id)
             return
+        if not work.launch:
+            # A later transition's event row: published after the run's earlier events, then deleted.
+            if await asyncio.to_thread(self._service.deliver_event, entry):
+                logger.info("outbox event delivered run_id=%s tenant_id=%s slot=%s", work.run_id,
+                            work.tenant_id, work.slot)
+            return
         if run is None:
             run = await asyncio.to_thread(self._runs.get, tenant_id=work.tenant_id, run_id=work.run_id)
         if run is None:  # cannot happen (claimed together); nothing is left to deliver
@@ -245,8 +263,11 @@ class OutboxDispatcher:
             else:
                 await launch(current)  # raises: the lease runs out and someone retries
                 launched = current.model_copy(update={"launched_at": now})
-        for status in work.events:
-            await asyncio.to_thread(self._service.publish_event, current, status)
+        if not await asyncio.to_thread(self._service.publish_events, current, work.events):
+            # A sink failed: the entry stays and is delivered again once its lease runs out (a repeated
+            # launch finds the instance and counts as success; a repeated event adds nothing).
+            logger.warning("outbox events not delivered run_id=%s tenant_id=%s", work.run_id, work.tenant_id)
+            return
         await asyncio.to_thread(self._settle, entry, Stored(launched, run.etag) if launched else None)
         logger.info("outbox delivered run_id=%s tenant_id=%s launched=%s", work.run_id, work.tenant_id,
                     launched is not None)

@@ -7,6 +7,12 @@ its ``queued`` event). Whoever wins the claim gets a new run; the rows that made
 only then, to find the run to reuse or replay. Nothing is checked-then-inserted: the transaction alone
 decides between concurrent starts. The outbox is delivered off the request path by
 :class:`shared.services.outbox.OutboxDispatcher`.
+
+Every later transition (``running``, terminal) writes its event row (``outbox|<run id>|<slot>``) in the same
+transaction as the status change, so no event is lost between the two: the event is then delivered at once,
+in the same thread (:meth:`RunService.deliver_event`), and by the outbox sweeper if that fails or the
+process dies first. Each sink receives a run's events in order: an event row is delivered after the events
+of the run's earlier rows that are still owed (publishing is idempotent per ``(run, status)``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from shared.domain import (
     final_status,
     new_run_id,
 )
+from shared.domain.webhooks import event_order
 from shared.errors import (
     ConcurrentUpdate,
     IdempotencyKeyReused,
@@ -59,7 +66,8 @@ from shared.ports import (
     Stored,
 )
 
-__all__ = ["Launcher", "ProgressEntry", "RunFinisher", "RunService", "StartResult", "idempotency_scope"]
+__all__ = ["Launcher", "ProgressEntry", "RunFinisher", "RunService", "StartResult", "event_slot",
+           "idempotency_scope"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +120,11 @@ class ProgressEntry(ApiModel):
 
     run: RunRecord
     percent: float | None = None
+
+
+def event_slot(status: RunStatus) -> str:
+    """Slot of a transition's event row: ``<order>-<status>``, so a run's event rows sort in event order."""
+    return f"{event_order(status)}-{status}"
 
 
 def idempotency_scope(principal: Principal, tenant_id: str, key: str) -> str:
@@ -193,7 +206,9 @@ class RunService:
             now = self._clock()
             run = RunRecord(
                 id=new_run_id(now), tenant_id=tenant_id, kind=kind, target=target, scope=scope,
-                created_by=CreatedBy(id=principal.object_id, name=principal.name), created_at=now,
+                created_by=CreatedBy(id=principal.object_id, name=principal.name,
+                                     tenant_id=principal.tenant_id),
+                created_at=now,
                 derived_key=derived,
             )
             # The claiming request holds the outbox lease until ``due_at``: it delivers the entry itself.
@@ -295,6 +310,49 @@ class RunService:
     def publish_event(self, run: RunRecord, status: RunStatus) -> None:
         """Deliver a transition of ``run`` to every event sink (idempotent per ``(run, status)``)."""
         self._publish(run, status)
+
+    def publish_events(self, run: RunRecord, statuses: Sequence[RunStatus]) -> bool:
+        """Deliver ``statuses`` of ``run`` in order to every sink; whether every sink took all of them.
+
+        A sink that fails gets none of the later statuses (so it never sees them out of order); the other
+        sinks go on. The caller keeps the outbox row when this returns ``False``, and it is delivered again.
+        """
+        delivered = True
+        for sink in self._sinks:
+            try:
+                for status in statuses:
+                    sink.publish(run, status)
+            except Exception:
+                # A sink's failure never fails the run: the event row stays and is delivered again.
+                logger.exception("run event sink failed run_id=%s sink=%s", run.id, type(sink).__name__)
+                delivered = False
+        return delivered
+
+    def deliver_event(self, entry: Stored[OutboxEntry], run: RunRecord | None = None) -> bool:
+        """Deliver a transition's event row whose lease is held (``due_at`` in the future), then delete it.
+
+        The events of the run's earlier outbox rows that are still there (its launch row's ``queued``, an
+        earlier transition whose delivery failed) are published first, so every sink sees the run's events
+        in order. Returns whether the row was delivered and deleted; otherwise it stays, and the outbox
+        sweeper delivers it once its lease runs out.
+        """
+        work = entry.value
+        rows = self._runs.list_run_outbox(tenant_id=work.tenant_id, run_id=work.run_id)
+        owed: builtins.list[RunStatus] = []
+        for row in rows:
+            if row.value.slot < work.slot:
+                owed += [s for s in row.value.events if s not in owed]
+        owed += [s for s in work.events if s not in owed]
+        if run is None:
+            stored = self._runs.get(tenant_id=work.tenant_id, run_id=work.run_id)
+            run = self._with_counts(stored.value) if stored is not None else None
+        if run is not None and not self.publish_events(run, owed):
+            return False
+        try:
+            self._runs.settle_outbox(work, etag=entry.etag)
+        except ConcurrentUpdate:
+            return False  # the sweeper took the row over meanwhile: it delivers it (again) and settles it
+        return True
 
     def orphaned_by_orchestration(self, run: RunRecord, *, orchestration_status: str | None,
                                   now: datetime) -> bool:
@@ -411,11 +469,7 @@ class RunService:
                 else run.expected_items,
             })
 
-        before = self._get_stored(tenant_id, run_id).value.status
-        updated = self._update(tenant_id, run_id, change)
-        if before == RunStatus.QUEUED and updated.status == RunStatus.RUNNING:
-            self._publish(updated, RunStatus.RUNNING)
-        return self._with_counts(updated)
+        return self._with_counts(self._update(tenant_id, run_id, change))
 
     def record_item(self, *, tenant_id: str, run_id: str, outcome: ItemOutcome) -> bool:
         """Persist one item's outcome (idempotent: the same item again replaces it).
@@ -475,13 +529,14 @@ class RunService:
                 "status": status, "counts": counts, "failure": failure,
                 "finished_at": self._clock(),
             })
+            event = self._event_row(done)
             try:
-                self._runs.update(done, etag=stored.etag, release=True)
+                receipt = self._runs.transition(done, etag=stored.etag, event=event, release=True)
             except ConcurrentUpdate:
                 continue
             logger.info("run completed run_id=%s tenant_id=%s status=%s total=%d failed=%d",
                         run_id, tenant_id, status, counts.total, counts.failed)
-            self._publish(done, status)
+            self._deliver_written(event, receipt.outbox_etag, done)
             return done
         raise ServiceUnavailable("the run kept changing while completing it; retry")
 
@@ -495,18 +550,43 @@ class RunService:
 
     def _update(self, tenant_id: str, run_id: str,
                 change: Callable[[RunRecord], RunRecord | None]) -> RunRecord:
-        """Apply ``change`` with optimistic concurrency; ``None`` from it means "nothing to do"."""
+        """Apply ``change`` with optimistic concurrency; ``None`` from it means "nothing to do".
+
+        A change of status writes the transition's event row in the same transaction and delivers it.
+        """
         for _ in range(MAX_UPDATE_ATTEMPTS):
             stored = self._get_stored(tenant_id, run_id)
             new = change(stored.value)
             if new is None:
                 return stored.value
             try:
-                self._runs.update(new, etag=stored.etag)
+                if new.status == stored.value.status:
+                    self._runs.update(new, etag=stored.etag)
+                    return new
+                event = self._event_row(new)
+                receipt = self._runs.transition(new, etag=stored.etag, event=event)
             except ConcurrentUpdate:
                 continue
+            self._deliver_written(event, receipt.outbox_etag, new)
             return new
         raise ServiceUnavailable("the run kept changing while updating it; retry")
+
+    def _event_row(self, run: RunRecord) -> OutboxEntry:
+        """The event row of ``run``'s transition to its current status; the writer holds its lease."""
+        now = self._clock()
+        return OutboxEntry(tenant_id=run.tenant_id, run_id=run.id, kind=run.kind, created_at=now,
+                           due_at=now + self.launch_grace, attempts=1, launch=False, events=(run.status,),
+                           slot=event_slot(run.status))
+
+    def _deliver_written(self, event: OutboxEntry, etag: str | None, run: RunRecord) -> None:
+        """Deliver an event row this thread just wrote (the sweeper delivers it if this does not)."""
+        if etag is None:
+            return
+        try:
+            self.deliver_event(Stored(event, etag), run)
+        except Exception:  # noqa: BLE001 - whatever failed, the row is delivered later
+            # Storage failing now: the row stays and the sweeper delivers it; the transition stands.
+            logger.warning("run event not delivered yet run_id=%s status=%s", run.id, run.status)
 
     def _with_counts(self, run: RunRecord) -> RunRecord:
         # Terminal runs keep the counts frozen at completion; active ones are counted live.

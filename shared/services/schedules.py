@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.domain import BackupSet, BackupSetRequest, Principal
 from shared.domain.backupsets import PolicyRef, Selection, SelectionBody, normalise_selection
@@ -37,6 +37,7 @@ from shared.errors import ConcurrentUpdate, NotFound
 from shared.graph.catalog import CATALOG
 from shared.ports import BackupSetRepository, Stored
 from shared.services.backupsets import BackupSetService
+from shared.services.blob_gc import BlobCollector
 from shared.services.runs import StartResult
 
 __all__ = ["SCHEDULER", "ScheduleNotFound", "ScheduleService", "slot_idempotency_key"]
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 # The principal scheduled runs are started by (and whose ``Idempotency-Key`` scope they share).
 SCHEDULER = Principal(tenant_id="system", object_id="backup-scheduler", name="Scheduled backup")
 _LIST_PAGE = 200
+# Unreferenced blobs are collected after retention deletes sets, and at least this often per tenant.
+BLOB_COLLECTION_INTERVAL = timedelta(days=1)
 
 
 class ScheduleNotFound(NotFound):
@@ -71,7 +74,8 @@ class ScheduleService:
     """The use cases around scheduled backups, called by the schedule routes and the schedule timer."""
 
     def __init__(self, *, sets: BackupSetRepository, backup_sets: BackupSetService,
-                 tenant_ids: Callable[[], Sequence[str]], clock: Callable[[], datetime]) -> None:
+                 tenant_ids: Callable[[], Sequence[str]], clock: Callable[[], datetime],
+                 blobs: BlobCollector | None = None) -> None:
         """Create the service.
 
         Args:
@@ -79,11 +83,14 @@ class ScheduleService:
             backup_sets: starts backup sets.
             tenant_ids: lists every managed tenant (the timer looks at each one's schedule).
             clock: returns the current aware UTC time.
+            blobs: collects the content blobs no set or snapshot refers to (after retention deleted sets,
+                and at least every :data:`BLOB_COLLECTION_INTERVAL`); ``None`` keeps every blob.
         """
         self._sets = sets
         self._backup_sets = backup_sets
         self._tenant_ids = tenant_ids
         self._clock = clock
+        self._blobs = blobs
 
     # ------------------------------------------------------------------------------------ routes
 
@@ -103,7 +110,8 @@ class ScheduleService:
         schedule = BackupSchedule(
             tenant_id=tenant_id, cron=cron, selection=selection, retention=request.retention,
             created_by=CreatedBy(id=principal.object_id, name=principal.name), created_at=self._clock(),
-            last_slot=existing.value.last_slot if existing is not None else None)
+            last_slot=existing.value.last_slot if existing is not None else None,
+            blobs_collected_at=existing.value.blobs_collected_at if existing is not None else None)
         self._sets.put_schedule(schedule)
         logger.info("backup schedule saved tenant_id=%s cron=%s", tenant_id, cron)
         return schedule
@@ -182,12 +190,33 @@ class ScheduleService:
         stored = self._sets.get_schedule(tenant_id)
         if stored is None:
             return 0
-        return self.delete_expired(tenant_id=tenant_id, retention=stored.value.retention)
+        deleted = self.delete_expired(tenant_id=tenant_id, retention=stored.value.retention)
+        self._collect_blobs(stored, sets_deleted=deleted > 0)
+        return deleted
+
+    def _collect_blobs(self, stored: Stored[BackupSchedule], *, sets_deleted: bool) -> None:
+        """Collect the tenant's unreferenced blobs after sets were deleted, or when a day has passed.
+
+        The time is recorded on the schedule only after a collection finished, so one that failed (or a
+        process that died) is made up for by the next pass within a day; two passes at once are harmless.
+        """
+        schedule = stored.value
+        now = self._clock()
+        due = (sets_deleted or schedule.blobs_collected_at is None
+               or now - schedule.blobs_collected_at >= BLOB_COLLECTION_INTERVAL)
+        if self._blobs is None or not due:
+            return
+        self._blobs.collect(schedule.tenant_id)
+        # Conditional: a concurrent PUT or slot start wins, and the next pass collects again (harmless).
+        with contextlib.suppress(ConcurrentUpdate):
+            self._sets.put_schedule(schedule.model_copy(update={"blobs_collected_at": now}), etag=stored.etag)
 
     def delete_expired(self, *, tenant_id: str, retention: Retention) -> int:
         """Delete the tenant's sets past ``retention`` with their rows; return how many.
 
-        Content blobs stay: they are shared by content hash with other sets and snapshots of the tenant.
+        Content blobs are shared by content hash with other sets and snapshots of the tenant: they are
+        deleted by the blob collection that follows (:mod:`shared.services.blob_gc`), only once nothing
+        refers to them.
         """
         doomed = sets_past_retention(self._all_sets(tenant_id), retention, self._clock())
         for backup_set in doomed:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+from collections.abc import Iterator
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
 
 from shared.domain import snapshot_blob_name
 from shared.errors import InvalidRequest, NotFound
+from shared.ports import BlobEntry
 
 __all__ = ["BlobSnapshotStore"]
 
@@ -30,12 +32,11 @@ class BlobSnapshotStore:
         """
         digest = hashlib.sha256(body).hexdigest()
         name = snapshot_blob_name(tenant_id, digest)
-        # Same name means same content, so an existing blob is success.
-        with contextlib.suppress(ResourceExistsError):
-            self._container.upload_blob(
-                name, body, overwrite=False,
-                content_settings=ContentSettings(content_type="application/json"),
-            )
+        # Same name means same content, so overwriting changes no byte; it does renew the blob's
+        # Last-Modified and ETag, which garbage collection reads as "a capture relies on this now" (one
+        # request either way: a create-only upload of an existing blob is a 409).
+        self._container.upload_blob(name, body, overwrite=True,
+                                    content_settings=ContentSettings(content_type="application/json"))
         return digest, name, len(body)
 
     def get_json(self, tenant_id: str, content_hash: str) -> bytes:
@@ -51,3 +52,21 @@ class BlobSnapshotStore:
             return self._container.download_blob(snapshot_blob_name(tenant_id, content_hash)).readall()
         except ResourceNotFoundError as exc:
             raise NotFound("snapshot body not found") from exc
+
+    def list_bodies(self, tenant_id: str) -> Iterator[BlobEntry]:
+        """Every body stored for the tenant, with its Last-Modified and ETag (one listing, paged)."""
+        prefix = snapshot_blob_name(tenant_id, "")[: -len(".json")]
+        for blob in self._container.list_blobs(name_starts_with=prefix):
+            content_hash = str(blob.name)[len(prefix):].removesuffix(".json")
+            if len(content_hash) == 64 and set(content_hash) <= _HASH_CHARS:
+                yield BlobEntry(content_hash=content_hash, last_modified=blob.last_modified,
+                                etag=str(blob.etag))
+
+    def delete_body(self, tenant_id: str, entry: BlobEntry) -> bool:
+        """Delete a listed body if its ETag is unchanged (no capture wrote it since it was listed)."""
+        try:
+            self._container.delete_blob(snapshot_blob_name(tenant_id, entry.content_hash), etag=entry.etag,
+                                        match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True

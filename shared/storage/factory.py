@@ -20,19 +20,23 @@ from shared.storage.errors import guarded, storage_errors
 from shared.storage.table_access import TableGrantRepository, TableTenantRepository
 from shared.storage.table_audit import TableAuditRepository
 from shared.storage.table_backupsets import TableBackupSetRepository
+from shared.storage.table_budget import TableBudgetLedgerStore
 from shared.storage.table_records import (
     TableItemRepository,
     TableNotificationRepository,
     TableSnapshotIndex,
 )
+from shared.storage.table_restore import TableRestoreRepository
 from shared.storage.table_runs import TableRunRepository
+from shared.storage.table_webhooks import TableWebhookRepository
 
 __all__ = ["CONNECTION_TIMEOUT_SECONDS", "READ_TIMEOUT_SECONDS", "RETRY_TOTAL", "TABLES", "StorageFactory"]
 
 # Logical table -> suffix of the physical name (``<prefix><suffix>``; letters and digits only).
 TABLES = {"runs": "runs", "items": "items", "snapshots": "snapshots",
+          "budgets": "budgets", "webhooks": "webhooks",
           "notifications": "notifications", "tenants": "tenants", "grants": "grants",
-          "backupsets": "backupsets"}
+          "backupsets": "backupsets", "restores": "restores"}
 
 # Storage answers in milliseconds when healthy. Left to their defaults, the SDKs wait up to 300 s (tables) or
 # 60 s (blobs) for an answer and retry 3 to 10 times with backoffs of up to a minute, so one request would
@@ -201,9 +205,21 @@ class StorageFactory:
         """Audit events; kept beside the grants so a grant change and its event are one transaction."""
         return TableAuditRepository(self.table("grants"))
 
+    def budget_ledgers(self) -> TableBudgetLedgerStore:
+        """The shared Graph request budgets; the table is reached on first use, not here (fail-safe)."""
+        return TableBudgetLedgerStore(lambda: self.table("budgets"))
+
     def backup_sets(self) -> TableBackupSetRepository:
         """Backup sets, their items and batches."""
         return TableBackupSetRepository(self.table("backupsets"))
+
+    def restores(self) -> TableRestoreRepository:
+        """The restore ledger and plan records."""
+        return TableRestoreRepository(self.table("restores"))
+
+    def webhooks(self) -> TableWebhookRepository:
+        """Webhook subscriptions and their deliveries."""
+        return TableWebhookRepository(self.table("webhooks"))
 
     def blobs(self) -> BlobSnapshotStore:
         """Snapshot body store."""

@@ -11,8 +11,8 @@ import builtins
 import hashlib
 import itertools
 import threading
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from shared.domain import (
@@ -36,6 +36,7 @@ from shared.domain import (
 from shared.errors import ConcurrentUpdate, InvalidRequest, NotFound
 from shared.ports import (
     ActiveEntry,
+    BlobEntry,
     ClaimConflict,
     ClaimReceipt,
     IdempotencyEntry,
@@ -79,11 +80,16 @@ def _page(rows: list[tuple[str, T]], top: int, continuation: str | None) -> Page
     return Page[T](items=[v for _, v in chunk], continuation=token)
 
 
+def _outbox_row(entry: OutboxEntry) -> str:
+    # Sorts like the table's row keys: a run's launch row, then its event rows by slot.
+    return entry.run_id + (f"|{entry.slot}" if entry.slot else "")
+
+
 class InMemoryRunRepository:
     """Runs and claim rows, with the same atomicity as one entity-group transaction."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._runs: dict[tuple[str, str], Stored[RunRecord]] = {}
         self._active: dict[tuple[str, str], Stored[ActiveEntry]] = {}
         self._idem: dict[tuple[str, str], Stored[IdempotencyEntry]] = {}
@@ -177,6 +183,22 @@ class InMemoryRunRepository:
                     del self._locks[(run.tenant_id, str(run.kind))]
             return new_etag
 
+    def transition(self, run: RunRecord, *, etag: str, event: OutboxEntry,
+                   release: bool = False) -> ClaimReceipt:
+        """Replace a run if unchanged and write its event row, all or nothing."""
+        if event.tenant_id != run.tenant_id or event.run_id != run.id or not event.slot:
+            raise ValueError("an event row belongs to its run's partition and has a slot")
+        with self._lock:  # re-entrant: ``update`` takes it too, and both writes happen under one hold
+            run_etag = self.update(run, etag=etag, release=release)
+            stored = self._outbox[(event.tenant_id, _outbox_row(event))] = Stored(event, _etag())
+            return ClaimReceipt(run_etag=run_etag, outbox_etag=stored.etag)
+
+    def list_run_outbox(self, *, tenant_id: str, run_id: str) -> builtins.list[Stored[OutboxEntry]]:
+        """Return every outbox row of one run, launch row first, then its event rows in order."""
+        with self._lock:
+            return [s for (tenant, _), s in sorted(self._outbox.items())
+                    if tenant == tenant_id and s.value.run_id == run_id]
+
     def get_active(self, *, tenant_id: str, derived_key: str) -> Stored[ActiveEntry] | None:
         """Return the active row of a derived key, or ``None``."""
         with self._lock:
@@ -219,7 +241,7 @@ class InMemoryRunRepository:
 
     def update_outbox(self, entry: OutboxEntry, *, etag: str) -> str:
         """Replace an outbox entry if unchanged; return the new ETag."""
-        key = (entry.tenant_id, entry.run_id)
+        key = (entry.tenant_id, _outbox_row(entry))
         with self._lock:
             current = self._outbox.get(key)
             if current is None or current.etag != etag:
@@ -241,8 +263,9 @@ class InMemoryRunRepository:
         key = (entry.tenant_id, entry.run_id)
         if run is not None and (run_etag is None or (run.tenant_id, run.id) != key):
             raise ValueError("settle_outbox replaces the entry's own run, read with its ETag")
+        row = (entry.tenant_id, _outbox_row(entry))
         with self._lock:
-            current = self._outbox.get(key)
+            current = self._outbox.get(row)
             if current is None or current.etag != etag:
                 raise ConcurrentUpdate("the outbox entry changed meanwhile")
             if run is not None:
@@ -250,7 +273,7 @@ class InMemoryRunRepository:
                 if stored is None or stored.etag != run_etag:
                     raise ConcurrentUpdate("the run changed meanwhile")
                 self._runs[key] = Stored(run, _etag())
-            del self._outbox[key]
+            del self._outbox[row]
 
     def _delete(self, table: dict[tuple[str, str], Stored[Any]], key: tuple[str, str],
                 etag: str) -> None:
@@ -331,19 +354,40 @@ class InMemorySnapshotIndex:
 
 
 class InMemoryBlobStore:
-    """Content-addressed bodies."""
+    """Content-addressed bodies, each with the time and ETag of its last write (like Blob Storage)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self._lock = threading.Lock()
         self._blobs: dict[str, bytes] = {}
+        self._written: dict[str, tuple[datetime, str]] = {}
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def put_json(self, tenant_id: str, body: bytes) -> tuple[str, str, int]:
-        """Store a tenant's ``body`` under its SHA-256; storing it again changes nothing."""
+        """Store a tenant's ``body`` under its SHA-256; storing it again renews its write time and ETag."""
         digest = hashlib.sha256(body).hexdigest()
         name = snapshot_blob_name(tenant_id, digest)
         with self._lock:
             self._blobs.setdefault(name, bytes(body))
+            self._written[name] = (self._clock(), _etag())
         return digest, name, len(body)
+
+    def list_bodies(self, tenant_id: str) -> Iterator[BlobEntry]:
+        """Every body stored for the tenant."""
+        prefix = snapshot_blob_name(tenant_id, "")[: -len(".json")]
+        with self._lock:
+            listed = [(name, *self._written[name]) for name in sorted(self._blobs) if name.startswith(prefix)]
+        for name, written, etag in listed:
+            yield BlobEntry(content_hash=name[len(prefix):].removesuffix(".json"), last_modified=written,
+                            etag=etag)
+
+    def delete_body(self, tenant_id: str, entry: BlobEntry) -> bool:
+        """Delete a listed body if it was not written since."""
+        name = snapshot_blob_name(tenant_id, entry.content_hash)
+        with self._lock:
+            if name not in self._blobs or self._written[name][1] != entry.etag:
+                return False
+            del self._blobs[name], self._written[name]
+        return True
 
     def get_json(self, tenant_id: str, content_hash: str) -> bytes:
         """Return the tenant's body stored under ``content_hash``."""

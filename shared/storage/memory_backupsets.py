@@ -120,8 +120,8 @@ class InMemoryBackupSetRepository:
     def put_batches(self, batches: Sequence[BackupSetBatch]) -> None:
         """Create or replace batches (all or nothing per 100 rows)."""
         for chunk in chunked(list(batches), TRANSACTION_ROWS):
-            keyed = {(validate_key(b.tenant_id, what="tenant id"), batch_row_key(b.backup_set_id, b.batch)): b
-                     for b in chunk}
+            keyed = {(validate_key(b.tenant_id, what="tenant id"),
+                      batch_row_key(b.backup_set_id, b.batch, b.run_id)): b for b in chunk}
             self._check_one_partition(keyed)
             with self._lock:
                 self._batches.update(keyed)
@@ -130,18 +130,19 @@ class InMemoryBackupSetRepository:
     def create_batches(self, batches: Sequence[BackupSetBatch]) -> None:
         """Create the batches that do not exist yet; rows already there (and their summaries) stay."""
         for chunk in chunked(list(batches), TRANSACTION_ROWS):
-            keyed = {(validate_key(b.tenant_id, what="tenant id"), batch_row_key(b.backup_set_id, b.batch)): b
-                     for b in chunk}
+            keyed = {(validate_key(b.tenant_id, what="tenant id"),
+                      batch_row_key(b.backup_set_id, b.batch, b.run_id)): b for b in chunk}
             self._check_one_partition(keyed)
             with self._lock:
                 for key, batch in keyed.items():
                     self._batches.setdefault(key, batch)
                 self.transactions += 1
 
-    def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int) -> BackupSetBatch | None:
-        """Return one batch, or ``None``."""
+    def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int,
+                  run_id: str | None = None) -> BackupSetBatch | None:
+        """Return one batch (of the run ``run_id`` that added items, when given), or ``None``."""
         with self._lock:
-            return self._batches.get((tenant_id, batch_row_key(backup_set_id, batch)))
+            return self._batches.get((tenant_id, batch_row_key(backup_set_id, batch, run_id)))
 
     def put_changes(self, changes: Sequence[BackupSetChange]) -> None:
         """Create or replace lines of a set's changes (all or nothing per 100 rows)."""

@@ -7,6 +7,7 @@ entity-group transactions of up to 100 rows::
     item|<set id>|<item id>         one policy of a set (Status for filters; JSON body as planned or
                                     replaced, and the capture's outcome merged over it in ``Outcome``)
     batch|<set id>|<batch number>   a batch's members and, once it ran, its summary (JSON body)
+    batch|<set id>|<run id>|<number>  the same for a batch of a run that adds items to the set
     change|<set id>|<item id>       one line of the set's changes against its baseline (JSON body)
     schedule                        the tenant's backup schedule and retention (JSON body)
 """
@@ -57,9 +58,14 @@ def item_row_key(backup_set_id: str, item_id: str) -> str:
            f"{validate_key(item_id, what='item id')}"
 
 
-def batch_row_key(backup_set_id: str, batch: int) -> str:
-    """RowKey of one batch of a set (zero-padded, so batches sort by number)."""
-    return f"{BATCH_PREFIX}{validate_key(backup_set_id, what='backup set id')}|{batch:06d}"
+def batch_row_key(backup_set_id: str, batch: int, run_id: str | None = None) -> str:
+    """RowKey of one batch of a set (zero-padded, so batches sort by number).
+
+    The batches of the run that made the set have no run in their key; those of a run that adds items to
+    the set (``run_id``) are kept apart by it.
+    """
+    run = f"{validate_key(run_id, what='run id')}|" if run_id is not None else ""
+    return f"{BATCH_PREFIX}{validate_key(backup_set_id, what='backup set id')}|{run}{batch:06d}"
 
 
 def change_row_key(backup_set_id: str, item_id: str) -> str:
@@ -86,7 +92,8 @@ def _item_entity(item: BackupSetItem) -> dict[str, Any]:
 
 def _batch_entity(batch: BackupSetBatch) -> dict[str, Any]:
     return {"PartitionKey": validate_key(batch.tenant_id, what="tenant id"),
-            "RowKey": batch_row_key(batch.backup_set_id, batch.batch), **pack_body(batch.model_dump_json())}
+            "RowKey": batch_row_key(batch.backup_set_id, batch.batch, batch.run_id),
+            **pack_body(batch.model_dump_json())}
 
 
 class TableBackupSetRepository:
@@ -185,10 +192,11 @@ class TableBackupSetRepository:
         for chunk in chunked(list(batches), TRANSACTION_ROWS):
             self._create([(batch.tenant_id, _batch_entity(batch)) for batch in chunk])
 
-    def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int) -> BackupSetBatch | None:
-        """Return one batch, or ``None``."""
+    def get_batch(self, *, tenant_id: str, backup_set_id: str, batch: int,
+                  run_id: str | None = None) -> BackupSetBatch | None:
+        """Return one batch (of the run ``run_id`` that added items, when given), or ``None``."""
         entity = get_entity(self._table, validate_key(tenant_id, what="tenant id"),
-                            batch_row_key(backup_set_id, batch))
+                            batch_row_key(backup_set_id, batch, run_id))
         return BackupSetBatch.model_validate(body_json(entity)) if entity is not None else None
 
     def put_changes(self, changes: Sequence[BackupSetChange]) -> None:

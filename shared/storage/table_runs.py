@@ -7,7 +7,9 @@ written by one entity-group transaction::
     active|<derived key>      the run currently holding a server-derived key
     idem|<scope>              a client Idempotency-Key (fingerprint, run id, expiry)
     lock|<kind>               an exclusive per-tenant lock (restore.execute)
-    outbox|<run id>           what a claimed run still owes: its launch and its events (see OutboxEntry)
+    outbox|<run id>           what a claimed run still owes: its launch and its queued event (OutboxEntry)
+    outbox|<run id>|<slot>    a later transition's event, written with the status change (slot
+                              ``<order>-<status>``, so a run's rows sort in the order of its events)
 """
 
 from __future__ import annotations
@@ -73,8 +75,13 @@ def _run_from(entity: TableEntity) -> RunRecord:
     return RunRecord.model_validate(body_json(entity))
 
 
+def _outbox_key(entry: OutboxEntry) -> str:
+    return OUTBOX_PREFIX + entry.run_id + (f"|{entry.slot}" if entry.slot else "")
+
+
 def _outbox_entity(entry: OutboxEntry) -> dict[str, Any]:
-    return {"PartitionKey": entry.tenant_id, "RowKey": OUTBOX_PREFIX + entry.run_id, "RunId": entry.run_id,
+    return {"PartitionKey": entry.tenant_id, "RowKey": _outbox_key(entry), "RunId": entry.run_id,
+            "Slot": entry.slot,
             "Kind": str(entry.kind), "CreatedAt": entry.created_at, "DueAt": entry.due_at,
             "Attempts": entry.attempts, "Launch": entry.launch,
             "Events": ",".join(str(e) for e in entry.events)}
@@ -86,7 +93,7 @@ def _outbox_from(entity: TableEntity) -> Stored[OutboxEntry]:
         tenant_id=str(entity["PartitionKey"]), run_id=str(entity["RunId"]), kind=RunKind(entity["Kind"]),
         created_at=entity["CreatedAt"], due_at=entity["DueAt"], attempts=int(entity.get("Attempts", 0)),
         launch=bool(entity.get("Launch", True)),
-        events=tuple(RunStatus(e) for e in events.split(",") if e))
+        events=tuple(RunStatus(e) for e in events.split(",") if e), slot=str(entity.get("Slot", "")))
     return Stored(entry, etag_of(entity))
 
 
@@ -176,7 +183,19 @@ class TableRunRepository:
 
     def update(self, run: RunRecord, *, etag: str, release: bool = False) -> str:
         """Replace a run if unchanged; with ``release`` also delete its active row and lock."""
-        if not release:
+        return self._replace_run(run, etag=etag, release=release, event=None)[0]
+
+    def transition(self, run: RunRecord, *, etag: str, event: OutboxEntry,
+                   release: bool = False) -> ClaimReceipt:
+        """Replace a run if unchanged and write its event row in the same transaction (see the port)."""
+        if event.tenant_id != run.tenant_id or event.run_id != run.id or not event.slot:
+            raise ValueError("an event row belongs to its run's partition and has a slot")
+        run_etag, event_etag = self._replace_run(run, etag=etag, release=release, event=event)
+        return ClaimReceipt(run_etag=run_etag, outbox_etag=event_etag)
+
+    def _replace_run(self, run: RunRecord, *, etag: str, release: bool,
+                     event: OutboxEntry | None) -> tuple[str, str | None]:
+        if not release and event is None:
             # A single conditional replace; cheaper than a one-operation transaction.
             try:
                 result = self._table.update_entity(
@@ -184,13 +203,16 @@ class TableRunRepository:
                     match_condition=MatchConditions.IfNotModified)
             except (ResourceModifiedError, ResourceNotFoundError) as exc:
                 raise ConcurrentUpdate("the run changed meanwhile") from exc
-            return str(result.get("etag", ""))
+            return str(result.get("etag", "")), None
         ops: builtins.list[tuple[str, dict[str, Any], dict[str, Any]]] = [(
             "update", _run_entity(run),
             {"mode": UpdateMode.REPLACE, "etag": etag,
              "match_condition": MatchConditions.IfNotModified},
         )]
-        for row_key in (ACTIVE_PREFIX + run.derived_key, LOCK_PREFIX + str(run.kind)):
+        if event is not None:
+            # Second, so its ETag is the second result; an upsert, so a repeated transition cannot fail.
+            ops.append(("upsert", _outbox_entity(event), {"mode": UpdateMode.REPLACE}))
+        for row_key in ((ACTIVE_PREFIX + run.derived_key, LOCK_PREFIX + str(run.kind)) if release else ()):
             held = get_entity(self._table, run.tenant_id, row_key)
             if held is not None and held.get("RunId") == run.id:
                 ops.append(("delete", {"PartitionKey": run.tenant_id, "RowKey": row_key},
@@ -202,7 +224,8 @@ class TableRunRepository:
             if exc.status_code in (404, 409, 412):
                 raise ConcurrentUpdate("the run changed meanwhile") from exc
             raise
-        return str(results[0].get("etag", ""))
+        return (str(results[0].get("etag", "")),
+                str(results[1].get("etag", "")) if event is not None else None)
 
     def get_active(self, *, tenant_id: str, derived_key: str) -> Stored[ActiveEntry] | None:
         """Return the active row of a derived key, or ``None``."""
@@ -267,6 +290,15 @@ class TableRunRepository:
             raise ConcurrentUpdate("the outbox entry changed meanwhile") from exc
         return str(result.get("etag", ""))
 
+    def list_run_outbox(self, *, tenant_id: str, run_id: str) -> builtins.list[Stored[OutboxEntry]]:
+        """Return every outbox row of one run: a key-range read (``outbox|<run id>`` and its event slots)."""
+        validate_key(tenant_id, what="tenant id")
+        validate_key(run_id, what="run id")
+        # "}" follows "|": the range holds the run's launch row and every "outbox|<run id>|<slot>" row.
+        bounds = {"lo": OUTBOX_PREFIX + run_id, "hi": OUTBOX_PREFIX + run_id + "}"}
+        entities = self._table.query_entities(_RANGE_FILTER, parameters={"pk": tenant_id, **bounds})
+        return [e for e in (_outbox_from(entity) for entity in entities) if e.value.run_id == run_id]
+
     def list_due_outbox(self, *, tenant_id: str, due_by: datetime,
                         top: int = 100) -> builtins.list[Stored[OutboxEntry]]:
         """Return up to ``top`` due outbox entries of one tenant (a range read of its partition)."""
@@ -279,7 +311,7 @@ class TableRunRepository:
                       run_etag: str | None = None) -> None:
         """Delete a delivered outbox entry and optionally replace its run, in one transaction."""
         ops: builtins.list[tuple[str, dict[str, Any], dict[str, Any]]] = [(
-            "delete", {"PartitionKey": entry.tenant_id, "RowKey": OUTBOX_PREFIX + entry.run_id},
+            "delete", {"PartitionKey": entry.tenant_id, "RowKey": _outbox_key(entry)},
             _conditional(etag))]
         if run is not None:
             if run_etag is None or run.tenant_id != entry.tenant_id or run.id != entry.run_id:

@@ -32,7 +32,9 @@ def test_a_caller_without_any_grant_reads_every_catalog_type_with_its_capabiliti
                                         "assignments": writable and policy_type.assignments is not None}
         assert item.get("backupOnly") == policy_type.backup_only
     backup_only = {item["key"] for item in items if "backupOnly" in item}
-    assert backup_only == {"deviceManagementPartner", "remoteAssistancePartner"}
+    assert backup_only == {"deviceManagementPartner", "remoteAssistancePartner", "contentApp",
+                           "depOnboardingSetting", "vppToken", "applePushCertificate", "managedGooglePlay",
+                           "compliancePartner"}
 
 
 def test_no_token_is_401(stack: Stack) -> None:

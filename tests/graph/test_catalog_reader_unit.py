@@ -20,6 +20,10 @@ CONTRACT_KEYS = {
     "driverUpdateProfile", "roleDefinition", "roleAssignment", "termsAndConditions", "brandingProfile",
     "deviceManagementPartner", "remoteAssistancePartner", "reusablePolicySetting", "policySet",
     "conditionalAccessPolicy", "namedLocation", "authenticationStrengthPolicy",
+    "mobileAppCategory", "mobileApp", "contentApp", "managedDeviceAppConfiguration",
+    "windowsAppProtectionPolicy", "wipPolicy", "mdmWipPolicy", "iosUpdatePolicy", "macOSUpdatePolicy",
+    "appleEnrollmentTypeProfile", "depOnboardingSetting", "vppToken", "applePushCertificate",
+    "managedGooglePlay", "compliancePartner", "deviceCleanupRule", "deviceCleanupSettings", "tenantSettings",
 }
 
 
@@ -56,7 +60,10 @@ def test_every_type_states_its_capabilities_and_why_it_is_backup_only() -> None:
         assert policy_type.read_permission.endswith(".Read.All")
         assert policy_type.write_permission != policy_type.read_permission
     backup_only = {k for k, t in CATALOG.items() if t.backup_only}
-    assert backup_only == {"deviceManagementPartner", "remoteAssistancePartner"}
+    assert backup_only == {
+        "deviceManagementPartner", "remoteAssistancePartner", "contentApp", "depOnboardingSetting",
+        "vppToken", "applePushCertificate", "managedGooglePlay", "compliancePartner",
+    }
     roles = get_policy_type("roleDefinition")
     assert roles.is_builtin({"isBuiltIn": True})
     assert not roles.is_builtin({"isBuiltIn": False})

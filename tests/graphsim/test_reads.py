@@ -97,8 +97,14 @@ def test_update_rings_and_device_configurations_split_by_isof(graph):
                         params={"$filter": f"not isof('{ring_type}')"}).json()["value"]
     assert len(rings) == 2
     assert {r["@odata.type"] for r in rings} == {f"#{ring_type}"}
-    assert len(others) == 3
+    # Three profiles plus the iOS and macOS update policies, which are deviceConfigurations too.
+    assert len(others) == 5
     assert all(o["@odata.type"] != f"#{ring_type}" for o in others)
+    apple = client.get(f"{DM}/deviceConfigurations", params={
+        "$filter": "isof('microsoft.graph.iosUpdateConfiguration') or "
+                   "isof('microsoft.graph.macOSSoftwareUpdateConfiguration')"}).json()["value"]
+    assert sorted(o["@odata.type"] for o in apple) == [
+        "#microsoft.graph.iosUpdateConfiguration", "#microsoft.graph.macOSSoftwareUpdateConfiguration"]
 
 
 def test_encrypted_oma_value_needs_the_plain_text_function(graph):

@@ -1,0 +1,105 @@
+"""Restore preview and restore execution: plan, then (execution only) apply the plan in stages, then finish.
+
+The plan activity writes the plan to Blob Storage and returns its hash and its stages (positions into the
+plan, never bodies). Stages run one after another with a barrier between them, because later stages
+reference what earlier ones created: scope tags and filters, then each restore order in turn (notification
+templates before the compliance policies that name them, policy sets last), then assignments. Within a
+stage, items are applied a chunk at a time, and items that asked to be tried again (throttled, Graph
+briefly failing) are retried after one durable timer per round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+from shared.domain import ErrorInfo, RunStatus
+from shared.domain.capture import DEFAULT_RETRY_DELAY_SECONDS, MAX_CAPTURE_ATTEMPTS, CompleteRunInput, RunRef
+from shared.domain.restore import (
+    APPLY_CHUNK,
+    ASSIGNMENTS_STAGE,
+    RestoreApplyInput,
+    RestoreApplyResult,
+    RestorePlanResult,
+    RestoreRunInput,
+    StagePlan,
+    apply_round,
+)
+from shared.durable_names import (
+    APPLY_RESTORE_ITEM,
+    FINISH_RESTORE,
+    MARK_RUN_RUNNING,
+    PLAN_RESTORE,
+    RESTORE_ORCHESTRATOR,
+)
+
+from orchestrators._blueprint import bp
+from orchestrators._logging import ReplaySafeLogger
+from orchestrators.policy_capture import COMPLETE_RETRY, INFRA_RETRY
+
+# A plan lists the target tenant through Graph; a throttled listing is tried again after a timer.
+MAX_PLAN_ATTEMPTS = 3
+_INTERNAL = ErrorInfo(code="internal-error",
+                      message="The restore could not be completed because of an internal error; items not "
+                              "restored are reported as such.")
+
+
+@bp.function_name(RESTORE_ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context")
+def restore_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    """Plan the restore; for an execution apply it stage by stage; then finish the run."""
+    cmd = RestoreRunInput.model_validate(context.get_input())
+    log = ReplaySafeLogger(context, __name__)
+    ref = RunRef(tenant_id=cmd.tenant_id, run_id=cmd.run_id).model_dump(mode="json")
+    failure: ErrorInfo | None = None
+    try:
+        marked = yield context.call_activity_with_retry(MARK_RUN_RUNNING, INFRA_RETRY, ref)
+        if RunStatus(marked["status"]).is_terminal:
+            return dict(marked)
+        attempt = 1
+        while True:
+            plan = RestorePlanResult.model_validate(
+                (yield context.call_activity_with_retry(PLAN_RESTORE, INFRA_RETRY, ref)))
+            if plan.status != "retry" or attempt >= MAX_PLAN_ATTEMPTS:
+                break
+            delay = max(1.0, min(plan.retry_after_seconds or DEFAULT_RETRY_DELAY_SECONDS, 300.0))
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
+            attempt += 1
+        if plan.status != "planned":
+            failure = plan.error or ErrorInfo(code="plan-failed", message="The restore could not be planned.")
+            log.warning("restore run %s of tenant %s: plan failed: %s", cmd.run_id, cmd.tenant_id,
+                        failure.code)
+        elif cmd.execute:
+            for stage in plan.stages:
+                yield from _apply_stage(context, cmd, plan.plan_hash, stage)
+    except Exception as exc:  # noqa: BLE001 - a failure here fails the run, safely
+        failure = _INTERNAL
+        # The type only: an activity's message is free text.
+        log.error("restore run %s of tenant %s failed (%s)", cmd.run_id, cmd.tenant_id, type(exc).__name__)
+    done = CompleteRunInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, failure=failure)
+    final = yield context.call_activity_with_retry(FINISH_RESTORE, COMPLETE_RETRY,
+                                                   done.model_dump(mode="json"))
+    return dict(final)
+
+
+def _apply_stage(context: df.DurableOrchestrationContext, cmd: RestoreRunInput, plan_hash: str,
+                 stage: StagePlan) -> Generator[Any, Any, None]:
+    """Apply one stage a chunk at a time; each chunk retries its throttled items in rounds."""
+    assignments = stage.stage == ASSIGNMENTS_STAGE
+    for start in range(0, len(stage.positions), APPLY_CHUNK):
+        pending = stage.positions[start:start + APPLY_CHUNK]
+        attempt = 1
+        while pending:
+            tasks = [context.call_activity_with_retry(APPLY_RESTORE_ITEM, INFRA_RETRY, RestoreApplyInput(
+                tenant_id=cmd.tenant_id, run_id=cmd.run_id, plan_hash=plan_hash, position=position,
+                assignments=assignments, attempt=attempt, final_attempt=attempt >= MAX_CAPTURE_ATTEMPTS,
+            ).model_dump(mode="json")) for position in pending]
+            results = yield context.task_all(tasks)
+            round_ = apply_round([RestoreApplyResult.model_validate(r) for r in results], attempt)
+            if not round_.retry or round_.delay_seconds is None:
+                break
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=round_.delay_seconds))
+            pending = round_.retry
+            attempt += 1
