@@ -34,13 +34,19 @@ public API, follows the monitor to the end like a Logic App and prints:
 - CPU time the durable host, the simulator, Azurite and this process used during the run (``/proc``), since
   a run that is not held back by the throttle is held back by CPU on this machine.
 
+``--faults 0.2`` also makes the simulator fail that share of the tenant's Graph requests during the run
+(seeded, in equal shares: 429 with ``Retry-After``, 429 without a usable one, 503, 504, connection reset; see
+:func:`fault_rules`), and prints how many fired and the items lost (listed by the API but not captured, or
+not in the set) and duplicated (an item id twice in the set or in the run's items). The faults are removed
+before the checks read the tenant back.
+
 Note that our client budget spreads a family's 1,000 requests over 21 s (the window plus a one-second margin),
 so a run that is throttle-bound at best reaches wall / floor of about 1.05.
 
 The numbers come from the local stack (Python Durable host + Azurite on this machine), not from Azure.
 
 Run: ``.venv/bin/python -m benchmarks.backup_set_capture [--policies 1000] [--seed 42] [--poll 2]
-[--unthrottled] [--timeout 1800] [--out FILE.json]``
+[--unthrottled] [--faults 0.2] [--timeout 1800] [--out FILE.json]``
 """
 
 from __future__ import annotations
@@ -89,6 +95,26 @@ _DROP_REQUEST = frozenset({"host", "connection", "keep-alive", "transfer-encodin
                            "proxy-connection", "te", "upgrade"})
 _DROP_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 _BATCH_PART = re.compile(rb"^(POST|PUT|PATCH|MERGE|DELETE|GET) (\S+) HTTP/1\.1", re.MULTILINE)
+
+
+# Graph paths only: token requests to the simulated Entra are left alone.
+_GRAPH_PATH = r"^/(v1\.0|beta)/"
+FAULT_SEED = 5
+
+
+def fault_rules(tenant_id: str, rate: float) -> list[dict[str, Any]]:
+    """``PUT /_sim/faults`` rules failing ``rate`` of a tenant's Graph requests in equal shares of five kinds.
+
+    Every rule draws for every request and the first that fires wins, so rule ``i`` fires with
+    ``share / (1 - i * share)``: each kind then fails ``share`` of the requests and together ``rate``. A 429
+    whose ``Retry-After`` is empty is one without a usable value (the simulator has no fault kind that leaves
+    the header out).
+    """
+    kinds: list[dict[str, Any]] = [{"kind": "429", "retryAfter": 1}, {"kind": "429", "retryAfter": ""},
+                                   {"kind": "503"}, {"kind": "504"}, {"kind": "reset"}]
+    share = rate / len(kinds)
+    return [dict(kind, tenant=tenant_id, path=_GRAPH_PATH, probability=share / (1 - i * share))
+            for i, kind in enumerate(kinds)]
 
 
 # --- counting reverse proxy in front of Azurite (the app's own storage only) -----------------------------
@@ -246,6 +272,8 @@ class Observed:
     listed_items: set[str] = field(default_factory=set)
     set_items: list[dict[str, Any]] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
+    run_item_ids: list[str] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _api(info: StackInfo, token: str) -> httpx.Client:
@@ -265,7 +293,7 @@ def _epoch(value: str) -> float:
 
 def run_backup(info: StackInfo, proxy: CountingProxy, sim: httpx.Client, demo_secret: str, *, policies: int,
                seed: int, throttled: bool, poll: float, timeout: float,
-               cpu_pids: dict[str, int]) -> Observed:
+               cpu_pids: dict[str, int], fault_rate: float = 0.0) -> Observed:
     tenant_id = str(uuid.uuid4())
     name = f"Bench {tenant_id[:8]}"
     create_customer_tenant(sim, tenant_id=tenant_id, secret=demo_secret, display_name=name,
@@ -284,6 +312,9 @@ def run_backup(info: StackInfo, proxy: CountingProxy, sim: httpx.Client, demo_se
         time.sleep(1.0)  # let the registration's own storage traffic settle
         mark = proxy.mark()
         cpu_before = {name: cpu_seconds(pid) for name, pid in cpu_pids.items()}
+        if fault_rate:
+            sim.put("/_sim/faults", json={"rules": fault_rules(tenant_id, fault_rate),
+                                          "seed": FAULT_SEED}).raise_for_status()
         posted_at = time.time()
         started = time.perf_counter()
         response = _ok(client.post(f"/tenants/{tenant_id}/backup-sets",
@@ -303,6 +334,10 @@ def run_backup(info: StackInfo, proxy: CountingProxy, sim: httpx.Client, demo_se
                 break
             url = polled.headers.get("Location", url)
         monitor_wall = time.perf_counter() - started
+        faults: list[dict[str, Any]] = []
+        if fault_rate:
+            faults = list(sim.get("/_sim/faults").raise_for_status().json()["rules"])
+            sim.delete("/_sim/faults").raise_for_status()
         end = proxy.mark()
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in cpu_pids.items()}
         storage = proxy.since(mark, end)
@@ -333,10 +368,19 @@ def run_backup(info: StackInfo, proxy: CountingProxy, sim: httpx.Client, demo_se
             if not page["continuation"]:
                 break
             params["continuation"] = page["continuation"]
+        run_item_ids: list[str] = []
+        params = {"top": 1000}
+        while True:
+            page = _ok(client.get(f"/tenants/{tenant_id}/runs/{run['id']}/items", params=params),
+                       "run items").json()
+            run_item_ids.extend(i["itemId"] for i in page["items"])
+            if not page["continuation"]:
+                break
+            params["continuation"] = page["continuation"]
     return Observed(tenant_id=tenant_id, run=run, backup_set_id=backup_set_id, posted_at=posted_at,
                     monitor_wall=monitor_wall, polls=polls, storage=storage, poll_storage=poll_storage,
                     graph_log=graph_log, expected_items=expected, listed_items=listed, set_items=items,
-                    cpu=cpu)
+                    cpu=cpu, run_item_ids=run_item_ids, faults=faults)
 
 
 # --- the numbers ------------------------------------------------------------------------------------------
@@ -378,6 +422,25 @@ def report(obs: Observed, *, throttled: bool) -> tuple[dict[str, Any], list[str]
                        f"items (error codes {dict(failed)})")
     if len(ids) != items:
         defects.append(f"the run counts {items} items but the set lists {len(ids)}")
+    captured = {i["itemId"] for i in obs.set_items if i["status"] == "captured"}
+    lost = sorted(obs.listed_items - captured)
+    run_duplicates = [k for k, n in Counter(obs.run_item_ids).items() if n > 1]
+    duplicated = len(duplicates) + len(run_duplicates)
+    print(f"lost items (listed, not captured in the set): {len(lost)}; duplicated items (an id twice in "
+          f"the set: {len(duplicates)}, in the run's items: {len(run_duplicates)}): {duplicated}; the run's "
+          f"items {len(obs.run_item_ids)}")
+    if lost:
+        defects.append(f"{len(lost)} items lost, e.g. {lost[:3]}")
+    if run_duplicates:
+        defects.append(f"{len(run_duplicates)} item ids appear more than once in the run's items, "
+                       f"e.g. {run_duplicates[:3]}")
+    if obs.faults:
+        matched = max(rule["matched"] for rule in obs.faults)
+        fired = sum(rule["fired"] for rule in obs.faults)
+        fired_by_kind = ", ".join(f"{r['kind']}{' (no Retry-After)' if r.get('retryAfter') == '' else ''} "
+                          f"{r['fired']}" for r in obs.faults)
+        print(f"injected faults: {fired} of {matched} Graph requests ({fired / max(matched, 1):.1%}): "
+              f"{fired_by_kind}")
 
     # Graph requests per family, the floor, the peak windows.
     by_family: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
@@ -478,6 +541,8 @@ def report(obs: Observed, *, throttled: bool) -> tuple[dict[str, Any], list[str]
         "blob_breakdown": {f"{r} {m}": n for (r, m), n in blobs.items()},
         "cpu_s": {name: round(seconds, 2) for name, seconds in obs.cpu.items()},
         "set_items": len(ids), "listed_policies": len(obs.listed_items),
+        "lost": len(lost), "duplicated": duplicated, "run_items": len(obs.run_item_ids),
+        "faults": obs.faults,
         "simulator_objects": len(obs.expected_items),
     }
     return result, defects
@@ -491,12 +556,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="seed of the generated tenant (default 42)")
     parser.add_argument("--poll", type=float, default=2.0, help="seconds between monitor polls (default 2)")
     parser.add_argument("--unthrottled", action="store_true", help="run with the simulator's throttling off")
+    parser.add_argument("--faults", type=float, default=0.0, metavar="RATE",
+                        help="share of the tenant's Graph requests the simulator fails (e.g. 0.2; default 0)")
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds to wait for the run (default 1800)")
     parser.add_argument("--out", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.policies < 1:
         parser.error("--policies must be positive")
+    if not 0.0 <= args.faults < 1.0:
+        parser.error("--faults must be at least 0 and below 1")
 
     began = time.perf_counter()
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -504,12 +573,14 @@ def main(argv: list[str] | None = None) -> int:
     with counted_stack(demo_secret) as (info, proxy, azurite_pid), sim_client(info) as sim:
         print(f"stack up in {time.perf_counter() - began:.1f} s (load average before: {load_before}); "
               f"{args.policies} generated policies, throttling "
-              f"{'off' if args.unthrottled else 'on at the published limits (scale 1)'}")
+              f"{'off' if args.unthrottled else 'on at the published limits (scale 1)'}"
+              f"{f', {args.faults:.0%} of Graph requests failing' if args.faults else ''}")
         observed = run_backup(info, proxy, sim, demo_secret, policies=args.policies, seed=args.seed,
                               throttled=not args.unthrottled, poll=args.poll, timeout=args.timeout,
                               cpu_pids={"durable host": info.pids["dfhost"],
                                         "simulator": info.pids["graphsim"], "azurite": azurite_pid,
-                                        "this process (client, storage proxy)": os.getpid()})
+                                        "this process (client, storage proxy)": os.getpid()},
+                              fault_rate=args.faults)
     result, defects = report(observed, throttled=not args.unthrottled)
     load_after = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nload average after: {load_after}")
@@ -517,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"DEFECT: {defect}")
     if args.out:
         result.update(policies=args.policies, seed=args.seed, throttled=not args.unthrottled,
-                      defects=defects, load_before=load_before, load_after=load_after)
+                      fault_rate=args.faults, defects=defects, load_before=load_before, load_after=load_after)
         args.out.write_text(json.dumps(result, indent=2))
     return 1 if defects else 0
 

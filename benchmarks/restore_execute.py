@@ -1,13 +1,15 @@
 """Wall time against the write floor, peak writes per window and per-phase times of one restore execution.
 
-Starts Azurite (behind the counting storage proxy of :mod:`benchmarks.backup_set_capture`), the Graph + Entra
+Starts Azurite (behind the counting storage proxy of :mod:`benchmarks.backup_set_capture`, which here also
+times each request), the Graph + Entra
 simulator and the local Durable host (and always stops them), seeds a generated customer tenant of N
 policies (most of them with assignments), captures it into a backup set through the public API with the
 simulator's throttling off, then gives the restore real work through the simulator's control API:
 
 - ``--change delete`` (default): every captured object the restore can create again is deleted (types the
-  catalog marks backup-only, tenant-wide singletons and built-in objects stay), so the restore creates them
-  all and writes all their assignments;
+  catalog marks backup-only, tenant-wide singletons, built-in objects and the default enrollment
+  configurations stay, as none of them can be deleted in Intune), so the restore creates them all and writes
+  all their assignments;
 - ``--change edit``: every such object that has a ``description`` gets a new one, so the restore updates
   them (and finds their assignments unchanged).
 
@@ -15,8 +17,8 @@ Then it switches the simulator's throttling on at Intune's published limits, sta
 ``POST /api/tenants/{id}/restores {"backupSetId": ...}`` (no preview: the execution plans for itself, and its
 plan time is part of the wall time), follows the monitor to the end like a Logic App and prints:
 
-- items and their outcomes, and defects: objects deleted that did not come back, objects that now exist more
-  than once by display name, a run that did not succeed;
+- items and their outcomes, and defects: objects deleted that did not come back, display names that now
+  exist more often than before, a run that did not succeed;
 - writes the restore made per throttling family (the simulator's request log for the tenant from the POST to
   ``finishedAt``, throttled ones included since Graph counts them; ``$batch`` envelopes excluded, their
   items are logged one by one);
@@ -24,30 +26,40 @@ plan time is part of the wall time), follows the monitor to the end like a Logic
   writes per 20 s, 200 for "devices"); the binding family is the largest; reads are checked the same way
   against 1,000 (2,000) requests per 20 s, and the floor is the largest of all;
 - wall time (POST to the run's ``finishedAt``, the server's clock on the same machine) and wall / floor
-  (target at most 1.15). Our client budget spreads a family's 100 writes over 21 s (the window plus a
-  one-second margin), so a run that is write-bound at best reaches about 1.05;
+  (target at most 1.15). The floor is a steady rate; Graph's buckets and our budget both start full, so the
+  first window's worth of writes may go at once, while in steady state the shared budget allows 100 writes
+  per 22.05 s (21 slices of 1.05 s), so a long write-bound run tends to about 1.10;
 - per stage, the floor of its busiest family (its writes at the allowed rate; a stage of fewer writes than
   one window's worth can go faster, since Graph's buckets and our budget start full);
 - peak writes (and requests) per 20 s window per family against the limit, and the 429s the simulator
   answered;
 - per-phase times from the orchestration's history (the local host's durable HTTP API, instance id = run
-  id): start to plan, plan, each stage (its chunks, their activity latencies, the orchestrator's gap between
-  one chunk's last answer and the next chunk's dispatch, retry timers), finish;
+  id): start to plan, plan, each stage (its rounds of activities, how long an activity ran and waited for a
+  worker slot, the orchestrator's gap between one round's last answer and the next dispatch, retry timers),
+  finish; and the orchestrator's episodes (how their spacing grows with the history it replays);
 - idle write time: seconds inside each stage in which the stage's busiest family made no write;
 - storage transactions per item at the app's own storage (tables and blobs, through the proxy), by table
-  and method, and CPU time per process.
+  and method, with each kind's round-trip times, and CPU time per process;
+- with ``--profile-host FILE``, py-spy samples the durable host during the restore (collapsed stacks, for a
+  look at where its time goes; py-spy is not a dependency of the project and must be installed apart).
+
+With ``--out``, the numbers go to a JSON file and the raw material (the simulator's request log, the
+orchestration history, the plan, the run's items) to ``<out>.raw.json`` beside it.
 
 Throttle scale: ``--scale`` is passed to the simulator's ``PUT /_sim/throttling``. The simulator has no time
 scale that keeps a run's shape while making it shorter: its scale divides each bucket's capacity *and* its
 window, so the refill rate (and the floor) stays the published one and only bursts get shorter. The app's
-client budget has no matching setting and always plans for the published 100 writes per 20 s, so any scale
-other than 1 makes the app burst past the simulator's smaller buckets (429s). Scale 1 is the measurement;
-a restore of 300 policies takes a few minutes at the published rate, so no time scaling is needed.
+client budget has no matching setting and always plans for the published 100 writes per 20 s, so a scale
+can draw 429s once the simulator's bucket (100 / scale writes) is smaller than the bursts the app sends
+(none at scale 4 with 60 policies); with a scale, peaks are also printed per scaled window. Scale 1 is the
+measurement: a restore of 300 policies takes about a minute at the published rate, so no time scaling is
+needed.
 
-The numbers come from the local stack (Python Durable host + Azurite on this 2-core machine), not from Azure.
+The numbers come from the local stack (Python Durable host + Azurite on this 2-core machine), not from Azure,
+and move with the machine's load: print the load average beside them.
 
 Run: ``.venv/bin/python -m benchmarks.restore_execute [--policies 300] [--seed 42] [--scale 1]
-[--change delete|edit] [--poll 1] [--timeout 1800] [--out FILE.json]``
+[--change delete|edit] [--poll 1] [--timeout 1800] [--out FILE.json] [--profile-host FILE --py-spy PATH]``
 """
 
 from __future__ import annotations
@@ -76,8 +88,8 @@ import httpx
 
 from benchmarks.backup_set_capture import CountingProxy, StorageCall, cpu_seconds
 from benchmarks.graph_read_rate import busiest_window
-from localdev.graphsim.catalog import limits_for
 from localdev.azurite import start_azurite
+from localdev.graphsim.catalog import limits_for
 from localdev.stack import (
     StackInfo,
     create_customer_tenant,
@@ -112,7 +124,8 @@ def _epoch(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def _wait_terminal(client: httpx.Client, url: str, *, poll: float, timeout: float) -> tuple[dict[str, Any], int]:
+def _wait_terminal(client: httpx.Client, url: str, *, poll: float,
+                   timeout: float) -> tuple[dict[str, Any], int]:
     deadline = time.monotonic() + timeout
     polls = 0
     while time.monotonic() < deadline:
@@ -176,7 +189,8 @@ class TimedProxy(CountingProxy):
             finally:
                 segments = [s for s in request.path.split("/") if s][1:]
                 resource = segments[0].split("(", 1)[0] if segments else "?"
-                self.timed.append(TimedCall(service, resource, request.method, at, time.perf_counter() - began))
+                took = time.perf_counter() - began
+                self.timed.append(TimedCall(service, resource, request.method, at, took))
         return handle
 
 
@@ -188,7 +202,8 @@ def timed_stack(demo_secret: str) -> Iterator[tuple[StackInfo, TimedProxy, int]]
     try:
         proxy.start()
         with tempfile.TemporaryDirectory(prefix="bench-restore-") as state, \
-                running_stack(storage=azurite.connection_string, state_dir=Path(state), demo_secret=demo_secret,
+                running_stack(storage=azurite.connection_string, state_dir=Path(state),
+                              demo_secret=demo_secret,
                               extra_env={"STORAGE_CONNECTION_STRING": proxy.connection_string(
                                   azurite.queue_port)}) as info:
             yield info, proxy, azurite.pid
@@ -219,7 +234,7 @@ def restorable(type_key: str) -> bool:
 
 def set_scene(info: StackInfo, sim: httpx.Client, demo_secret: str, *, policies: int, seed: int,
               change: str, poll: float, timeout: float) -> tuple[Scene, str]:
-    """Tenant, admin, capture, then delete (or edit) what the restore will bring back. Returns the admin token."""
+    """Tenant, admin, capture, then delete (or edit) what the restore brings back; the admin's token too."""
     tenant_id = str(uuid.uuid4())
     name = f"Bench restore {tenant_id[:8]}"
     create_customer_tenant(sim, tenant_id=tenant_id, secret=demo_secret, display_name=name,
@@ -234,8 +249,8 @@ def set_scene(info: StackInfo, sim: httpx.Client, demo_secret: str, *, policies:
 
     with _api(info, admin) as client:
         began = time.perf_counter()
-        started = _ok(client.post(f"/tenants/{tenant_id}/backup-sets",
-                                  json={"name": "before restore", "selection": {"all": True}}), "start backup")
+        request = {"name": "before restore", "selection": {"all": True}}
+        started = _ok(client.post(f"/tenants/{tenant_id}/backup-sets", json=request), "start backup")
         run, _ = _wait_terminal(client, started.headers["Location"], poll=poll, timeout=timeout)
         capture_s = time.perf_counter() - began
         if run["status"] != "succeeded":
@@ -299,9 +314,9 @@ def sampled(pid: int, out: Path | None, py_spy: str) -> Iterator[None]:
     if out is None:
         yield
         return
-    proc = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", "50", "--format", "raw",
-                             "--nonblocking", "--output", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", str(SAMPLE_RATE),
+                             "--format", "raw", "--nonblocking", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
     finally:
@@ -312,12 +327,39 @@ def sampled(pid: int, out: Path | None, py_spy: str) -> Iterator[None]:
             proc.kill()
 
 
+SAMPLE_RATE = 50  # py-spy samples per second
+
+
+def profile_summary(path: Path, top: int = 12) -> list[tuple[str, float, float]]:
+    """Where the host's threads were, from py-spy's collapsed stacks: (place, seconds, share), largest first.
+
+    A sample of a worker thread is charged to the first function it runs for the event loop (the app's storage
+    and orchestrator calls run there); other samples to their innermost frame. Idle workers are left out.
+    """
+    places: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = [f.split(" (", 1)[0] for f in stack.split(";")]
+        if "_WorkItem.run" in frames:
+            index = frames.index("_WorkItem.run")
+            place = frames[index + 1] if index + 1 < len(frames) else ""
+        else:
+            place = frames[-1] if frames[-1] != "_worker" else ""
+        if place:
+            places[place] += int(count)
+    total = sum(places.values()) or 1
+    return [(place, n / SAMPLE_RATE, n / total) for place, n in places.most_common(top)]
+
+
 def run_restore(info: StackInfo, proxy: TimedProxy, sim: httpx.Client, scene: Scene, admin: str, *,
                 scale: float, poll: float, timeout: float, cpu_pids: dict[str, int],
                 profile: Path | None = None, py_spy: str = "py-spy") -> Observed:
     # Let the capture's requests leave the client budget's window, so the restore starts with a full budget.
     time.sleep(BUDGET_WINDOW)
-    sim.put("/_sim/throttling", json={"enabled": True, "scale": scale, "retryAfter": "int"}).raise_for_status()
+    throttling = {"enabled": True, "scale": scale, "retryAfter": "int"}
+    sim.put("/_sim/throttling", json=throttling).raise_for_status()
     tenant_id = scene.tenant_id
     with _api(info, admin) as client:
         _ok(client.get("/health"), "health")  # the connection, outside the timing
@@ -499,7 +541,7 @@ def _idle(times: list[float], start: float, end: float, gap: float = 1.0) -> flo
     return idle
 
 
-def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
+def report(scene: Scene, obs: Observed, *, scale: float = 1.0) -> tuple[dict[str, Any], list[str]]:
     run = obs.run
     counts = run["counts"]
     defects: list[str] = []
@@ -529,13 +571,15 @@ def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
     if missing:
         defects.append(f"{len(missing)} objects were not restored, e.g. {missing[:3]}")
     if duplicated:
-        defects.append(f"{len(duplicated)} objects exist more than once after the restore, e.g. {duplicated[:3]}")
+        defects.append(f"{len(duplicated)} objects exist more often after the restore than before, e.g. "
+                       f"{duplicated[:3]}")
     if run["status"] != "succeeded":
         errors = Counter((i.get("error") or {}).get("code") for i in obs.run_items if i["status"] == "failed")
         defects.append(f"run {run['status']}: {dict(statuses)} (error codes {dict(errors)})")
         for item in obs.run_items:
             if item["status"] == "failed":
-                print(f"  failed: {item['itemId']} {item.get('displayName')!r}: {(item.get('error') or {}).get('code')}")
+                code = (item.get("error") or {}).get("code")
+                print(f"  failed: {item['itemId']} {item.get('displayName')!r}: {code}")
 
     # Graph writes per family, the floors and the peaks.
     log = [e for e in obs.graph_log if not e["path"].endswith("/$batch")]
@@ -568,12 +612,20 @@ def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
               f"{n429}; write floor {f_write:6.1f} s at {w_app}/{window:g} s; peak writes per {window:g} s "
               f"{peak_w} / {w_app}; peak requests {peak_any} / {any_app}")
         if peak_w > w_app or peak_any > any_app:
-            defects.append(f"family {family}: {peak_w} writes ({peak_any} requests) in one {window:g} s window, "
-                           f"over the limit {w_app} ({any_app})")
+            defects.append(f"family {family}: {peak_w} writes ({peak_any} requests) in one {window:g} s "
+                           f"window, over the limit {w_app} ({any_app})")
+        if scale != 1:
+            # What the simulator enforced: the limit and the window both divided by the scale.
+            s_window, s_limit = window / scale, max(w_app / scale, 1.0)
+            s_peak = busiest_window([e["time"] for e in fam_writes], s_window)
+            families[family].update(scaled_window_s=s_window, scaled_write_limit=s_limit,
+                                    scaled_peak_writes=s_peak)
+            print(f"  {'':20s} scaled by {scale:g}: peak writes per {s_window:g} s {s_peak} / {s_limit:g}")
         if n429:
             defects.append(f"family {family}: the simulator answered {n429} requests with 429")
     ratio = wall / write_floor if write_floor else None
-    print(f"write floor (binding family {binding}): {write_floor:.1f} s; floor including reads: {floor:.1f} s")
+    print(f"write floor (binding family {binding}): {write_floor:.1f} s; floor including reads: "
+          f"{floor:.1f} s")
     if ratio is not None:
         print(f"wall / write floor = {wall:.1f} / {write_floor:.1f} = {ratio:.3f} (target <= {TARGET_RATIO})")
 
@@ -587,12 +639,13 @@ def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
     if not obs.history:
         print("\n(no orchestration history: the host's durable API did not answer)")
     else:
-        print(f"\nphases (orchestration history; t = seconds after the POST):")
+        print("\nphases (orchestration history; t = seconds after the POST):")
         if phases.mark:
             print(f"  POST -> orchestration started {phases.started - obs.posted_at:6.2f} s; mark running "
                   f"{phases.mark[1] - phases.mark[0]:.2f} s")
         for sent, done in phases.plan:
-            print(f"  plan         t={sent - obs.posted_at:7.2f} .. {done - obs.posted_at:7.2f}  {done - sent:6.2f} s")
+            print(f"  plan         t={sent - obs.posted_at:7.2f} .. {done - obs.posted_at:7.2f}  "
+                  f"{done - sent:6.2f} s")
             phase_rows.append({"phase": "plan", "start": round(sent - obs.posted_at, 2),
                                "seconds": round(done - sent, 2)})
         for stage in stages:
@@ -610,6 +663,11 @@ def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
             busiest_writes = [e["time"] for e in _writes(in_stage) if e["bucket"] == busiest]
             idle = _idle(busiest_writes, start, end) if busiest_writes else end - start
             retries = sum(r.statuses.get("retry", 0) for r in rounds)
+            # A round ends with its slowest answer: the time from its median answer to its last is spent
+            # waiting on a few items (a throttled family's budget) while most worker slots have nothing to do.
+            held = sum(r.completed - statistics.median(r.scheduled + q + x
+                                                       for q, x in zip(r.queued, r.latencies, strict=True))
+                       for r in rounds if r.latencies)
             print(f"  {stage_label(stage.stage):58s} t={start - obs.posted_at:7.2f} .. "
                   f"{end - obs.posted_at:7.2f}  {end - start:6.2f} s; {len(stage.positions)} items, "
                   f"{len(rounds)} rounds, writes {len(_writes(in_stage))} (busiest family {busiest or '-'}: "
@@ -617,15 +675,17 @@ def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
                   f"{statistics.median(latencies):.2f} s max {max(latencies):.2f} s; wait for a slot median "
                   f"{statistics.median(queued):.2f} s; gap between rounds "
                   f"median {statistics.median(gaps) if gaps else 0:.2f} s sum {sum(gaps):.2f} s; "
-                  f"retries {retries}")
+                  f"retries {retries}; rounds held by their slowest items {held:.1f} s")
             phase_rows.append({
-                "phase": stage_label(stage.stage), "stage": stage.stage, "start": round(start - obs.posted_at, 2),
+                "phase": stage_label(stage.stage), "stage": stage.stage,
+                "start": round(start - obs.posted_at, 2),
                 "seconds": round(end - start, 2), "items": len(stage.positions), "rounds": len(rounds),
                 "writes": len(_writes(in_stage)), "busiest_family": busiest, "floor_s": round(stage_floor, 2),
                 "idle_write_s": round(idle, 2), "latency_median_s": round(statistics.median(latencies), 3),
-                "latency_max_s": round(max(latencies), 3), "slot_wait_median_s": round(statistics.median(queued), 3),
+                "latency_max_s": round(max(latencies), 3),
+                "slot_wait_median_s": round(statistics.median(queued), 3),
                 "round_gap_median_s": round(statistics.median(gaps), 3) if gaps else 0.0,
-                "round_gaps_s": round(sum(gaps), 2), "retries": retries,
+                "round_gaps_s": round(sum(gaps), 2), "retries": retries, "held_by_slowest_s": round(held, 2),
                 "round_seconds": [round(r.completed - r.scheduled, 2) for r in rounds]})
         prev_end = None
         between = 0.0
@@ -636,7 +696,8 @@ def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
             prev_end = max(prev_end or 0.0, r.completed)
         if phases.finish:
             sent, done = phases.finish
-            print(f"  finish       t={sent - obs.posted_at:7.2f} .. {done - obs.posted_at:7.2f}  {done - sent:6.2f} s")
+            print(f"  finish       t={sent - obs.posted_at:7.2f} .. {done - obs.posted_at:7.2f}  "
+                  f"{done - sent:6.2f} s")
             phase_rows.append({"phase": "finish", "start": round(sent - obs.posted_at, 2),
                                "seconds": round(done - sent, 2)})
         # The orchestrator replays its whole history in every episode: the shortest gap between episodes
@@ -650,8 +711,9 @@ def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
                 episode_rows.append({"history_events_from": part[0][1], "min_gap_ms": round(min(gaps_ms), 1),
                                      "median_gap_ms": round(statistics.median(gaps_ms), 1),
                                      "answers_per_episode": round(statistics.mean(e[2] for e in part), 2)})
-        print(f"  orchestrator: {len(episodes)} episodes, {len(obs.history)} history events; per third of the run "
-              "(history length at its start: shortest / median gap between episodes, answers per episode): "
+        print(f"  orchestrator: {len(episodes)} episodes, {len(obs.history)} history events; per third of "
+              "the run (history length at its start: shortest / median gap between episodes, answers per "
+              "episode): "
               + "; ".join(f"{r['history_events_from']}: {r['min_gap_ms']:.0f} / {r['median_gap_ms']:.0f} ms, "
                           f"{r['answers_per_episode']:.1f}" for r in episode_rows))
         timers = sum(b - a for a, b in phases.timers)
@@ -664,7 +726,8 @@ def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
     blobs = [c for c in obs.storage if c.service == "blob"]
     print(f"\napp storage, POST to terminal: {len(tables)} table transactions "
           f"({sum(c.operations for c in tables)} operations), {len(blobs)} blob requests; per plan item "
-          f"{len(tables) / items_n:.2f} table, {len(blobs) / items_n:.2f} blob (includes {obs.polls} monitor polls)")
+          f"{len(tables) / items_n:.2f} table, {len(blobs) / items_n:.2f} blob (includes {obs.polls} monitor "
+          "polls)")
     kinds: Counter[tuple[str, str, str]] = Counter((c.service, c.resource, c.method) for c in obs.storage)
     for (service, resource, method), n in sorted(kinds.items(), key=lambda kv: -kv[1]):
         print(f"  {service:5s} {resource:40s} {method:7s} {n:6d}  = {n / items_n:.3f} per item")
@@ -672,8 +735,8 @@ def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
     for call in obs.timed:
         by_kind[(call.service, call.resource, call.method)].append(call.seconds)
     total_storage = sum(c.seconds for c in obs.timed)
-    print(f"storage round trips (proxy -> Azurite), POST to terminal: {len(obs.timed)} calls, {total_storage:.1f} s "
-          f"in all; per kind: count, median, p90 (ms)")
+    print(f"storage round trips (proxy -> Azurite), POST to terminal: {len(obs.timed)} calls, "
+          f"{total_storage:.1f} s in all; per kind: count, median, p90 (ms)")
     latency: dict[str, Any] = {}
     for (service, resource, method), values in sorted(by_kind.items(), key=lambda kv: -sum(kv[1])):
         values.sort()
@@ -681,7 +744,8 @@ def report(scene: Scene, obs: Observed) -> tuple[dict[str, Any], list[str]]:
         latency[f"{service} {resource} {method}"] = {"count": len(values), "sum_s": round(sum(values), 2),
                                                      "median_ms": round(statistics.median(values) * 1000, 1),
                                                      "p90_ms": round(p90 * 1000, 1)}
-        print(f"  {service:5s} {resource:30s} {method:7s} {len(values):6d}  median {statistics.median(values) * 1000:6.1f}"
+        median = statistics.median(values) * 1000
+        print(f"  {service:5s} {resource:30s} {method:7s} {len(values):6d}  median {median:6.1f}"
               f"  p90 {p90 * 1000:6.1f}  sum {sum(values):6.1f} s")
     cpu_line = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in obs.cpu.items())
     print(f"CPU used from the POST to the monitor's 200: {cpu_line}")
@@ -720,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait for each run (default 1800)")
     parser.add_argument("--out", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--profile-host", type=Path, metavar="FILE",
-                        help="sample the durable host with py-spy during the restore; collapsed stacks to FILE")
+                        help="sample the durable host with py-spy during the restore (collapsed stacks)")
     parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable (default: py-spy on PATH)")
     args = parser.parse_args(argv)
     if args.policies < 1:
@@ -741,11 +805,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{ {k: len(v) for k, v in sorted(scene.changed.items())} }")
         observed = run_restore(info, proxy, sim, scene, admin, scale=args.scale, poll=args.poll,
                                timeout=args.timeout,
-                               cpu_pids={"durable host": info.pids["dfhost"], "simulator": info.pids["graphsim"],
-                                         "azurite": azurite_pid,
+                               cpu_pids={"durable host": info.pids["dfhost"],
+                                         "simulator": info.pids["graphsim"], "azurite": azurite_pid,
                                          "this process (client, storage proxy)": os.getpid()},
                                profile=args.profile_host, py_spy=args.py_spy)
-    result, defects = report(scene, observed)
+    result, defects = report(scene, observed, scale=args.scale)
+    if args.profile_host and args.profile_host.exists():
+        print(f"\ndurable host during the restore (py-spy, {SAMPLE_RATE} samples/s; seconds of thread time):")
+        rows = profile_summary(args.profile_host)
+        for place, seconds, share in rows:
+            print(f"  {seconds:6.1f} s {share * 100:5.1f}%  {place}")
+        result["host_profile"] = [{"place": place, "seconds": round(seconds, 2), "share": round(share, 3)}
+                                  for place, seconds, share in rows]
     load_after = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nload average after: {load_after}")
     for defect in defects:

@@ -9,6 +9,7 @@ from http_triggers import (  # noqa: F401
     health,
     notifications,
     openapi,
+    permissions,
     policies,
     policy_types,
     progress,

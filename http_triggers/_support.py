@@ -7,11 +7,13 @@ import inspect
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import azure.functions as func
+from azure.functions.decorators.function_app import Function, FunctionBuilder
+from azure.functions.decorators.http import HttpTrigger
 from pydantic import BaseModel, ValidationError
 
 from shared import container
@@ -28,10 +30,18 @@ from shared.http import (
     problem_from_validation,
     require_json_media_type,
 )
+from shared.openapi_registry import (
+    REGISTRY,
+    DocumentedRoute,
+    OperationDoc,
+    OperationRegistry,
+    Param,
+    RoleNeeded,
+)
 
 __all__ = [
-    "JsonLimits", "api_base_url", "caller", "json_response", "problem_responses", "query_bool", "query_int",
-    "read_json", "reject_body",
+    "JsonLimits", "api_base_url", "caller", "documented", "json_response", "problem_responses", "query_bool",
+    "query_int", "read_json", "reject_body", "undocumented_routes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -212,3 +222,51 @@ def query_bool(req: func.HttpRequest, name: str) -> bool:
     if raw not in ("true", "false", "1", "0"):
         raise InvalidRequest(f"Query parameter '{name}' must be true or false.")
     return raw in ("true", "1")
+
+
+def documented(summary: str, *, ok: Mapping[str, Mapping[str, Any]], role: RoleNeeded | None,
+               params: tuple[Param, ...] = (), body: type[BaseModel] | None = None,
+               errors: frozenset[int] = frozenset(), takes_no_body: bool = False,
+               registry: OperationRegistry = REGISTRY) -> Callable[[FunctionBuilder], FunctionBuilder]:
+    """Document the route declared just below (place it above ``@bp.route``).
+
+    The path, the methods and whether the route is anonymous are read from the route's registration; the
+    arguments are what the registration cannot say (see :class:`~shared.openapi_registry.OperationDoc`).
+
+    Raises:
+        TypeError: it is not placed above a ``@bp.route`` registration.
+    """
+    doc = OperationDoc(summary=summary, ok=ok, role=role, params=params, body=body, errors=errors,
+                       takes_no_body=takes_no_body)
+
+    def record(builder: FunctionBuilder) -> FunctionBuilder:
+        trigger = builder.build().get_trigger() if isinstance(builder, FunctionBuilder) else None
+        if not isinstance(trigger, HttpTrigger):
+            raise TypeError("@documented goes above the @bp.route of the handler it documents")
+        public = trigger.auth_level == func.AuthLevel.ANONYMOUS
+        for method in trigger.methods or ():
+            registry.add(DocumentedRoute(method=_method_name(method), path=f"/{ROUTE_PREFIX}/{trigger.route}",
+                                         public=public, doc=doc, handler=builder.build().get_user_function()))
+        return builder
+
+    return record
+
+
+def _method_name(method: object) -> str:
+    return str(getattr(method, "value", method)).lower()
+
+
+def undocumented_routes(functions: Iterable[Function],
+                        registry: OperationRegistry = REGISTRY) -> list[str]:
+    """``METHOD /api/route`` of every HTTP route among ``functions`` that no ``@documented`` describes."""
+    documented_keys = {(route.method, route.path) for route in registry.routes()}
+    missing = []
+    for function in functions:
+        trigger = function.get_trigger()
+        if not isinstance(trigger, HttpTrigger):
+            continue
+        for method in trigger.methods or ():
+            key = (_method_name(method), f"/{ROUTE_PREFIX}/{trigger.route}")
+            if key not in documented_keys:
+                missing.append(f"{key[0].upper()} {key[1]}")
+    return missing

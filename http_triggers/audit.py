@@ -5,11 +5,15 @@ from __future__ import annotations
 import azure.functions as func
 
 from http_triggers._blueprint import bp
-from http_triggers._support import caller, json_response, problem_responses, query_int
+from http_triggers._support import caller, documented, json_response, problem_responses, query_int
 from shared import container
 from shared.domain import Role
+from shared.openapi_registry import CONTINUATION, json_answer, query, top
 
 
+@documented("Audit events, newest first (reader)", ok={"200": json_answer("audit events", "AuditPage")},
+            role=Role.READER, params=(query("runId", {"type": "string"}, "only events linked to this run"),
+                                      top(default=50, maximum=200), CONTINUATION))
 @bp.route(route="tenants/{tenantId}/audit", methods=["GET"])
 @problem_responses
 def list_audit(req: func.HttpRequest) -> func.HttpResponse:

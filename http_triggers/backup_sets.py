@@ -12,6 +12,7 @@ from http_triggers._launch import deliver_in_background
 from http_triggers._support import (
     api_base_url,
     caller,
+    documented,
     json_response,
     problem_responses,
     query_int,
@@ -29,6 +30,7 @@ from shared import container
 from shared.domain import BackupSetRequest, Grant, Role
 from shared.domain.backupsets import AddItemsRequest
 from shared.http import JsonLimits
+from shared.openapi_registry import CONTINUATION, IDEMPOTENCY_KEY, accepted, json_answer, top
 
 # A selection may list up to 5,000 policies (about 80 bytes each); the count itself is checked when the
 # selection is normalised, with its own code.
@@ -39,6 +41,9 @@ def _grant(req: func.HttpRequest, role: Role) -> Grant:
     return container.access_service().require(caller(req), req.route_params["tenantId"], role)
 
 
+@documented("Start a backup set capture of a selection (operator); the body also returns the set",
+            ok={"202": accepted(schema_name="BackupSetRun")}, role=Role.OPERATOR, params=(IDEMPOTENCY_KEY,),
+            body=BackupSetRequest, errors=frozenset({422}))
 @bp.route(route="tenants/{tenantId}/backup-sets", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_responses
@@ -60,6 +65,10 @@ async def start_backup_set(req: func.HttpRequest, client: df.DurableOrchestratio
     return json_response(rendered, status=202, headers=headers)
 
 
+# 409 backup-set-busy while the set's own capture runs; 404 backup-set-not-found.
+@documented("Capture policies into an existing set, again for those it holds (operator)",
+            ok={"202": accepted(schema_name="BackupSetRun")}, role=Role.OPERATOR, params=(IDEMPOTENCY_KEY,),
+            body=AddItemsRequest, errors=frozenset({409, 422}))
 @bp.route(route="tenants/{tenantId}/backup-sets/{backupSetId}/items", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_responses
@@ -84,6 +93,8 @@ async def add_backup_set_items(req: func.HttpRequest,
     return json_response(rendered, status=202, headers=headers)
 
 
+@documented("Backup sets, newest first (reader)", ok={"200": json_answer("backup sets", "BackupSetPage")},
+            role=Role.READER, params=(top(default=50, maximum=200), CONTINUATION))
 @bp.route(route="tenants/{tenantId}/backup-sets", methods=["GET"])
 @problem_responses
 def list_backup_sets(req: func.HttpRequest) -> func.HttpResponse:
@@ -95,6 +106,9 @@ def list_backup_sets(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(render_backup_set_page(page, api_base_url(req)))
 
 
+@documented("One backup set with a page of its items (reader)",
+            ok={"200": json_answer("backup set", "BackupSetWithItems")}, role=Role.READER,
+            params=(top(default=100, maximum=1000), CONTINUATION))
 @bp.route(route="tenants/{tenantId}/backup-sets/{backupSetId}", methods=["GET"])
 @problem_responses
 def get_backup_set(req: func.HttpRequest) -> func.HttpResponse:
@@ -112,6 +126,10 @@ def get_backup_set(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(body)
 
 
+# 409 item-not-captured: the item is pending or failed, so there is no body.
+@documented("The captured JSON of one item of a set, as Graph returned it (reader)",
+            ok={"200": json_answer("captured policy", "CapturedPolicy")}, role=Role.READER,
+            errors=frozenset({409}))
 @bp.route(route="tenants/{tenantId}/backup-sets/{backupSetId}/items/{itemId}", methods=["GET"])
 @problem_responses
 def get_backup_set_item(req: func.HttpRequest) -> func.HttpResponse:
@@ -123,6 +141,10 @@ def get_backup_set_item(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(body=body, status_code=200, mimetype="application/json", charset="utf-8")
 
 
+@documented("Each item of a set new, changed or unchanged, and the policies gone since, against the newest "
+            "earlier complete set that selects at least as much (reader); empty until it finishes",
+            ok={"200": json_answer("changes", "BackupSetChangePage")}, role=Role.READER,
+            params=(top(default=100, maximum=1000), CONTINUATION))
 @bp.route(route="tenants/{tenantId}/backup-sets/{backupSetId}/changes", methods=["GET"])
 @problem_responses
 def list_backup_set_changes(req: func.HttpRequest) -> func.HttpResponse:

@@ -8,6 +8,7 @@ from http_triggers._blueprint import bp
 from http_triggers._support import (
     api_base_url,
     caller,
+    documented,
     json_response,
     problem_responses,
     query_bool,
@@ -16,8 +17,13 @@ from http_triggers._support import (
 )
 from http_triggers._views import render_notification_page
 from shared import container
+from shared.openapi_registry import ANY_CALLER, CONTINUATION, json_answer, query, top
 
 
+@documented("The caller's notifications, newest first",
+            ok={"200": json_answer("notifications", "NotificationPage")}, role=ANY_CALLER,
+            params=(query("unread", {"type": "boolean"}, "leave out those already read"),
+                    top(default=50, maximum=200), CONTINUATION))
 @bp.route(route="notifications", methods=["GET"])
 @problem_responses
 def list_notifications(req: func.HttpRequest) -> func.HttpResponse:
@@ -28,6 +34,8 @@ def list_notifications(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(render_notification_page(page, api_base_url(req)))
 
 
+@documented("Mark one of my notifications read", ok={"200": json_answer("read", "NotificationRead")},
+            role=ANY_CALLER, errors=frozenset({404}), takes_no_body=True)
 @bp.route(route="notifications/{notificationId}/read", methods=["POST"])
 @problem_responses
 def mark_notification_read(req: func.HttpRequest) -> func.HttpResponse:

@@ -8,15 +8,21 @@ from typing import Any
 import azure.functions as func
 
 from http_triggers._blueprint import bp
-from http_triggers._support import caller, json_response, problem_responses
+from http_triggers._support import caller, documented, json_response, problem_responses
 from http_triggers._views import render_policy
 from shared import container
 from shared.domain import Role
 from shared.errors import AppError
 from shared.graph.catalog import CATALOG
+from shared.openapi_registry import json_answer, query
 from shared.redaction import redact
 
 
+# Graph refusing the app (403 naming the permission), failing (502) or throttling (503).
+@documented("Live list of the tenant's policies (reader); without type, every type and per-type errors",
+            ok={"200": json_answer("policies", "PolicyList")}, role=Role.READER,
+            params=(query("type", {"enum": sorted(CATALOG)}, "catalog policy type"),),
+            errors=frozenset({403, 502}))
 @bp.route(route="tenants/{tenantId}/policies", methods=["GET"])
 @problem_responses
 async def list_policies(req: func.HttpRequest) -> func.HttpResponse:

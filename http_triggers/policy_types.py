@@ -5,11 +5,14 @@ from __future__ import annotations
 import azure.functions as func
 
 from http_triggers._blueprint import bp
-from http_triggers._support import caller, json_response, problem_responses
+from http_triggers._support import caller, documented, json_response, problem_responses
 from http_triggers._views import render_policy_types
 from shared.graph.catalog import CATALOG
+from shared.openapi_registry import ANY_CALLER, json_answer
 
 
+@documented("The policy type catalog: Graph route, permissions and what a restore can do with each",
+            ok={"200": json_answer("policy types, sorted by key", "PolicyTypeList")}, role=ANY_CALLER)
 @bp.route(route="policy-types", methods=["GET"])
 @problem_responses
 def list_policy_types(req: func.HttpRequest) -> func.HttpResponse:

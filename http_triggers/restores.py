@@ -9,13 +9,21 @@ import azure.functions as func
 
 from http_triggers._blueprint import bp
 from http_triggers._launch import deliver_in_background
-from http_triggers._support import api_base_url, caller, json_response, problem_responses, read_json
+from http_triggers._support import (
+    api_base_url,
+    caller,
+    documented,
+    json_response,
+    problem_responses,
+    read_json,
+)
 from http_triggers._views import render_run
 from http_triggers.snapshots import RETRY_AFTER_SECONDS
 from shared import container
 from shared.domain import Role
 from shared.domain.restore import INTERNAL_PLAN_FIELDS, RestoreRequest
 from shared.http import JsonLimits
+from shared.openapi_registry import IDEMPOTENCY_KEY, RUN_ACCEPTED, json_answer
 
 # Up to 5,000 item ids (about 80 bytes each) and a group mapping of up to 1,000 pairs.
 _BODY_LIMITS = JsonLimits(max_body_bytes=1024 * 1024)
@@ -36,6 +44,12 @@ async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, *
     return json_response(rendered, status=202, headers=headers)
 
 
+# 404 backup-set-not-found (also for a source tenant the caller cannot read); 409 backup-set-not-ready
+# while the set is being captured.
+@documented("Start a read-only preview of restoring a backup set (or some of its items) into the tenant "
+            "(operator); its plan is served by GET .../runs/{runId}/preview",
+            ok={"202": RUN_ACCEPTED}, role=Role.OPERATOR, params=(IDEMPOTENCY_KEY,), body=RestoreRequest,
+            errors=frozenset({409, 422}))
 @bp.route(route="tenants/{tenantId}/restores/previews", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_responses
@@ -45,6 +59,11 @@ async def start_restore_preview(req: func.HttpRequest,
     return await _start(req, client, execute=False)
 
 
+# 409 restore-already-active naming the active restore, backup-set-not-ready, preview-not-usable.
+@documented("Start a restore of a backup set (or some of its items) into the tenant (admin); with "
+            "previewRunId exactly the previewed plan, items whose target changed since become conflicts",
+            ok={"202": RUN_ACCEPTED}, role=Role.ADMIN, params=(IDEMPOTENCY_KEY,), body=RestoreRequest,
+            errors=frozenset({409, 422}))
 @bp.route(route="tenants/{tenantId}/restores", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_responses
@@ -53,6 +72,9 @@ async def start_restore(req: func.HttpRequest, client: df.DurableOrchestrationCl
     return await _start(req, client, execute=True)
 
 
+# 409 not-a-restore-run, plan-not-ready (the run has not planned yet).
+@documented("The persisted plan of a restore preview (or restore) run (reader)",
+            ok={"200": json_answer("plan", "RestorePlan")}, role=Role.READER, errors=frozenset({409}))
 @bp.route(route="tenants/{tenantId}/runs/{runId}/preview", methods=["GET"])
 @problem_responses
 def get_restore_plan(req: func.HttpRequest) -> func.HttpResponse:

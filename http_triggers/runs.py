@@ -13,6 +13,7 @@ from http_triggers._launch import deliver_in_background
 from http_triggers._support import (
     api_base_url,
     caller,
+    documented,
     json_response,
     problem_responses,
     query_int,
@@ -23,6 +24,15 @@ from http_triggers.snapshots import RETRY_AFTER_SECONDS
 from shared import container
 from shared.domain import Grant, Role, RunKind, RunStatus
 from shared.errors import InvalidRequest
+from shared.openapi_registry import (
+    AS_FOR_RUN_KIND,
+    CONTINUATION,
+    RUN_ACCEPTED,
+    accepted,
+    enum_query,
+    json_answer,
+    top,
+)
 from shared.services.outbox import orchestration_launcher
 from shared.services.recovery import OrchestrationStatusUnknown
 
@@ -40,6 +50,9 @@ def _enum_param(req: func.HttpRequest, name: str, enum: type[RunKind] | type[Run
     return raw
 
 
+@documented("Runs, newest first (reader)", ok={"200": json_answer("runs", "RunPage")}, role=Role.READER,
+            params=(enum_query("kind", RunKind), enum_query("status", RunStatus),
+                    top(default=50, maximum=200), CONTINUATION))
 @bp.route(route="tenants/{tenantId}/runs", methods=["GET"])
 @problem_responses
 def list_runs(req: func.HttpRequest) -> func.HttpResponse:
@@ -53,6 +66,7 @@ def list_runs(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(render_run_page(page, api_base_url(req)))
 
 
+@documented("One run (reader)", ok={"200": json_answer("run", "Run")}, role=Role.READER)
 @bp.route(route="tenants/{tenantId}/runs/{runId}", methods=["GET"])
 @problem_responses
 def get_run(req: func.HttpRequest) -> func.HttpResponse:
@@ -62,6 +76,8 @@ def get_run(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(render_run(run, api_base_url(req)))
 
 
+@documented("Poll until terminal: 202 while active, 200 when done (reader)",
+            ok={"200": json_answer("terminal run", "Run"), "202": accepted("still active")}, role=Role.READER)
 @bp.route(route="tenants/{tenantId}/runs/{runId}/monitor", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 @problem_responses
@@ -86,6 +102,9 @@ async def monitor_run(req: func.HttpRequest, client: df.DurableOrchestrationClie
                          headers={"Location": body["links"]["monitor"], "Retry-After": RETRY_AFTER_SECONDS})
 
 
+@documented("Per-item outcomes (reader)", ok={"200": json_answer("items", "ItemPage")}, role=Role.READER,
+            params=(enum_query("status", ["succeeded", "failed", "skipped"]), top(default=100, maximum=1000),
+                    CONTINUATION))
 @bp.route(route="tenants/{tenantId}/runs/{runId}/items", methods=["GET"])
 @problem_responses
 def list_run_items(req: func.HttpRequest) -> func.HttpResponse:
@@ -101,6 +120,10 @@ def list_run_items(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(render_item_page(page))
 
 
+# 409 run-not-active once it ended otherwise; a second cancel answers the cancelled run again.
+@documented("Cancel an active run: its orchestration stopped, unsettled items skipped",
+            ok={"200": json_answer("the run, cancelled", "Run")}, role=AS_FOR_RUN_KIND,
+            errors=frozenset({409}), takes_no_body=True)
 @bp.route(route="tenants/{tenantId}/runs/{runId}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_responses
@@ -116,6 +139,11 @@ async def cancel_run(req: func.HttpRequest, client: df.DurableOrchestrationClien
     return json_response(render_run(run, api_base_url(req)))
 
 
+# 409 run-still-active, nothing-to-rerun (a set run with no failed or skipped item), rerun-not-supported,
+# backup-set-busy.
+@documented("Run an ended run again: a policy capture as it was, a backup set run for the items it failed "
+            "or skipped (as for the kind)",
+            ok={"202": RUN_ACCEPTED}, role=AS_FOR_RUN_KIND, errors=frozenset({409}), takes_no_body=True)
 @bp.route(route="tenants/{tenantId}/runs/{runId}/rerun", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_responses

@@ -5,11 +5,12 @@ from __future__ import annotations
 import azure.functions as func
 
 from http_triggers._blueprint import bp
-from http_triggers._support import caller, json_response, problem_responses, read_json
+from http_triggers._support import caller, documented, json_response, problem_responses, read_json
 from shared import container
 from shared.domain import Role
 from shared.domain.schedules import BackupSchedule, ScheduleRequest
 from shared.http import JsonLimits
+from shared.openapi_registry import json_answer, no_content
 
 # As a backup set request: a selection may list up to 5,000 policies.
 _BODY_LIMITS = JsonLimits(max_body_bytes=1024 * 1024)
@@ -22,6 +23,9 @@ def render_schedule(schedule: BackupSchedule) -> dict[str, object]:
     return body
 
 
+@documented("Create or replace the tenant's backup schedule and retention (admin); only slots after this "
+            "call are due", ok={"200": json_answer("schedule", "Schedule")}, role=Role.ADMIN,
+            body=ScheduleRequest)
 @bp.route(route=_ROUTE, methods=["PUT"])
 @problem_responses
 def put_schedule(req: func.HttpRequest) -> func.HttpResponse:
@@ -33,6 +37,8 @@ def put_schedule(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(render_schedule(schedule))
 
 
+@documented("The tenant's backup schedule (reader)", ok={"200": json_answer("schedule", "Schedule")},
+            role=Role.READER)
 @bp.route(route=_ROUTE, methods=["GET"])
 @problem_responses
 def get_schedule(req: func.HttpRequest) -> func.HttpResponse:
@@ -41,6 +47,8 @@ def get_schedule(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(render_schedule(container.schedule_service().get(tenant_id=grant.tenant_id)))
 
 
+@documented("Remove the tenant's backup schedule (admin); 204 whether or not it existed",
+            ok={"204": no_content("removed")}, role=Role.ADMIN)
 @bp.route(route=_ROUTE, methods=["DELETE"])
 @problem_responses
 def delete_schedule(req: func.HttpRequest) -> func.HttpResponse:

@@ -10,11 +10,19 @@ import azure.functions as func
 
 from http_triggers._blueprint import bp
 from http_triggers._launch import deliver_in_background
-from http_triggers._support import api_base_url, caller, json_response, problem_responses, reject_body
+from http_triggers._support import (
+    api_base_url,
+    caller,
+    documented,
+    json_response,
+    problem_responses,
+    reject_body,
+)
 from http_triggers._views import render_run
 from shared import container
 from shared.domain import Role, RunKind, RunTarget
 from shared.errors import InvalidRequest
+from shared.openapi_registry import IDEMPOTENCY_KEY, RUN_ACCEPTED
 from shared.services.capture import require_policy_type
 
 # Graph ids are GUIDs, small integers (scope tags) or GUID-based compounds (enrollment defaults).
@@ -22,6 +30,8 @@ _POLICY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 RETRY_AFTER_SECONDS = "2"
 
 
+@documented("Start a snapshot of one policy (operator)", ok={"202": RUN_ACCEPTED}, role=Role.OPERATOR,
+            params=(IDEMPOTENCY_KEY,), errors=frozenset({422}), takes_no_body=True)
 @bp.route(route="tenants/{tenantId}/policies/{policyType}/{policyId}/snapshots", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problem_responses

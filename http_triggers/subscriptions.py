@@ -14,6 +14,7 @@ from http_triggers._blueprint import bp
 from http_triggers._support import (
     api_base_url,
     caller,
+    documented,
     json_response,
     problem_responses,
     query_int,
@@ -25,11 +26,15 @@ from shared.domain import Page, Role
 from shared.domain.webhooks import DeliveryState, WebhookDelivery, WebhookSubscription
 from shared.errors import InvalidRequest
 from shared.http import JsonLimits
+from shared.openapi_registry import CONTINUATION, enum_query, json_answer, no_content, top
 from shared.services.webhooks import SubscriptionRequest
 
 _ROUTE = "tenants/{tenantId}/subscriptions"
 _ONE = _ROUTE + "/{name}"
 _BODY_LIMITS = JsonLimits(max_body_bytes=16 * 1024)
+# Where the subscription lives: a Power Automate webhook trigger deletes it there when its flow goes.
+_LOCATION = {"Location": {"schema": {"type": "string"}, "required": True,
+                          "description": "URL of the subscription"}}
 
 
 def render_subscription(sub: WebhookSubscription) -> dict[str, Any]:
@@ -49,6 +54,13 @@ def _admin_tenant(req: func.HttpRequest) -> str:
     return grant.tenant_id
 
 
+# 400 invalid-subscription-name, invalid-webhook-url, webhook-url-not-https, webhook-url-not-allowed,
+# webhook-host-unresolved, invalid-webhook-format, invalid-webhook-events, invalid-webhook-filters,
+# too-many-subscriptions; 503 webhooks-not-configured without an encryption key.
+@documented("Create or replace a webhook subscription (admin); the answer holds a new signing secret, shown "
+            "this once", ok={"200": json_answer("replaced", "SubscriptionCreated", headers=_LOCATION),
+                             "201": json_answer("created", "SubscriptionCreated", headers=_LOCATION)},
+            role=Role.ADMIN, body=SubscriptionRequest)
 @bp.route(route=_ONE, methods=["PUT"])
 @problem_responses
 def put_subscription(req: func.HttpRequest) -> func.HttpResponse:
@@ -63,6 +75,8 @@ def put_subscription(req: func.HttpRequest) -> func.HttpResponse:
                          headers={"Cache-Control": "no-store", "Location": location})
 
 
+@documented("The tenant's webhook subscriptions (admin); URLs masked",
+            ok={"200": json_answer("subscriptions", "SubscriptionList")}, role=Role.ADMIN)
 @bp.route(route=_ROUTE, methods=["GET"])
 @problem_responses
 def list_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
@@ -72,6 +86,8 @@ def list_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
     return json_response({"items": [render_subscription(s) for s in subs]})
 
 
+@documented("One webhook subscription (admin); URL masked",
+            ok={"200": json_answer("subscription", "Subscription")}, role=Role.ADMIN)
 @bp.route(route=_ONE, methods=["GET"])
 @problem_responses
 def get_subscription(req: func.HttpRequest) -> func.HttpResponse:
@@ -81,6 +97,8 @@ def get_subscription(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(render_subscription(sub))
 
 
+@documented("Delete a webhook subscription and its deliveries (admin); 204 whether or not it existed",
+            ok={"204": no_content("deleted")}, role=Role.ADMIN)
 @bp.route(route=_ONE, methods=["DELETE"])
 @problem_responses
 def delete_subscription(req: func.HttpRequest) -> func.HttpResponse:
@@ -90,6 +108,9 @@ def delete_subscription(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(status_code=204)
 
 
+@documented("Send one signed test delivery now and report the answer (admin)",
+            ok={"200": json_answer("the receiver's answer", "TestDelivery")}, role=Role.ADMIN,
+            takes_no_body=True)
 @bp.route(route=_ONE + "/test", methods=["POST"])
 @problem_responses
 def test_subscription(req: func.HttpRequest) -> func.HttpResponse:
@@ -103,6 +124,9 @@ def test_subscription(req: func.HttpRequest) -> func.HttpResponse:
                           "statusCode": result.status_code, "error": result.error})
 
 
+@documented("A subscription's deliveries by run and event (admin); status=parked lists those given up",
+            ok={"200": json_answer("deliveries", "DeliveryPage")}, role=Role.ADMIN,
+            params=(enum_query("status", DeliveryState), top(default=50, maximum=200), CONTINUATION))
 @bp.route(route=_ONE + "/deliveries", methods=["GET"])
 @problem_responses
 def list_deliveries(req: func.HttpRequest) -> func.HttpResponse:
@@ -121,6 +145,10 @@ def list_deliveries(req: func.HttpRequest) -> func.HttpResponse:
                           "continuation": page.continuation})
 
 
+# 409 concurrent-update when the delivery changed meanwhile (a repeat is safe).
+@documented("Send a delivery again from its first attempt, in the background (admin)",
+            ok={"202": json_answer("the delivery, pending again", "Delivery")}, role=Role.ADMIN,
+            errors=frozenset({409}), takes_no_body=True)
 @bp.route(route=_ONE + "/deliveries/{eventId}/replay", methods=["POST"])
 @problem_responses
 def replay_delivery(req: func.HttpRequest) -> func.HttpResponse:

@@ -7,11 +7,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from http_triggers._blueprint import bp
-from http_triggers._support import caller, json_response, problem_responses, read_json
+from http_triggers._support import caller, documented, json_response, problem_responses, read_json
 from http_triggers._views import render_tenant
 from shared import container
 from shared.domain import Grant, GraphConnection, Role
 from shared.errors import InvalidRequest
+from shared.openapi import GUID_PATTERN
+from shared.openapi_registry import ANY_CALLER, GRANT_ADMIN, PLATFORM_ADMIN, json_answer, no_content, query
 
 
 class _Request(BaseModel):
@@ -49,6 +51,9 @@ def _render_grant(grant: Grant) -> dict[str, object]:
     return grant.model_dump(mode="json", by_alias=True)
 
 
+@documented("Register or update a managed tenant (Platform.Admin)",
+            ok={"200": json_answer("updated", "Tenant"), "201": json_answer("registered", "Tenant")},
+            role=PLATFORM_ADMIN, body=RegisterTenantRequest)
 @bp.route(route="tenants/{tenantId}", methods=["PUT"])
 @problem_responses
 def register_tenant(req: func.HttpRequest) -> func.HttpResponse:
@@ -63,6 +68,8 @@ def register_tenant(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(render_tenant(tenant), status=201 if created else 200)
 
 
+@documented("Tenants the caller has a grant on, with its role",
+            ok={"200": json_answer("tenants", "TenantList")}, role=ANY_CALLER)
 @bp.route(route="tenants", methods=["GET"])
 @problem_responses
 def list_tenants(req: func.HttpRequest) -> func.HttpResponse:
@@ -71,6 +78,8 @@ def list_tenants(req: func.HttpRequest) -> func.HttpResponse:
     return json_response({"items": [render_tenant(a.tenant, a.role) for a in accessible]})
 
 
+@documented("Every grant on the tenant (admin)", ok={"200": json_answer("grants", "GrantList")},
+            role=GRANT_ADMIN)
 @bp.route(route="tenants/{tenantId}/grants", methods=["GET"])
 @problem_responses
 def list_grants(req: func.HttpRequest) -> func.HttpResponse:
@@ -80,6 +89,12 @@ def list_grants(req: func.HttpRequest) -> func.HttpResponse:
     return json_response({"items": [_render_grant(g) for g in grants]})
 
 
+# 403 also when the principal is the caller (nobody changes their own role); 409 when the grant kept
+# changing under a concurrent change.
+@documented("Grant a role (admin); audited", ok={"200": json_answer("granted", "Grant")}, role=GRANT_ADMIN,
+            params=(query("principalTenantId", {"type": "string", "pattern": GUID_PATTERN},
+                          "home tenant of the principal; by default the caller's"),),
+            body=GrantRequest, errors=frozenset({409}))
 @bp.route(route="tenants/{tenantId}/grants/{principalId}", methods=["PUT"])
 @problem_responses
 def put_grant(req: func.HttpRequest) -> func.HttpResponse:
@@ -95,6 +110,11 @@ def put_grant(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(_render_grant(grant))
 
 
+@documented("Revoke a role (admin); 204 whether or not it existed; audited",
+            ok={"204": no_content("revoked")}, role=GRANT_ADMIN,
+            params=(query("principalTenantId", {"type": "string", "pattern": GUID_PATTERN},
+                          "home tenant of the principal; by default the caller's"),),
+            errors=frozenset({409}))
 @bp.route(route="tenants/{tenantId}/grants/{principalId}", methods=["DELETE"])
 @problem_responses
 def delete_grant(req: func.HttpRequest) -> func.HttpResponse:

@@ -24,7 +24,6 @@ from shared.domain import ErrorInfo, PolicyRef, RunStatus
 from shared.domain.backupsets import BackupSetRunInput, BatchInput, PlanResult
 from shared.domain.batches import BATCHES_IN_FLIGHT, BatchSummary, retry_round, summarise_batch
 from shared.domain.capture import (
-    DEFAULT_RETRY_DELAY_SECONDS,
     MAX_CAPTURE_ATTEMPTS,
     CaptureItemInput,
     CaptureItemResult,
@@ -44,11 +43,9 @@ from shared.durable_names import (
 
 from orchestrators._blueprint import bp
 from orchestrators._logging import ReplaySafeLogger
+from orchestrators._planning import plan_with_retries
 from orchestrators.policy_capture import COMPLETE_RETRY, INFRA_RETRY
 
-# Planning lists the whole selection through Graph; a throttled or failing listing is tried again after a
-# durable timer this many times before the run fails.
-MAX_PLAN_ATTEMPTS = 3
 _INTERNAL = ErrorInfo(code="internal-error",
                       message="The backup could not be completed because of an internal error; items not "
                               "captured are reported as such.")
@@ -67,15 +64,7 @@ def backup_set_orchestrator(context: df.DurableOrchestrationContext) -> Generato
         marked = yield context.call_activity_with_retry(MARK_RUN_RUNNING, INFRA_RETRY, ref)
         if RunStatus(marked["status"]).is_terminal:
             return dict(marked)
-        attempt = 1
-        while True:
-            plan = PlanResult.model_validate(
-                (yield context.call_activity_with_retry(PLAN_BACKUP_SET, INFRA_RETRY, ref)))
-            if plan.status != "retry" or attempt >= MAX_PLAN_ATTEMPTS:
-                break
-            delay = max(1.0, min(plan.retry_after_seconds or DEFAULT_RETRY_DELAY_SECONDS, 300.0))
-            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
-            attempt += 1
+        plan = yield from plan_with_retries(context, PLAN_BACKUP_SET, ref, PlanResult.model_validate)
         if plan.status != "planned":
             failure = plan.error or ErrorInfo(code="plan-failed",
                                               message="The selection could not be listed.")

@@ -16,7 +16,7 @@ from typing import Any
 
 import azure.durable_functions as df
 from shared.domain import ErrorInfo, RunStatus
-from shared.domain.capture import DEFAULT_RETRY_DELAY_SECONDS, MAX_CAPTURE_ATTEMPTS, CompleteRunInput, RunRef
+from shared.domain.capture import MAX_CAPTURE_ATTEMPTS, CompleteRunInput, RunRef
 from shared.domain.restore import (
     APPLY_CHUNK,
     ASSIGNMENTS_STAGE,
@@ -37,10 +37,9 @@ from shared.durable_names import (
 
 from orchestrators._blueprint import bp
 from orchestrators._logging import ReplaySafeLogger
+from orchestrators._planning import plan_with_retries
 from orchestrators.policy_capture import COMPLETE_RETRY, INFRA_RETRY
 
-# A plan lists the target tenant through Graph; a throttled listing is tried again after a timer.
-MAX_PLAN_ATTEMPTS = 3
 _INTERNAL = ErrorInfo(code="internal-error",
                       message="The restore could not be completed because of an internal error; items not "
                               "restored are reported as such.")
@@ -58,15 +57,7 @@ def restore_orchestrator(context: df.DurableOrchestrationContext) -> Generator[A
         marked = yield context.call_activity_with_retry(MARK_RUN_RUNNING, INFRA_RETRY, ref)
         if RunStatus(marked["status"]).is_terminal:
             return dict(marked)
-        attempt = 1
-        while True:
-            plan = RestorePlanResult.model_validate(
-                (yield context.call_activity_with_retry(PLAN_RESTORE, INFRA_RETRY, ref)))
-            if plan.status != "retry" or attempt >= MAX_PLAN_ATTEMPTS:
-                break
-            delay = max(1.0, min(plan.retry_after_seconds or DEFAULT_RETRY_DELAY_SECONDS, 300.0))
-            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
-            attempt += 1
+        plan = yield from plan_with_retries(context, PLAN_RESTORE, ref, RestorePlanResult.model_validate)
         if plan.status != "planned":
             failure = plan.error or ErrorInfo(code="plan-failed", message="The restore could not be planned.")
             log.warning("restore run %s of tenant %s: plan failed: %s", cmd.run_id, cmd.tenant_id,

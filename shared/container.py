@@ -22,6 +22,7 @@ from shared.services.audit import AuditService
 from shared.services.backupsets import BackupSetService
 from shared.services.blob_gc import BlobCollector
 from shared.services.capture import CaptureService
+from shared.services.consent import ConsentService
 from shared.services.notifications import NotificationService
 from shared.services.outbox import OutboxDispatcher
 from shared.services.recovery import RunRecovery
@@ -39,6 +40,7 @@ __all__ = [
     "audit_service",
     "backup_set_service",
     "capture_service",
+    "consent_service",
     "graph_clients",
     "notification_service",
     "outbox_dispatcher",
@@ -199,11 +201,17 @@ def capture_service() -> CaptureService:
 
 
 @lru_cache(maxsize=1)
+def consent_service() -> ConsentService:
+    """A managed tenant's consent per policy type, through the captures' Graph port (one token cache)."""
+    return ConsentService(graph=capture_service().graph)
+
+
+@lru_cache(maxsize=1)
 def backup_set_service() -> BackupSetService:
     """Backup sets: starts, plans, batches, finishing, reads."""
     return BackupSetService(sets=storage().backup_sets(), runs=run_service(), run_rows=storage().runs(),
                             blobs=storage().blobs(), list_policies=capture_service().list_policies,
-                            clock=utcnow)
+                            clock=utcnow, readable_types=consent_service().readable)
 
 
 @lru_cache(maxsize=1)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["BY_PATH", "COLLECTIONS", "ROOTS", "SINGLETON_KEY", "TYPE_KEYS", "CollectionSpec", "Roles",
-           "TypeKey", "spec_for"]
+__all__ = ["BY_PATH", "CLAIMED_ELSEWHERE", "COLLECTIONS", "ROOTS", "SINGLETON_KEY", "TYPE_KEYS",
+           "CollectionSpec", "Roles", "TypeKey", "spec_for"]
 
 BOTH = frozenset({"v1.0", "beta"})
 BETA = frozenset({"beta"})
@@ -428,6 +428,23 @@ TYPE_KEYS: dict[str, TypeKey] = {t.key: t for t in [
     TypeKey("deviceCleanupSettings", ("managedDeviceCleanupSettings",)),
     TypeKey("tenantSettings", ("deviceManagementSettings",)),
 ]}
+
+
+
+def _claimed_elsewhere() -> dict[str, frozenset[str]]:
+    """Per key without its own @odata.types: the subtypes other keys of its collections claim."""
+    claimed: dict[str, frozenset[str]] = {}
+    for spec in TYPE_KEYS.values():
+        if spec.odata_types:
+            continue
+        others = {t for other in TYPE_KEYS.values() if other.odata_types
+                  and set(other.collections) & set(spec.collections) for t in other.odata_types}
+        if others:
+            claimed[spec.key] = frozenset(others)
+    return claimed
+
+
+CLAIMED_ELSEWHERE: dict[str, frozenset[str]] = _claimed_elsewhere()
 
 # managedAppPolicies is a read-only union over these (Graph mixes in MAM app configurations too).
 MANAGED_APP_POLICY_MEMBERS = ("iosManagedAppProtections", "androidManagedAppProtections",

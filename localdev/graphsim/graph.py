@@ -156,6 +156,11 @@ def _require_dict(body: Any) -> Item:
     return body
 
 
+def _selection(select: list[str]) -> str:
+    """The ``$select`` part of a context URL: OData names the selected properties after the entity set."""
+    return f"({','.join(select)})" if select else ""
+
+
 def _coll_of_type(odata_type: str) -> str:
     return odata_type.removeprefix("#microsoft.graph.") + "s"
 
@@ -347,18 +352,19 @@ class GraphRouter:
 
         def render(obj: Item) -> Item:
             return select_fields(self.render(req, spec, obj, expand=expand, in_list=True), select,
-                                 keep_id=spec.intune)
+                                 keep_id=spec.intune, expanded=expand)
 
-        return self.page(req, items, self.ctx(req, spec.path), render, page_size=spec.page_size,
-                         max_top=spec.max_top, count=spec.name == "configurationPolicies")
+        return self.page(req, items, self.ctx(req, spec.path + _selection(select)), render,
+                         page_size=spec.page_size, max_top=spec.max_top,
+                         count=spec.name == "configurationPolicies")
 
     def get_item(self, req: GraphRequest, spec: CollectionSpec, obj: Item) -> GraphResponse:
         """GET on one object."""
         expand = parse_expand(req.query.get("$expand"))
         select = [s.strip() for s in req.query.get("$select", "").split(",") if s.strip()]
-        body = {"@odata.context": self.ctx(req, f"{spec.path}/$entity")}
+        body = {"@odata.context": self.ctx(req, f"{spec.path}{_selection(select)}/$entity")}
         body.update(select_fields(self.render(req, spec, obj, expand=expand, in_list=False),
-                                  select, keep_id=spec.intune))
+                                  select, keep_id=spec.intune, expanded=expand))
         return GraphResponse(200, body)
 
     def nav_list(self, req: GraphRequest, spec: CollectionSpec, obj: Item, nav: str,

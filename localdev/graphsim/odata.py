@@ -7,7 +7,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,16 +123,20 @@ def parse_expand(text: str | None) -> dict[str, dict[str, str]]:
     return result
 
 
-def select_fields(item: Item, select: list[str] | None, *, keep_id: bool = False) -> Item:
+def select_fields(item: Item, select: list[str] | None, *, keep_id: bool = False,
+                  expanded: Iterable[str] = ()) -> Item:
     """Apply ``$select`` (``@odata.type`` survives so derived types stay recognisable).
 
     ``keep_id``: Intune returns the key even when ``$select`` leaves it out, and clients that match
-    batched answers by ``id`` depend on it.
+    batched answers by ``id`` depend on it. ``expanded``: navigations named in ``$expand`` are answered
+    whether or not ``$select`` names them, as OData has it.
     """
     if not select:
         return item
-    return {k: v for k, v in item.items()
-            if k in select or k == "@odata.type" or (keep_id and k == "id")}
+    kept = set(select) | {"@odata.type"} | ({"id"} if keep_id else set())
+    for nav in expanded:
+        kept |= {nav, f"{nav}@odata.context"}
+    return {k: v for k, v in item.items() if k in kept}
 
 
 _CLAUSES: list[tuple[re.Pattern[str], str]] = [

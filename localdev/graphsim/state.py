@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localdev.graphsim.catalog import MANAGED_APP_POLICY_MEMBERS, TYPE_KEYS
+from localdev.graphsim.catalog import CLAIMED_ELSEWHERE, MANAGED_APP_POLICY_MEMBERS, TYPE_KEYS
 
 __all__ = ["AppRegistration", "SimState", "Tenant"]
 
@@ -61,6 +61,12 @@ class Tenant:
         """Objects for a project catalog key (``settingsCatalog``, ``updateRing``, ...)."""
         spec = TYPE_KEYS[type_key]
         found = [o for name in spec.collections for o in self.coll(name).values()]
+        if spec.odata_types:
+            found = [o for o in found if o.get("@odata.type") in spec.odata_types]
+        elif type_key in CLAIMED_ELSEWHERE:
+            # A collection shared with keys that name their subtypes (Apple update policies live among the
+            # device configurations): those objects belong to the other key, as in the project catalog.
+            found = [o for o in found if o.get("@odata.type") not in CLAIMED_ELSEWHERE[type_key]]
         if spec.update_ring is None:
             return found
         ring = "#microsoft.graph.windowsUpdateForBusinessConfiguration"

@@ -30,7 +30,7 @@ from shared.domain.backupsets import (
     backup_set_id_for_run,
     run_id_for_backup_set,
 )
-from shared.domain.base import ApiModel, ErrorInfo, Page, utc
+from shared.domain.base import ApiModel, ErrorInfo, Page, every_page, utc
 from shared.domain.ids import invert_sortable, new_run_id, new_ulid
 from shared.domain.notifications import Notification, notification_id
 from shared.domain.runs import (
@@ -89,6 +89,7 @@ __all__ = [
     "canonical_json",
     "counts_from_outcomes",
     "derive_idempotency_key",
+    "every_page",
     "final_status",
     "invert_sortable",
     "new_audit_id",

@@ -86,7 +86,7 @@ CredentialType = Literal[
 ]
 # A reference is a name (Key Vault object or app setting), never a value; anything that does not look
 # like a plain name is refused so that a secret pasted into the wrong field is never stored.
-_REFERENCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,126}$")
+CREDENTIAL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,126}$")
 _HEX_RUN = re.compile(r"[0-9a-fA-F]{32,}")
 
 
@@ -112,7 +112,7 @@ class CredentialRef(ApiModel):
     def _looks_like_a_reference(cls, value: str) -> str:
         if value == "":
             return value
-        if not _REFERENCE_NAME.fullmatch(value) or _looks_secret(value):
+        if not CREDENTIAL_NAME.fullmatch(value) or _looks_secret(value):
             raise ValueError(
                 "credential.name must be the name of a Key Vault object or app setting, not a secret"
             )

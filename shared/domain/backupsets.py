@@ -57,8 +57,8 @@ BACKUP_SET_ID_PREFIX = "bs_"
 MAX_SELECTED_POLICIES = 5_000
 # Graph ids are GUIDs, small integers (scope tags) or GUID-based compounds (enrollment defaults); the same
 # shape the snapshot route accepts, so an item id is always a valid Table key.
-_GRAPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
-_SET_ID = re.compile(r"^bs_[0-9A-HJKMNP-TV-Z]{26}$")
+GRAPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+BACKUP_SET_ID = re.compile(r"^bs_[0-9A-HJKMNP-TV-Z]{26}$")
 
 SetStatus = Literal["capturing", "complete", "partial", "failed"]
 SetItemStatus = Literal["pending", "captured", "failed", "skipped"]
@@ -73,7 +73,7 @@ def backup_set_id_for_run(run_id: str) -> str:
 
 def run_id_for_backup_set(backup_set_id: str) -> str | None:
     """The run that made a set, or ``None`` when ``backup_set_id`` is not shaped like a set id."""
-    if not _SET_ID.fullmatch(backup_set_id):
+    if not BACKUP_SET_ID.fullmatch(backup_set_id):
         return None
     return RUN_ID_PREFIX + backup_set_id.removeprefix(BACKUP_SET_ID_PREFIX)
 
@@ -143,7 +143,7 @@ def normalise_selection(body: SelectionBody, known_types: Iterable[str]) -> Sele
                               "types or {\"all\": true} for more.", code="too-many-policies")
     _require_known([p.type for p in policies], known)
     for policy in policies:
-        if not _GRAPH_ID.fullmatch(policy.id):
+        if not GRAPH_ID.fullmatch(policy.id):
             raise InvalidRequest("A policy id is not a valid Microsoft Graph id.", code="invalid-policy-id")
     unique = {(p.type, p.id) for p in policies}
     return Selection(policies=tuple(PolicyRef(type=t, id=i) for t, i in sorted(unique)))
@@ -224,6 +224,9 @@ class BackupSet(ApiModel):
     batch_count: int | None = None
     captured_count: int = 0
     failed_count: int = 0
+    # Whole types the plan left out, with why (the tenant's consent lacks their read permission, or Graph
+    # refused to list them). Such a set is not complete, and its comparison says nothing about those types.
+    types_left_out: dict[str, ErrorInfo] | None = None
     # Written when the set finishes: the set its items were compared with (``None``: there was none, so
     # every item is new) and the counts of its changes (``None`` until compared).
     compared_with: str | None = None
@@ -335,15 +338,20 @@ class Coverage:
     every_type: bool
     types: frozenset[str]
     policies: frozenset[tuple[str, str]]
+    # With ``every_type``: whole types the set could not list after all.
+    excluded: frozenset[str] = frozenset()
 
     def holds(self, policy_type: str, source_id: str) -> bool:
         """Whether a policy of the tenant falls within the selection."""
-        return self.every_type or policy_type in self.types or (policy_type, source_id) in self.policies
+        if self.every_type:
+            return policy_type not in self.excluded
+        return policy_type in self.types or (policy_type, source_id) in self.policies
 
     def includes(self, other: Coverage) -> bool:
         """Whether every policy ``other`` takes falls within this selection too."""
         if self.every_type:
-            return True
+            return not self.excluded or (not other.every_type and not (other.types & self.excluded)
+                                         and not any(t in self.excluded for t, _ in other.policies))
         if other.every_type or not other.types <= self.types:
             return False
         return all(self.holds(policy_type, source_id) for policy_type, source_id in other.policies)
@@ -352,12 +360,13 @@ class Coverage:
 def coverage_of(backup_set: BackupSet, foundation_types: Iterable[str]) -> Coverage:
     """What a set's selection takes (foundation types whole when the set includes them, as the plan lists)."""
     selection = backup_set.selection
+    left_out = frozenset(backup_set.types_left_out or ())
     if selection.all:
-        return Coverage(every_type=True, types=frozenset(), policies=frozenset())
+        return Coverage(every_type=True, types=frozenset(), policies=frozenset(), excluded=left_out)
     types = set(selection.types)
     if backup_set.include_foundations:
         types |= set(foundation_types)
-    return Coverage(every_type=False, types=frozenset(types),
+    return Coverage(every_type=False, types=frozenset(types - left_out),
                     policies=frozenset((p.type, p.id) for p in selection.policies))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final, Generic, TypeVar
 
@@ -15,6 +16,7 @@ __all__ = [
     "ApiModel",
     "ErrorInfo",
     "Page",
+    "every_page",
     "safe_aadsts",
     "safe_date",
     "safe_graph_code",
@@ -145,6 +147,18 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     continuation: str | None = None
+
+
+def every_page(fetch: Callable[[str | None], Page[T]]) -> list[T]:
+    """Every item of a listing: ``fetch(continuation)`` page after page until the last."""
+    items: list[T] = []
+    continuation: str | None = None
+    while True:
+        page = fetch(continuation)
+        items.extend(page.items)
+        if not page.continuation:
+            return items
+        continuation = page.continuation
 
 
 def utc(value: datetime) -> datetime:

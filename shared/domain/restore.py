@@ -69,8 +69,8 @@ ASSIGNMENTS_STAGE = 1_000_000
 MAX_CHANGES_PER_ITEM = 200
 # One request may name at most this many items (a whole set is ``itemIds`` left out).
 MAX_RESTORE_ITEMS = 5_000
-_ITEM_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}:[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
-_RUN_ID = re.compile(r"^run_[0-9A-HJKMNP-TV-Z]{26}$")
+ITEM_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}:[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+RUN_ID = re.compile(r"^run_[0-9A-HJKMNP-TV-Z]{26}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TENANT_ID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -117,12 +117,12 @@ def restore_scope(request: RestoreRequest, *, target_tenant_id: str, execute: bo
     if items == []:
         raise ValueError("itemIds: name at least one item, or leave it out to restore the whole set")
     for item_id in items or ():
-        if not _ITEM_ID.fullmatch(item_id):
+        if not ITEM_ID.fullmatch(item_id):
             raise ValueError("itemIds: every id is '<policyType>:<policy id>' as a backup set lists it")
     for source, target in request.options.group_mapping.items():
         if not (_GUID.fullmatch(source) and _GUID.fullmatch(target)):
             raise ValueError("options.groupMapping: keys and values are group object ids (GUIDs)")
-    if request.preview_run_id is not None and (not execute or not _RUN_ID.fullmatch(request.preview_run_id)):
+    if request.preview_run_id is not None and (not execute or not RUN_ID.fullmatch(request.preview_run_id)):
         raise ValueError("previewRunId: a restore.preview run id, on a restore only")
     source = (request.source_tenant_id or target_tenant_id).lower()
     same_tenant = source == target_tenant_id.lower()

@@ -47,6 +47,7 @@ from shared.domain import (
     RunTarget,
     Selection,
     backup_set_id_for_run,
+    every_page,
     run_id_for_backup_set,
 )
 from shared.domain.backupsets import (
@@ -70,6 +71,7 @@ from shared.graph.catalog import CATALOG
 from shared.graph.errors import GraphError, GraphIncompleteRead, GraphServerError, GraphThrottled
 from shared.graph.reader import PolicySummary
 from shared.ports import BackupSetRepository, BlobStore, RunRepository
+from shared.services.consent import ReadableTypes
 from shared.services.runs import RunService, StartResult
 
 __all__ = ["BackupSetBusy", "BackupSetNotFound", "BackupSetService", "NothingToRerun", "PolicyLister"]
@@ -78,6 +80,7 @@ logger = logging.getLogger(__name__)
 
 # ``(tenant_id, policy_type) -> the type's policies, live from Graph`` (CaptureService.list_policies).
 PolicyLister = Callable[..., Awaitable[list[PolicySummary]]]
+ReadableTypesCheck = Callable[[str, Sequence[str]], Awaitable[ReadableTypes]]
 _TRANSIENT = (GraphThrottled, GraphServerError, GraphIncompleteRead)
 _MAX_TARGET_ATTEMPTS = 8
 NOT_CAPTURED = ErrorInfo(code="item-not-captured",
@@ -112,7 +115,7 @@ class BackupSetService:
 
     def __init__(self, *, sets: BackupSetRepository, runs: RunService, run_rows: RunRepository,
                  blobs: BlobStore, list_policies: PolicyLister, clock: Callable[[], datetime],
-                 batch_size: int = BATCH_SIZE) -> None:
+                 batch_size: int = BATCH_SIZE, readable_types: ReadableTypesCheck | None = None) -> None:
         """Create the service.
 
         Args:
@@ -123,6 +126,8 @@ class BackupSetService:
             list_policies: lists one type of a tenant live from Graph.
             clock: returns the current aware UTC time.
             batch_size: items per batch sub-orchestration.
+            readable_types: splits types into those the tenant's consent lets a capture list and the rest
+                (no check when ``None``: Graph's refusal then leaves a type out).
         """
         self._sets = sets
         self._runs = runs
@@ -131,6 +136,7 @@ class BackupSetService:
         self._list_policies = list_policies
         self._clock = clock
         self._batch_size = batch_size
+        self._readable_types = readable_types
 
     # ----------------------------------------------------------------------------------- start
 
@@ -210,7 +216,7 @@ class BackupSetService:
                               batch_count=backup_set.batch_count,
                               include_assignments=backup_set.include_assignments)
         try:
-            refs = await self._enumerate(tenant_id, backup_set)
+            refs, left_out = await self._enumerate(tenant_id, backup_set)
         except _TRANSIENT as exc:
             retry_after = exc.retry_after if isinstance(exc, GraphThrottled) else None
             return PlanResult(status="retry", backup_set_id=backup_set.id, error=_graph_error(exc),
@@ -227,7 +233,8 @@ class BackupSetService:
         await asyncio.to_thread(self._sets.create_items, items)
         await asyncio.to_thread(self._sets.create_batches, batches)
         planned = backup_set.model_copy(update={"item_count": len(items),
-                                                "batch_count": batch_count(len(items), self._batch_size)})
+                                                "batch_count": batch_count(len(items), self._batch_size),
+                                                "types_left_out": left_out or None})
         # The set row last: it is the marker that the plan is whole. A repeat that finds it written
         # leaves it, since the set may have moved on (compared, or its verdict written).
         stored = await asyncio.to_thread(self._sets.get_set, tenant_id=tenant_id, backup_set_id=planned.id)
@@ -240,22 +247,44 @@ class BackupSetService:
         return PlanResult(status="planned", backup_set_id=planned.id, item_count=len(items),
                           batch_count=len(batches), include_assignments=planned.include_assignments)
 
-    async def _enumerate(self, tenant_id: str, backup_set: BackupSet) -> list[tuple[str, str, str]]:
-        """``(type, id, display name)`` of every selected policy, sorted, without duplicates."""
+    async def _enumerate(self, tenant_id: str, backup_set: BackupSet
+                         ) -> tuple[list[tuple[str, str, str]], dict[str, ErrorInfo]]:
+        """Every selected policy, and the whole types left out (see :meth:`_list_refs`)."""
         selection = backup_set.selection
         return await self._list_refs(tenant_id, selection.policies, _types_to_list(
             selection, include_foundations=backup_set.include_foundations))
 
-    async def _list_refs(self, tenant_id: str, policies: Sequence[PolicyRef],
-                         types: Sequence[str]) -> list[tuple[str, str, str]]:
-        """``(type, id, display name)`` of ``policies`` and of all of ``types``, sorted, once each."""
+    async def _list_refs(self, tenant_id: str, policies: Sequence[PolicyRef], types: Sequence[str]
+                         ) -> tuple[list[tuple[str, str, str]], dict[str, ErrorInfo]]:
+        """``(type, id, display name)`` of ``policies`` and of all of ``types``; the types left out, and why.
+
+        A type the tenant's consent cannot read is left out before Graph is asked; one Graph refuses to list
+        (a permission or a feature the tenant lacks) is left out too, instead of failing the whole backup for
+        it. Faults that may pass still raise, so the whole plan is tried again.
+        """
         found: dict[tuple[str, str], str] = {}
         for ref in policies:
             found[(ref.type, ref.id)] = ""
+        left_out: dict[str, ErrorInfo] = {}
+        if self._readable_types is not None and types:
+            split = await self._readable_types(tenant_id, list(types))
+            types, left_out = list(split.readable), split.errors()
         for type_key in types:
-            for summary in await self._list_policies(tenant_id=tenant_id, policy_type=type_key):
+            try:
+                listed = await self._list_policies(tenant_id=tenant_id, policy_type=type_key)
+            except _TRANSIENT:
+                raise
+            except GraphError as exc:
+                logger.warning("backup set plan left out a type tenant_id=%s type=%s error_code=%s",
+                               tenant_id, type_key, exc.instance_code)
+                left_out[type_key] = ErrorInfo(
+                    code=exc.instance_code,
+                    message=f"Microsoft Graph refused to list {type_key}; its policies were not captured.",
+                    **exc.facts())
+                continue
+            for summary in listed:
                 found[(summary.type_key, summary.id)] = summary.name
-        return [(t, i, name) for (t, i), name in sorted(found.items())]
+        return [(t, i, name) for (t, i), name in sorted(found.items())], left_out
 
     def _planned_rows(self, tenant_id: str, backup_set_id: str, refs: Sequence[tuple[str, str, str]], *,
                       run_id: str | None) -> tuple[list[BackupSetItem], list[BackupSetBatch]]:
@@ -291,7 +320,7 @@ class BackupSetService:
         policies = [PolicyRef.model_validate(p) for p in run.scope.get("policies") or []]
         foundations = sorted(FOUNDATION_TYPES) if run.scope.get("includeFoundations") else []
         try:
-            refs = await self._list_refs(run.tenant_id, policies, foundations)
+            refs, _ = await self._list_refs(run.tenant_id, policies, foundations)
         except _TRANSIENT as exc:
             retry_after = exc.retry_after if isinstance(exc, GraphThrottled) else None
             return PlanResult(status="retry", backup_set_id=backup_set.id, error=_graph_error(exc),
@@ -435,7 +464,9 @@ class BackupSetService:
         not_captured = statuses.count("failed") + statuses.count("skipped")
         update: dict[str, object] = {"captured_count": captured, "failed_count": not_captured}
         if "pending" not in statuses:
-            update["status"] = set_status_for(captured=captured, failed=not_captured, run_failed=not_whole)
+            # A type the plan could not list is missing from the set: it is not whole either.
+            update["status"] = set_status_for(captured=captured, failed=not_captured,
+                                              run_failed=not_whole or bool(backup_set.types_left_out))
         if run.kind == RunKind.BACKUPSET_CAPTURE:
             update["completed_at"] = run.finished_at
         elif backup_set.item_count is not None:
@@ -481,15 +512,9 @@ class BackupSetService:
             continuation = page.continuation
 
     def _all_items(self, backup_set: BackupSet) -> list[BackupSetItem]:
-        items: list[BackupSetItem] = []
-        continuation: str | None = None
-        while True:
-            page = self._sets.list_items(tenant_id=backup_set.tenant_id, backup_set_id=backup_set.id,
-                                         top=_READ_PAGE, continuation=continuation)
-            items.extend(page.items)
-            if not page.continuation:
-                return items
-            continuation = page.continuation
+        return every_page(lambda continuation: self._sets.list_items(
+            tenant_id=backup_set.tenant_id, backup_set_id=backup_set.id, top=_READ_PAGE,
+            continuation=continuation))
 
     def _settle_pending(self, tenant_id: str, run_id: str, backup_set_id: str, error: ErrorInfo,
                         status: Literal["failed", "skipped"]) -> None:

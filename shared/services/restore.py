@@ -35,6 +35,7 @@ from shared.domain import (
     RunRecord,
     RunStatus,
     RunTarget,
+    every_page,
 )
 from shared.domain.audit import AuditAction, AuditActor, AuditEvent, new_audit_id
 from shared.domain.normalise import canonical_text
@@ -717,15 +718,8 @@ class RestoreService:
         return self.finish(tenant_id=tenant_id, run_id=run_id, failure=None, cancelled=True)
 
     def _settled_items(self, tenant_id: str, run_id: str) -> set[str]:
-        settled: set[str] = set()
-        continuation: str | None = None
-        while True:
-            page = self._runs.list_items(tenant_id=tenant_id, run_id=run_id, top=_READ_PAGE,
-                                         continuation=continuation)
-            settled.update(i.item_id for i in page.items)
-            if not page.continuation:
-                return settled
-            continuation = page.continuation
+        return {i.item_id for i in every_page(lambda continuation: self._runs.list_items(
+            tenant_id=tenant_id, run_id=run_id, top=_READ_PAGE, continuation=continuation))}
 
     # --------------------------------------------------------------------------------- reading
 
@@ -754,15 +748,9 @@ class RestoreService:
         """
         if not run.status.is_terminal:
             raise Conflict(f"run {run.id} has not ended yet", code="run-still-active")
-        failed: list[str] = []
-        continuation: str | None = None
-        while True:
-            page = await asyncio.to_thread(self._runs.list_items, tenant_id=tenant_id, run_id=run.id,
-                                           status="failed", top=_READ_PAGE, continuation=continuation)
-            failed.extend(i.item_id for i in page.items)
-            if not page.continuation:
-                break
-            continuation = page.continuation
+        failed = [i.item_id for i in await asyncio.to_thread(every_page, lambda continuation: (
+            self._runs.list_items(tenant_id=tenant_id, run_id=run.id, status="failed", top=_READ_PAGE,
+                                  continuation=continuation)))]
         if not failed:
             raise Conflict(f"run {run.id} has no failed item to restore again", code="nothing-to-rerun")
         scope = run.scope
@@ -773,15 +761,9 @@ class RestoreService:
                                 execute=run.kind == RunKind.RESTORE_EXECUTE, idempotency_key=None)
 
     def _set_items(self, backup_set: BackupSet) -> list[BackupSetItem]:
-        items: list[BackupSetItem] = []
-        continuation: str | None = None
-        while True:
-            page = self._sets.list_items(tenant_id=backup_set.tenant_id, backup_set_id=backup_set.id,
-                                         top=_READ_PAGE, continuation=continuation)
-            items.extend(page.items)
-            if not page.continuation:
-                return items
-            continuation = page.continuation
+        return every_page(lambda continuation: self._sets.list_items(
+            tenant_id=backup_set.tenant_id, backup_set_id=backup_set.id, top=_READ_PAGE,
+            continuation=continuation))
 
 
 async def _group(client: Any, group_id: str) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from shared.domain import BackupSet, BackupSetRequest, Principal
+from shared.domain import BackupSet, BackupSetRequest, Principal, every_page
 from shared.domain.backupsets import PolicyRef, Selection, SelectionBody, normalise_selection
 from shared.domain.runs import CreatedBy
 from shared.domain.schedules import (
@@ -225,11 +225,5 @@ class ScheduleService:
         return len(doomed)
 
     def _all_sets(self, tenant_id: str) -> list[BackupSet]:
-        sets: list[BackupSet] = []
-        continuation: str | None = None
-        while True:
-            page = self._sets.list_sets(tenant_id=tenant_id, top=_LIST_PAGE, continuation=continuation)
-            sets.extend(page.items)
-            if not page.continuation:
-                return sets
-            continuation = page.continuation
+        return every_page(lambda continuation: self._sets.list_sets(tenant_id=tenant_id, top=_LIST_PAGE,
+                                                                     continuation=continuation))

@@ -11,6 +11,11 @@ from shared.ports import BudgetLedger, Stored
 __all__ = ["InMemoryBudgetLedgerStore"]
 
 
+def _copy(ledger: BudgetLedger) -> BudgetLedger:
+    # Callers must not see later changes through a shared dict, as with rows read from storage.
+    return BudgetLedger(ledger.slice_ms, dict(ledger.requests), dict(ledger.writes), ledger.current)
+
+
 class InMemoryBudgetLedgerStore:
     """Ledgers by (tenant, key), each replaced only on the ETag it was read with.
 
@@ -36,9 +41,7 @@ class InMemoryBudgetLedgerStore:
             stored = self._rows.get((tenant_id, key))
             if stored is None:
                 return None
-            value = stored.value
-            return Stored(BudgetLedger(value.slice_ms, dict(value.requests), dict(value.writes), value.current),
-                          stored.etag)
+            return Stored(_copy(stored.value), stored.etag)
 
     def write(self, tenant_id: str, key: str, ledger: BudgetLedger, *, etag: str | None) -> str:
         """Create (``etag`` ``None``) or replace if unchanged; raises ``ConcurrentUpdate`` otherwise."""
@@ -48,8 +51,7 @@ class InMemoryBudgetLedgerStore:
             if (current is None) != (etag is None) or (current is not None and current.etag != etag):
                 raise ConcurrentUpdate("the budget ledger changed meanwhile")
             new_etag = uuid.uuid4().hex
-            self._rows[(tenant_id, key)] = Stored(
-                BudgetLedger(ledger.slice_ms, dict(ledger.requests), dict(ledger.writes), ledger.current), new_etag)
+            self._rows[(tenant_id, key)] = Stored(_copy(ledger), new_etag)
             return new_etag
 
     def ledger(self, tenant_id: str, key: str) -> BudgetLedger | None:

@@ -87,6 +87,21 @@ class Stack:
         response = self.admin().put(f"/tenants/{tenant_id}/grants/{oid}", json={"role": role})
         assert response.status_code in (200, 201), response.text
 
+    def objects(self, tenant_id: str, type_key: str) -> list[dict[str, Any]]:
+        """What the simulator holds of a catalog type (or a collection) in a tenant."""
+        response = self.sim.get(f"/_sim/tenants/{tenant_id}/objects/{type_key}")
+        assert response.status_code == 200, response.text
+        return list(response.json()["value"])
+
+    def mutate(self, tenant_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change the tenant behind the app's back, as an admin in the Intune portal would.
+
+        ``body`` is ``{op: add | edit | delete, type, id?, object?, patch?}``.
+        """
+        response = self.sim.post(f"/_sim/tenants/{tenant_id}/mutations", json=body)
+        assert response.status_code in (200, 201), response.text
+        return dict(response.json())
+
     def user(self, tenant_id: str | None, role: str | None, *, name: str = "Test User") -> tuple[Api, str]:
         """A user with ``role`` on ``tenant_id`` (or no grant at all); returns its API and object id."""
         oid = str(uuid.uuid4())

@@ -33,16 +33,6 @@ def backup(admin: Api, tenant: str) -> dict[str, Any]:
     return dict(started.json()["backupSet"])
 
 
-def _objects(stack: Stack, tenant: str, type_key: str) -> list[dict[str, Any]]:
-    response = stack.sim.get(f"/_sim/tenants/{tenant}/objects/{type_key}")
-    assert response.status_code == 200, response.text
-    return list(response.json()["value"])
-
-
-def _mutate(stack: Stack, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = stack.sim.post(f"/_sim/tenants/{tenant}/mutations", json=body)
-    assert response.status_code in (200, 201), response.text
-    return dict(response.json())
 
 
 def _writes_since(stack: Stack, tenant: str, since: float) -> list[dict[str, Any]]:
@@ -76,15 +66,22 @@ def test_preview_of_an_unchanged_tenant_is_all_unchanged_and_read_only(
     assert not_unchanged == []
     assert plan["summary"]["unchanged"] > 20
     assert _writes_since(stack, tenant, since) == []
+    # The same request again, with nothing changed: a new run serving the same plan, not read again.
+    again = _run(admin, tenant, "restores/previews", {"backupSetId": backup["id"]})
+    reused = _plan(admin, tenant, again["id"])
+    assert again["id"] != done["id"]
+    assert reused["runId"] == again["id"]
+    assert reused["generatedAt"] == plan["generatedAt"]
+    assert reused["items"] == plan["items"]
 
 
 def test_restore_brings_back_edited_and_deleted_policies_and_then_changes_nothing(
         stack: Stack, admin: Api, tenant: str, backup: dict[str, Any]) -> None:
-    catalog_policy = _objects(stack, tenant, "settingsCatalog")[0]
-    _mutate(stack, tenant, {"op": "edit", "type": "settingsCatalog", "id": catalog_policy["id"],
+    catalog_policy = stack.objects(tenant, "settingsCatalog")[0]
+    stack.mutate(tenant, {"op": "edit", "type": "settingsCatalog", "id": catalog_policy["id"],
                             "patch": {"description": "changed by hand"}})
-    deleted = _objects(stack, tenant, "deviceConfiguration")[0]
-    _mutate(stack, tenant, {"op": "delete", "type": "deviceConfiguration", "id": deleted["id"]})
+    deleted = stack.objects(tenant, "deviceConfiguration")[0]
+    stack.mutate(tenant, {"op": "delete", "type": "deviceConfiguration", "id": deleted["id"]})
 
     since = time.time()
     preview = _run(admin, tenant, "restores/previews", {"backupSetId": backup["id"]})
@@ -105,7 +102,7 @@ def test_restore_brings_back_edited_and_deleted_policies_and_then_changes_nothin
     created = by_id[f"deviceConfiguration:{deleted['id']}"]
     assert created["action"] == "created"
     assert created["targetId"] != deleted["id"]
-    names = [o["displayName"] for o in _objects(stack, tenant, "deviceConfiguration")]
+    names = [o["displayName"] for o in stack.objects(tenant, "deviceConfiguration")]
     assert names.count(deleted["displayName"]) == 1
 
     again = _run(admin, tenant, "restores/previews", {"backupSetId": backup["id"], "options": {
@@ -135,21 +132,21 @@ def test_cross_tenant_restore_remaps_groups_filters_and_scope_tags_and_reports_w
     _, admin_oid = stack.user(other, None)
     api, oid = stack.user(other, "admin", name="Ada Admin")
     stack.grant(tenant, oid, "reader")
-    source_groups = {g["id"]: g for g in _objects(stack, tenant, "group")}
-    target_groups = _by_name(_objects(stack, other, "group"))
-    source_tags = {t["id"]: t for t in _objects(stack, tenant, "scopeTag")}
-    target_tags = _by_name(_objects(stack, other, "scopeTag"))
-    target_filters = _by_name(_objects(stack, other, "assignmentFilter"))
+    source_groups = {g["id"]: g for g in stack.objects(tenant, "group")}
+    target_groups = _by_name(stack.objects(other, "group"))
+    source_tags = {t["id"]: t for t in stack.objects(tenant, "scopeTag")}
+    target_tags = _by_name(stack.objects(other, "scopeTag"))
+    target_filters = _by_name(stack.objects(other, "assignmentFilter"))
     assert not set(source_groups) & {g["id"] for g in target_groups.values()}
 
     # A policy of the backup missing in the target, and one group the target does not have.
-    policy = next(p for p in _objects(stack, tenant, "settingsCatalog")
+    policy = next(p for p in stack.objects(tenant, "settingsCatalog")
                   if any((a.get("target") or {}).get("groupId") for a in p.get("assignments") or []))
-    twin = _by_name(_objects(stack, other, "settingsCatalog"), "name")[policy["name"]]
-    _mutate(stack, other, {"op": "delete", "type": "settingsCatalog", "id": twin["id"]})
+    twin = _by_name(stack.objects(other, "settingsCatalog"), "name")[policy["name"]]
+    stack.mutate(other, {"op": "delete", "type": "settingsCatalog", "id": twin["id"]})
     lost_group = next(g for g in (source_groups[a["target"]["groupId"]] for a in policy["assignments"]
                                   if (a.get("target") or {}).get("groupId")))
-    _mutate(stack, other, {"op": "delete", "type": "group",
+    stack.mutate(other, {"op": "delete", "type": "group",
                            "id": target_groups[lost_group["displayName"]]["id"]})
 
     body = {"backupSetId": backup["id"], "sourceTenantId": tenant, "options": {"includeAssignments": True}}
@@ -164,7 +161,7 @@ def test_cross_tenant_restore_remaps_groups_filters_and_scope_tags_and_reports_w
     failed = {i["itemId"]: i["error"]["code"] for i in api.get(
         f"/tenants/{other}/runs/{done['id']}/items", params={"status": "failed", "top": 200}).json()["items"]}
     assert done["status"] == "succeeded", failed
-    created = _by_name(_objects(stack, other, "settingsCatalog"), "name")[policy["name"]]
+    created = _by_name(stack.objects(other, "settingsCatalog"), "name")[policy["name"]]
     assert created["id"] != policy["id"]
     expected_groups = {target_groups[source_groups[a["target"]["groupId"]]["displayName"]]["id"]
                        for a in policy["assignments"] if (a.get("target") or {}).get("groupId")

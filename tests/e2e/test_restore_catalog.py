@@ -24,16 +24,6 @@ _NOT_DELETED = frozenset({"scopeTag", "assignmentFilter", "roleDefinition", "not
                           "reusablePolicySetting", "complianceScript"})
 
 
-def _objects(stack: Stack, tenant: str, type_key: str) -> list[dict[str, Any]]:
-    response = stack.sim.get(f"/_sim/tenants/{tenant}/objects/{type_key}")
-    assert response.status_code == 200, response.text
-    return list(response.json()["value"])
-
-
-def _mutate(stack: Stack, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = stack.sim.post(f"/_sim/tenants/{tenant}/mutations", json=body)
-    assert response.status_code in (200, 201), response.text
-    return dict(response.json())
 
 
 def _run(api: Api, tenant: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +55,7 @@ def _restorable(stack: Stack, tenant: str) -> dict[str, list[dict[str, Any]]]:
     for key, policy_type in CATALOG.items():
         if policy_type.backup_only is not None:
             continue
-        objects = [o for o in _objects(stack, tenant, key)
+        objects = [o for o in stack.objects(tenant, key)
                    if policy_type.keeps(o) and not policy_type.is_builtin(o)]
         if objects:
             found[key] = objects
@@ -103,23 +93,23 @@ def test_every_restorable_type_is_previewed_exactly_and_restored(stack: Stack) -
     deleted: dict[str, dict[str, Any]] = {}
     for key, objects in restorable.items():
         edited = objects[0]
-        _mutate(stack, tenant, {"op": "edit", "type": key, "id": edited["id"], "patch": _edit(key, edited)})
+        stack.mutate(tenant, {"op": "edit", "type": key, "id": edited["id"], "patch": _edit(key, edited)})
         # Tenant-wide settings have no id in Graph: their item is named after the type.
         expected[f"{key}:{key if CATALOG[key].singleton else edited['id']}"] = "update"
         if CATALOG[key].singleton:
             continue
         if len(objects) > 1 and key not in _NOT_DELETED:
             gone = objects[-1]
-            _mutate(stack, tenant, {"op": "delete", "type": key, "id": gone["id"]})
+            stack.mutate(tenant, {"op": "delete", "type": key, "id": gone["id"]})
             expected[f"{key}:{gone['id']}"] = "create"
             deleted[key] = gone
         spec = CATALOG[key].assignments
         if spec is not None and len(objects) > 2 and objects[1].get("assignments") \
                 and CATALOG[key].can_assign(objects[1]):
-            _mutate(stack, tenant, {"op": "edit", "type": key, "id": objects[1]["id"],
+            stack.mutate(tenant, {"op": "edit", "type": key, "id": objects[1]["id"],
                                     "patch": {"assignments": []}})
             assignment_changes.add(f"{key}:{objects[1]['id']}")
-    added = _mutate(stack, tenant, {"op": "add", "type": "deviceCategory", "object": {
+    added = stack.mutate(tenant, {"op": "add", "type": "deviceCategory", "object": {
         "displayName": "Added after the backup", "description": "not in the backup"}})
 
     since = time.time()
@@ -155,6 +145,6 @@ def test_every_restorable_type_is_previewed_exactly_and_restored(stack: Stack) -
     assert leftovers == {}, "\n".join(f"{k}: {v}" for k, v in leftovers.items())
     for key, gone in deleted.items():
         name = CATALOG[key].name_property
-        names = [o.get(name) for o in _objects(stack, tenant, key)]
+        names = [o.get(name) for o in stack.objects(tenant, key)]
         assert names.count(gone[name]) == 1, (key, gone[name])
-    assert any(o["id"] == added["id"] for o in _objects(stack, tenant, "deviceCategory"))
+    assert any(o["id"] == added["id"] for o in stack.objects(tenant, "deviceCategory"))

@@ -33,16 +33,12 @@ def own_stack(azurite_connection_string: str, tmp_path_factory: pytest.TempPathF
         yield Stack(info=info, sim=sim, demo_secret=demo_secret)
 
 
-def _objects(stack: Stack, tenant: str, type_key: str) -> list[dict[str, Any]]:
-    return list(stack.sim.get(f"/_sim/tenants/{tenant}/objects/{type_key}").json()["value"])
-
 
 def _delete_all_but_one(stack: Stack, tenant: str, type_key: str) -> list[dict[str, Any]]:
     # The simulator's objects of a collection shared by several catalog types: only this type's.
-    gone = [o for o in _objects(stack, tenant, type_key) if CATALOG[type_key].keeps(o)][1:]
+    gone = [o for o in stack.objects(tenant, type_key) if CATALOG[type_key].keeps(o)][1:]
     for obj in gone:
-        stack.sim.post(f"/_sim/tenants/{tenant}/mutations",
-                       json={"op": "delete", "type": type_key, "id": obj["id"]}).raise_for_status()
+        stack.mutate(tenant, {"op": "delete", "type": type_key, "id": obj["id"]})
     return gone
 
 
@@ -65,7 +61,7 @@ def _items(api: Api, tenant: str, run_id: str) -> list[dict[str, Any]]:
 
 
 def _names(stack: Stack, tenant: str, type_key: str, prop: str = "displayName") -> Counter[str]:
-    return Counter(str(o.get(prop)) for o in _objects(stack, tenant, type_key))
+    return Counter(str(o.get(prop)) for o in stack.objects(tenant, type_key))
 
 
 def test_refused_and_throttled_writes_end_partial_with_safe_errors_and_a_rerun_completes_them(

@@ -74,7 +74,7 @@ async def test_apps_are_split_between_the_restorable_and_the_backup_only_type(
     demo: SimTenant, demo_factory: GraphClientFactory
 ) -> None:
     reader = PolicyReader(demo.client(demo_factory, read_only=True))
-    every_app = demo.sim.control.objects(demo.tenant_id, "mobileApp")
+    every_app = demo.sim.control.objects(demo.tenant_id, "mobileApps")  # the whole collection
     store = {p.listed["@odata.type"] for p in await reader.list_policies("mobileApp")}
     content = {p.listed["@odata.type"] for p in await reader.list_policies("contentApp")}
     assert store == {"#microsoft.graph.webApp", "#microsoft.graph.iosStoreApp", "#microsoft.graph.winGetApp"}

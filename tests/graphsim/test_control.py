@@ -169,3 +169,23 @@ def test_state_file_survives_a_restart(tmp_path):
     with running_simulator(state_file=state_file) as second:
         categories = second.control.objects(tenant, "deviceCategory")
         assert categories[0]["description"] == "kept"
+
+
+def test_objects_of_types_sharing_a_collection_are_told_apart(sim, tenant_id):
+    # Device configurations hold the iOS and macOS update policies, and mobileApps both app types: the
+    # control API answers each type with its own objects only, as the catalog captures them.
+    control = sim.control
+    apple = {"#microsoft.graph.iosUpdateConfiguration", "#microsoft.graph.macOSSoftwareUpdateConfiguration"}
+    configurations = control.objects(tenant_id, "deviceConfiguration")
+    assert configurations
+    assert not {c["@odata.type"] for c in configurations} & apple
+    assert {p["@odata.type"] for p in control.objects(tenant_id, "iosUpdatePolicy")} == {
+        "#microsoft.graph.iosUpdateConfiguration"}
+    assert {p["@odata.type"] for p in control.objects(tenant_id, "macOSUpdatePolicy")} == {
+        "#microsoft.graph.macOSSoftwareUpdateConfiguration"}
+    for key in ("mobileApp", "contentApp"):
+        objects = control.objects(tenant_id, key)
+        assert objects
+        assert all(CATALOG[key].keeps(o) for o in objects), key
+    store = {o["id"] for o in control.objects(tenant_id, "mobileApp")}
+    assert not store & {o["id"] for o in control.objects(tenant_id, "contentApp")}

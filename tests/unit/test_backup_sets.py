@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -11,16 +12,17 @@ import pytest
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
 from shared.domain import BackupSet, BackupSetRequest, ErrorInfo, ItemOutcome, Principal, RunStatus
-from shared.domain.backupsets import MAX_SELECTED_POLICIES, SelectionBody, normalise_selection
+from shared.domain.backupsets import MAX_SELECTED_POLICIES, SelectionBody, coverage_of, normalise_selection
 from shared.domain.batches import SetItemOutcome, batch_count, chunked, retry_round, summarise_batch
 from shared.domain.capture import CaptureItemResult
 from shared.domain.normalise import normalised_hash
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.graph.catalog import CATALOG, ItemGet
-from shared.graph.errors import GraphThrottled
+from shared.graph.errors import GraphPermissionMissing, GraphThrottled
 from shared.graph.reader import PolicySummary
 from shared.services.backupsets import BackupSetService, PolicyLister, set_of_run
 from shared.services.capture import POLICY_NORMAL_FORM, policy_normal_form
+from shared.services.consent import ReadableTypes
 from shared.services.outbox import OutboxDispatcher
 from shared.services.recovery import RunRecovery
 from shared.storage.memory import InMemoryBlobStore
@@ -185,6 +187,47 @@ class TestPlanAndFinish:
         assert (finished.status, finished.captured_count, finished.failed_count) == ("partial", 1, 1)
         # Finishing again changes nothing.
         assert service.finish(tenant_id=TENANT, run_id=result.run.id, failure=ErrorInfo(code="x")) == run
+
+    async def test_a_type_graph_refuses_or_consent_lacks_is_left_out_not_the_whole_backup(self) -> None:
+        graph = FakeGraph({"settingsCatalog": 2, "scopeTag": 1})
+        refused = "powerShellScript"
+
+        async def lister(*, tenant_id: str, policy_type: str) -> list[PolicySummary]:
+            if policy_type == refused:
+                raise GraphPermissionMissing("denied", status=403, graph_code="Forbidden")
+            return await graph(tenant_id=tenant_id, policy_type=policy_type)
+
+        async def readable(tenant_id: str, types: Sequence[str]) -> ReadableTypes:
+            return ReadableTypes(readable=tuple(t for t in types if t != "remediationScript"),
+                                 unreadable={"remediationScript": "DeviceManagementScripts.Read.All"})
+
+        runs = RunsHarness()
+        sets = InMemoryBackupSetRepository()
+        service = BackupSetService(sets=sets, runs=runs.service, run_rows=runs.runs,
+                                   blobs=InMemoryBlobStore(), list_policies=lister, clock=runs.clock,
+                                   batch_size=3, readable_types=readable)
+        result, backup_set = await start(service, {"all": True})
+        plan = await service.plan(tenant_id=TENANT, run_id=result.run.id)
+        assert (plan.status, plan.item_count) == ("planned", 3)
+        # The consent check saved the call; Graph's refusal left only its own type out.
+        assert "remediationScript" not in graph.calls
+        planned = service.get_set(tenant_id=TENANT, backup_set_id=backup_set.id)
+        left_out = planned.types_left_out or {}
+        assert sorted(left_out) == ["powerShellScript", "remediationScript"]
+        assert left_out["remediationScript"].code == "graph-permission-missing"
+        assert "DeviceManagementScripts.Read.All" in left_out["remediationScript"].message
+        assert left_out["powerShellScript"].graph_code == "Forbidden"
+        for item in sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id).items:
+            runs.service.record_item(tenant_id=TENANT, run_id=result.run.id, outcome=ItemOutcome(
+                item_id=item.item_id, action="captured", status="succeeded"))
+            sets.put_items([item.model_copy(update={"status": "captured", "complete": True})])
+        run = service.finish(tenant_id=TENANT, run_id=result.run.id, failure=None)
+        assert run.status == RunStatus.SUCCEEDED
+        # Every item it listed was captured, but the set is not whole.
+        assert service.get_set(tenant_id=TENANT, backup_set_id=backup_set.id).status == "partial"
+        coverage = coverage_of(planned, ())
+        assert not coverage.holds("powerShellScript", "any")
+        assert coverage.holds("settingsCatalog", "any")
 
     async def test_equal_selections_in_another_order_reuse_the_active_run(self) -> None:
         _, sets, service = harness(FakeGraph({}))
