@@ -5,7 +5,7 @@ the limit by the number of processes (Functions scales out; each instance runs s
 budget of a family lives in one ledger row in Table Storage, and each process leases blocks of requests
 from it: one storage transaction per block, not per request.
 
-Time is cut into *slices* (``window / slices_per_window``: 0.525 s for Intune's 20 s window plus the 1 s
+Time is cut into *slices* (``window / slices_per_window``: 1.05 s for Intune's 20 s window plus the 1 s
 margin), numbered from the Unix epoch so every process agrees on them. A lease reserves a number of requests
 in each of the next ``lease_slices`` slices (4.2 s ahead by default), and a request reserved for slice ``i``
 is sent only while the process's clock is in slice ``i``. The ledger counts what is reserved per slice, and a
@@ -17,10 +17,12 @@ to milliseconds) and the time between sending and Graph counting.
 Why slices and not a counter per window: a counter per aligned 20 s window allows the limit at the end of one
 window and again at the start of the next, twice the limit in 20 s; halving the limit per window to be safe
 would waste half of it. The slices bound every interval, at the price of a ceiling of ``limit`` per ``R``
-slices: 1,000 requests per 21.525 s, 93% of the published rate (the in-process budget allows 1,000 per 21 s,
-95%). Reserving ahead keeps a lease alive for several slices (fewer storage transactions) without sending
-anything outside the slice it was counted in, and a process that finds no room now reserves the first slice
-with room and sleeps until it begins, instead of polling the row.
+slices: 1,000 requests per 22.05 s, 91% of the published rate (the in-process budget allows 1,000 per 21 s,
+95%). Finer slices raise the ceiling (40 per window: 1,000 per 21.525 s) but cut smaller reservations, which
+measured twice the storage transactions per request (``benchmarks/graph_budget_processes.py``).
+Reserving ahead keeps a lease alive for several slices (fewer storage transactions) without sending anything
+outside the slice it was counted in, and a process that finds no room now reserves the first slice with room
+and sleeps until it begins, instead of polling the row.
 
 Requests reserved and not sent (a lease replaced early, demand lower than reserved) are given back by the
 process's next lease write; the ledger never holds less than what was sent in a slice. Writes are
@@ -69,16 +71,17 @@ class SharedBudgetOptions:
         slices_per_window: slices per budget window (window and margin); finer slices raise the ceiling
             (``limit`` per ``window + slice``) and make each slice's reservation smaller.
         lease_slices: slices a lease reserves, the current one included (how long it lasts).
-        block_fraction: the most a process reserves in one slice, as a fraction of the limit.
+        lease_fraction: the most one lease reserves over its slices, as a fraction of the limit (what a
+            process that stops sending keeps from the others until those slices age out).
         fallback_share: without storage, each process keeps to ``limit / fallback_share`` (the number of
             processes expected to send for one tenant at once).
         store_timeout: seconds a ledger call may take before the process falls back.
         retry_store_after: seconds spent on the fallback before storage is tried again.
     """
 
-    slices_per_window: int = 40
-    lease_slices: int = 8
-    block_fraction: float = 0.1
+    slices_per_window: int = 20
+    lease_slices: int = 4
+    lease_fraction: float = 0.4
     fallback_share: int = 4
     store_timeout: float = 3.0
     retry_store_after: float = 30.0
@@ -209,7 +212,9 @@ class SharedFamilyBudget:
         self.fallbacks = 0
 
     def _max_block(self, limit: int) -> int:
-        return max(1, int(limit * self.options.block_fraction))
+        # Per slice. With the defaults a lease of 4 such slices is 40% of the limit, and R = 21 of them are
+        # twice the limit, so one process alone still reaches the ceiling.
+        return max(1, int(limit * self.options.lease_fraction / self.options.lease_slices))
 
     def _initial_block(self, limit: int) -> int:
         return max(1, self._max_block(limit) // 4)

@@ -139,7 +139,7 @@ async def test_tokens_a_process_did_not_send_are_given_back_on_its_next_lease() 
     await process.acquire(reads=1, writes=0)
     ledger = store.ledger(TENANT, KEY)
     assert ledger is not None
-    first, now = min(ledger.requests), int(clock.now * 1000) // 500  # slices of 10 s / 20
+    first, now = min(ledger.requests), int(clock.now / process.slice_seconds)
     assert ledger.requests[first] == 1  # what was really sent; the rest of the lease went back
     assert not [i for i in ledger.requests if first < i < now]
     assert ledger.requests[now] >= 1
@@ -272,11 +272,12 @@ async def test_batches_mixing_reads_and_writes_keep_both_limits_across_processes
 async def test_requests_another_process_reserved_ahead_count_in_every_window_they_fall_in() -> None:
     clock = Clock()
     store = InMemoryBudgetLedgerStore()
-    now = int(clock.now * 1000) // 500  # slices of 10 s / 20
-    ahead = now + 5
-    # Another process reserved the whole limit for a slice 2.5 s from now.
-    store.write(TENANT, KEY, BudgetLedger(500, {ahead: 100}, {}, current=now), etag=None)
     process = budget(store, clock)
+    length = process.slice_seconds
+    now = int(clock.now / length)
+    ahead = now + int(2.5 / length)
+    # Another process reserved the whole limit for a slice 2.5 s from now.
+    store.write(TENANT, KEY, BudgetLedger(round(length * 1000), {ahead: 100}, {}, current=now), etag=None)
     await process.acquire(reads=1, writes=0)
     # Sent only once no window of 10 s holds both it and the requests of that slice.
-    assert clock.now >= (ahead + 1) * 0.5 + 10.0 - 1e-6
+    assert clock.now >= (ahead + 1) * length + 10.0 - 1e-6
