@@ -1479,6 +1479,19 @@ class GraphRouter:
         obj["priority"] = max((int(o.get("priority") or 0) for o in others), default=0) + 1
         obj["assignments"] = []
 
+    def sub_appleUserInitiatedEnrollmentProfiles(self, req: GraphRequest, spec: CollectionSpec,
+                                                 obj: Item, rest: list[str],
+                                                 method: str) -> GraphResponse | None:
+        """``setPriority`` (204): the only way a profile's priority changes."""
+        if rest != ["setPriority"] or method != "POST":
+            return None
+        priority = _require_dict(req.body).get("priority")
+        if not isinstance(priority, int) or isinstance(priority, bool) or priority < 1:
+            raise GraphError(400, "BadRequest", "priority must be a positive integer.", nested=True)
+        obj["priority"] = priority
+        self.touch(spec, obj)
+        return GraphResponse(204)
+
     def sub_depOnboardingSettings(self, req: GraphRequest, spec: CollectionSpec, obj: Item,
                                   rest: list[str], method: str) -> GraphResponse | None:
         """``/enrollmentProfiles``: the token's Apple enrollment profiles."""

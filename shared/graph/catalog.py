@@ -971,7 +971,10 @@ _TYPES: tuple[PolicyType, ...] = (
         assignments=AssignmentSpec(
             write_path="assignments", body_key="target", write_status=201, one_per_request=True
         ),
-        # platform is fixed at create; priority changes only through setPriority.
+        # platform is fixed at create; priority changes only through setPriority (a create gets the next
+        # free one whatever its body says).
+        child_writes=_params(priority="setPriority"),
+        strip_on_restore=("priority",),
         strip_on_update=("platform", "priority"),
     ),
     PolicyType(

@@ -228,3 +228,30 @@ def test_bad_restore_requests_get_clear_errors(admin: Api, tenant: str, backup: 
     assert response.headers["Content-Type"].startswith("application/problem+json")
     if code is not None:
         assert response.json()["code"] == code
+
+
+def test_a_restored_profile_gets_back_the_priority_graph_would_not_give_it_on_create(stack: Stack) -> None:
+    # Graph gives a new Apple enrollment-type profile the next free priority; setPriority puts it back.
+    tenant = stack.new_customer_tenant()
+    admin, _ = stack.user(tenant, "admin")
+    [first] = stack.objects(tenant, "appleEnrollmentTypeProfile")
+    stack.mutate(tenant, {"op": "add", "type": "appleEnrollmentTypeProfile", "object": {
+        **{k: v for k, v in first.items() if k not in ("id", "assignments")},
+        "displayName": "iOS - second profile", "priority": first["priority"] + 1}})
+    started = admin.post(f"/tenants/{tenant}/backup-sets", json={
+        "name": "apple", "includeFoundations": False, "selection": {"types": ["appleEnrollmentTypeProfile"]}})
+    assert started.status_code == 202, started.text
+    assert wait_terminal(admin, started.headers["Location"], timeout=120)["status"] == "succeeded"
+    set_id = started.json()["backupSet"]["id"]
+    stack.mutate(tenant, {"op": "delete", "type": "appleEnrollmentTypeProfile", "id": first["id"]})
+
+    preview = _run(admin, tenant, "restores/previews", {"backupSetId": set_id})
+    done = _run(admin, tenant, "restores", {"backupSetId": set_id, "previewRunId": preview["id"]})
+    assert done["status"] == "succeeded", done
+    restored = next(o for o in stack.objects(tenant, "appleEnrollmentTypeProfile")
+                    if o["displayName"] == first["displayName"])
+    assert restored["priority"] == first["priority"]
+    again = _run(admin, tenant, "restores/previews", {"backupSetId": set_id})
+    left = [(i["itemId"], i["action"], i["changes"]) for i in _plan(admin, tenant, again["id"])["items"]
+            if i["action"] != "unchanged"]
+    assert left == []
