@@ -110,7 +110,7 @@ def fault_rules(tenant_id: str, rate: float) -> list[dict[str, Any]]:
     whose ``Retry-After`` is empty is one without a usable value (the simulator has no fault kind that leaves
     the header out).
     """
-    kinds: list[dict[str, Any]] = [{"kind": "429", "retryAfter": 1}, {"kind": "429", "retryAfter": ""},
+    kinds: list[dict[str, Any]] = [{"kind": "429", "retryAfter": 1}, {"kind": "429-no-retry-after"},
                                    {"kind": "503"}, {"kind": "504"}, {"kind": "reset"}]
     share = rate / len(kinds)
     return [dict(kind, tenant=tenant_id, path=_GRAPH_PATH, probability=share / (1 - i * share))

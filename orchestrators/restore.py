@@ -3,9 +3,11 @@
 The plan activity writes the plan to Blob Storage and returns its hash and its stages (positions into the
 plan, never bodies). Stages run one after another with a barrier between them, because later stages
 reference what earlier ones created: scope tags and filters, then each restore order in turn (notification
-templates before the compliance policies that name them, policy sets last), then assignments. Within a
-stage, items are applied a chunk at a time, and items that asked to be tried again (throttled, Graph
-briefly failing) are retried after one durable timer per round.
+templates before the compliance policies that name them, policy sets last), then assignments. A stage is
+cut into batch sub-orchestrations of up to 100 items, a few in flight at once, so no history grows with the
+size of the restore (replaying it is what an episode costs). A batch applies its items a chunk at a time,
+and items that asked to be tried again (throttled, Graph briefly failing) are retried after one durable
+timer per round.
 """
 
 from __future__ import annotations
@@ -16,22 +18,27 @@ from typing import Any
 
 import azure.durable_functions as df
 from shared.domain import ErrorInfo, RunStatus
+from shared.domain.batches import BATCHES_IN_FLIGHT
 from shared.domain.capture import MAX_CAPTURE_ATTEMPTS, CompleteRunInput, RunRef
 from shared.domain.restore import (
     APPLY_CHUNK,
     ASSIGNMENTS_STAGE,
     RestoreApplyInput,
     RestoreApplyResult,
+    RestoreBatchInput,
     RestorePlanResult,
     RestoreRunInput,
     StagePlan,
     apply_round,
+    restore_batch_instance,
+    restore_batches,
 )
 from shared.durable_names import (
     APPLY_RESTORE_ITEM,
     FINISH_RESTORE,
     MARK_RUN_RUNNING,
     PLAN_RESTORE,
+    RESTORE_BATCH_ORCHESTRATOR,
     RESTORE_ORCHESTRATOR,
 )
 
@@ -64,7 +71,9 @@ def restore_orchestrator(context: df.DurableOrchestrationContext) -> Generator[A
                         failure.code)
         elif cmd.execute:
             for stage in plan.stages:
-                yield from _apply_stage(context, cmd, plan.plan_hash, stage)
+                failure = yield from _apply_stage(context, cmd, plan.plan_hash, stage, log)
+                if failure is not None:
+                    break
     except Exception as exc:  # noqa: BLE001 - a failure here fails the run, safely
         failure = _INTERNAL
         # The type only: an activity's message is free text.
@@ -76,21 +85,56 @@ def restore_orchestrator(context: df.DurableOrchestrationContext) -> Generator[A
 
 
 def _apply_stage(context: df.DurableOrchestrationContext, cmd: RestoreRunInput, plan_hash: str,
-                 stage: StagePlan) -> Generator[Any, Any, None]:
-    """Apply one stage a chunk at a time; each chunk retries its throttled items in rounds."""
-    assignments = stage.stage == ASSIGNMENTS_STAGE
-    for start in range(0, len(stage.positions), APPLY_CHUNK):
-        pending = stage.positions[start:start + APPLY_CHUNK]
+                 stage: StagePlan, log: ReplaySafeLogger) -> Generator[Any, Any, ErrorInfo | None]:
+    """Run one stage's batches, a few at a time (the next starts as soon as any returns), and wait for all.
+
+    A batch that failed outright (it settles its own items, so this is an internal fault) stops new batches,
+    but those already started are awaited: the run must not finish while any of its items can be written.
+    """
+    batches = restore_batches(stage)
+    in_flight: list[Any] = []
+    next_batch = 0
+    failure: ErrorInfo | None = None
+    while in_flight or (next_batch < len(batches) and failure is None):
+        while len(in_flight) < BATCHES_IN_FLIGHT and next_batch < len(batches) and failure is None:
+            in_flight.append(context.call_sub_orchestrator(
+                RESTORE_BATCH_ORCHESTRATOR,
+                RestoreBatchInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, plan_hash=plan_hash,
+                                  stage=stage.stage, positions=batches[next_batch]).model_dump(mode="json"),
+                instance_id=restore_batch_instance(cmd.run_id, stage.stage, next_batch)))
+            next_batch += 1
+        returned = yield context.task_any(in_flight)
+        in_flight.remove(returned)
+        if isinstance(returned.result, Exception) and failure is None:
+            failure = _INTERNAL
+            log.error("restore run %s of tenant %s: a batch failed (%s)", cmd.run_id, cmd.tenant_id,
+                      type(returned.result).__name__)
+    return failure
+
+
+@bp.function_name(RESTORE_BATCH_ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context")
+def restore_batch_orchestrator(
+        context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    """Apply a batch a chunk at a time; each chunk retries its throttled items in rounds."""
+    cmd = RestoreBatchInput.model_validate(context.get_input())
+    assignments = cmd.stage == ASSIGNMENTS_STAGE
+    applied = 0
+    for start in range(0, len(cmd.positions), APPLY_CHUNK):
+        pending = cmd.positions[start:start + APPLY_CHUNK]
         attempt = 1
         while pending:
             tasks = [context.call_activity_with_retry(APPLY_RESTORE_ITEM, INFRA_RETRY, RestoreApplyInput(
-                tenant_id=cmd.tenant_id, run_id=cmd.run_id, plan_hash=plan_hash, position=position,
-                assignments=assignments, attempt=attempt, final_attempt=attempt >= MAX_CAPTURE_ATTEMPTS,
+                tenant_id=cmd.tenant_id, run_id=cmd.run_id, plan_hash=cmd.plan_hash, position=position,
+                stage=cmd.stage, assignments=assignments, attempt=attempt,
+                final_attempt=attempt >= MAX_CAPTURE_ATTEMPTS,
             ).model_dump(mode="json")) for position in pending]
             results = yield context.task_all(tasks)
             round_ = apply_round([RestoreApplyResult.model_validate(r) for r in results], attempt)
+            applied += len(pending) - len(round_.retry)
             if not round_.retry or round_.delay_seconds is None:
                 break
             yield context.create_timer(context.current_utc_datetime + timedelta(seconds=round_.delay_seconds))
             pending = round_.retry
             attempt += 1
+    return {"stage": cmd.stage, "items": len(cmd.positions), "settled": applied}

@@ -237,7 +237,8 @@ def restore_service() -> RestoreService:
             return False
         return True
 
-    return RestoreService(runs=run_service(), sets=storage().backup_sets(), restores=storage().restores(),
+    return RestoreService(runs=run_service(), run_rows=storage().runs(), sets=storage().backup_sets(),
+                          restores=storage().restores(),
                           blobs=storage().blobs(), audit=storage().audit(), graph=capture_service().graph,
                           can_read=can_read, clock=utcnow)
 

@@ -9,8 +9,9 @@ from typing import Any
 
 __all__ = ["FAULT_KINDS", "TRANSPORT_KINDS", "FaultRule", "Faults"]
 
-FAULT_KINDS = frozenset({"400", "429", "500", "502", "503", "503-no-retry-after", "504", "401-expired",
-                         "403", "404", "409", "reset", "truncated", "slow", "short-page"})
+FAULT_KINDS = frozenset({"400", "429", "429-no-retry-after", "500", "502", "503", "503-no-retry-after",
+                         "504", "401-expired", "403", "404", "409", "reset", "truncated", "slow",
+                         "short-page"})
 # Faults of the connection itself: they cannot happen to one item inside a $batch.
 TRANSPORT_KINDS = frozenset({"reset", "truncated"})
 

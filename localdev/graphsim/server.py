@@ -211,7 +211,7 @@ class Simulator:
 
         if kind == "400":
             return GraphError(400, "BadRequest", message("The request is invalid."), nested=True)
-        if kind == "429":
+        if kind in ("429", "429-no-retry-after"):
             return GraphError(429, "TooManyRequests", message("Please retry again later."), headers=headers)
         if kind in ("503", "503-no-retry-after"):
             return GraphError(503, "serviceNotAvailable", message("The service is temporarily "
@@ -329,7 +329,8 @@ class Simulator:
             body = json.dumps({"token_type": "Bearer", "access_token": "x" * 64}).encode()
             return await self.break_connection(request, 200, {"Content-Type": "application/json"},
                                                body, fault)
-        status = {"429": 429, "500": 500, "502": 502, "503": 503, "503-no-retry-after": 503,
+        status = {"429": 429, "429-no-retry-after": 429, "500": 500, "502": 502, "503": 503,
+                  "503-no-retry-after": 503,
                   "504": 504, "401-expired": 401, "403": 403, "404": 404,
                   "409": 409}.get(fault.kind, 503)
         headers = {}

@@ -158,8 +158,9 @@ class PolicyType:
         builtin_when: items matching every ``property -> value`` are captured for reference but never
             written (built-in objects that exist in every tenant and cannot change).
         builtin_reason: why such items are not written.
-        unassignable_when: items matching every ``property -> value`` exist with assignments Graph
-            refuses to change (default enrollment configurations apply to everyone).
+        default_when: items matching every ``property -> value`` are the tenant's defaults: they exist in
+            every tenant, so a restore updates them in place but never creates one, and Graph refuses to
+            assign them (default enrollment configurations apply to everyone).
         exclude_odata_types: drop list items of these ``@odata.type`` (subtypes another entry captures).
         singleton: the collection path is one object, not a collection: the list is that object alone,
             it is never created or deleted, only updated in place.
@@ -197,7 +198,7 @@ class PolicyType:
     backup_only: str | None = None
     builtin_when: Mapping[str, object] = field(default_factory=_empty)
     builtin_reason: str | None = None
-    unassignable_when: Mapping[str, object] = field(default_factory=_empty)
+    default_when: Mapping[str, object] = field(default_factory=_empty)
     exclude_odata_types: tuple[str, ...] = ()
     singleton: bool = False
     update_path: str | None = None
@@ -222,8 +223,11 @@ class PolicyType:
         """Whether a restore may write this item's assignments."""
         if self.assignments is None:
             return False
-        fixed = self.unassignable_when
-        return not fixed or not all(item.get(p) == v for p, v in fixed.items())
+        return not self.is_default(item)
+
+    def is_default(self, item: Mapping[str, object]) -> bool:
+        """Whether an item is one of the tenant's defaults (see ``default_when``)."""
+        return bool(self.default_when) and all(item.get(p) == v for p, v in self.default_when.items())
 
     def is_builtin(self, item: Mapping[str, object]) -> bool:
         """Whether a captured item is a built-in that a restore must leave alone."""
@@ -566,7 +570,7 @@ _TYPES: tuple[PolicyType, ...] = (
         strip_on_restore=("priority",),
         strip_on_update=("priority", "deviceEnrollmentConfigurationType", "platformType"),
         # The defaults (priority 0) apply to everyone; Graph refuses to assign them.
-        unassignable_when=MappingProxyType({"priority": 0}),
+        default_when=MappingProxyType({"priority": 0}),
     ),
     PolicyType(
         key="autopilotProfile",

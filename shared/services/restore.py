@@ -57,6 +57,8 @@ from shared.domain.restore import (
     map_assignments,
     normal_hash,
     remap_references,
+    restore_batch_instance,
+    restore_batches,
     restore_normal_form,
     restore_scope,
     stages_of,
@@ -68,7 +70,7 @@ from shared.graph.errors import GraphError, GraphIncompleteRead, GraphServerErro
 from shared.graph.reader import PolicyReader
 from shared.graph.tenants import GraphPort
 from shared.graph.writer import PolicyWriter, unrestorable_properties
-from shared.ports import AuditRepository, BackupSetRepository, BlobStore, RestoreRepository
+from shared.ports import AuditRepository, BackupSetRepository, BlobStore, RestoreRepository, RunRepository
 from shared.services.backupsets import BackupSetNotFound
 from shared.services.capture import POLICY_NORMAL_FORM, item_error_of
 from shared.services.runs import RunService, StartResult
@@ -90,13 +92,15 @@ _FILTER_ID = "deviceAndAppManagementAssignmentFilterId"
 class RestoreService:
     """Starts, plans, applies and finishes restore runs."""
 
-    def __init__(self, *, runs: RunService, sets: BackupSetRepository, restores: RestoreRepository,
-                 blobs: BlobStore, audit: AuditRepository, graph: GraphPort,
+    def __init__(self, *, runs: RunService, run_rows: RunRepository, sets: BackupSetRepository,
+                 restores: RestoreRepository, blobs: BlobStore, audit: AuditRepository, graph: GraphPort,
                  can_read: Callable[[Principal, str], bool], clock: Callable[[], datetime]) -> None:
         """Create the service.
 
         Args:
             runs: the run service.
+            run_rows: the run repository, to read a run without counting its items (every item activity
+                checks that its run has not ended).
             sets: backup sets (the source of a restore).
             restores: ledger and plan records.
             blobs: captured bodies and plans.
@@ -106,6 +110,7 @@ class RestoreService:
             clock: returns the current aware UTC time.
         """
         self._runs = runs
+        self._run_rows = run_rows
         self._sets = sets
         self._restores = restores
         self._blobs = blobs
@@ -114,6 +119,8 @@ class RestoreService:
         self._can_read = can_read
         self._clock = clock
         self._plans: OrderedDict[tuple[str, str], RestorePlan] = OrderedDict()
+        # (tenant, run, stage) -> the id maps its items write with; see :meth:`_maps`.
+        self._maps_by_stage: OrderedDict[tuple[str, str, int], IdMaps] = OrderedDict()
 
     # ----------------------------------------------------------------------------------- start
 
@@ -213,8 +220,9 @@ class RestoreService:
 
     def _planned(self, plan_hash: str, plan: RestorePlan, execute: bool) -> RestorePlanResult:
         order = {key: policy_type.restore_order for key, policy_type in CATALOG.items()}
-        stages = stages_of(plan.items, restore_order=order, with_assignments=plan.include_assignments) \
-            if execute else []
+        family = {key: policy_type.throttle_family for key, policy_type in CATALOG.items()}
+        stages = stages_of(plan.items, restore_order=order, family=family,
+                           with_assignments=plan.include_assignments) if execute else []
         return RestorePlanResult(status="planned", plan_hash=plan_hash, item_count=len(plan.items),
                                  stages=stages)
 
@@ -320,9 +328,10 @@ class RestoreService:
             return base.model_copy(update={"action": "conflict", "conflict": match.conflict})
         assignments = self._plan_assignments(policy_type, body, None, maps, include_assignments, mode)
         if match.target_id is None:
-            if policy_type.singleton:
-                # Tenant-wide settings exist in every tenant and are only ever updated.
-                return base.model_copy(update={"warnings": ["the tenant has no such settings object"]})
+            if policy_type.singleton or policy_type.is_default(body):
+                # Tenant-wide settings and defaults exist in every tenant and are only ever updated.
+                return base.model_copy(update={"warnings": ["the tenant has no such object to update, and "
+                                                            "Graph does not create one"]})
             return base.model_copy(update={"action": "create", "assignments": assignments})
         current = (await reader.read_policy(item.policy_type, match.target_id)).body
         unwritable = unrestorable_properties(policy_type)
@@ -507,7 +516,10 @@ class RestoreService:
         plan = await asyncio.to_thread(self.load_plan, cmd.tenant_id, cmd.plan_hash)
         item = plan.items[cmd.position]
         started = self._clock()
-        run = await asyncio.to_thread(self._runs.get, tenant_id=cmd.tenant_id, run_id=cmd.run_id)
+        stored = await asyncio.to_thread(self._run_rows.get, tenant_id=cmd.tenant_id, run_id=cmd.run_id)
+        if stored is None:
+            raise RunNotFound(f"run {cmd.run_id} not found")
+        run = stored.value
         if run.status.is_terminal:
             # Cancelled (or ended) while this item waited: no new write; the cancel recorded it skipped.
             return RestoreApplyResult(position=cmd.position, status="skipped")
@@ -625,7 +637,23 @@ class RestoreService:
         return ("created" if item.action == "create" else "updated"), target_id
 
     async def _maps(self, cmd: RestoreApplyInput, plan: RestorePlan) -> IdMaps:
-        """Source -> target ids as they stand now: the plan's groups, and the ledger of the tenant pair."""
+        """Source -> target ids for the item's stage: the plan's maps, and the ledger of the tenant pair.
+
+        Items of one stage reference only what earlier stages restored (that is what the stages are for),
+        so the ledger is read once per stage and process, not once per item (the ledger grows with the
+        restore: read per item it was the largest cost, measured by ``benchmarks.restore_execute``).
+        """
+        key = (cmd.tenant_id, cmd.run_id, cmd.stage)
+        cached = self._maps_by_stage.get(key)
+        if cached is not None:
+            return cached
+        maps = await self._read_maps(cmd, plan)
+        self._maps_by_stage[key] = maps
+        while len(self._maps_by_stage) > _PLAN_CACHE_SIZE:
+            self._maps_by_stage.popitem(last=False)
+        return maps
+
+    async def _read_maps(self, cmd: RestoreApplyInput, plan: RestorePlan) -> IdMaps:
         entries = await asyncio.to_thread(self._restores.list_ledger, target_tenant_id=cmd.tenant_id,
                                           source_tenant_id=plan.source_tenant_id)
         done = [e for e in entries if e.state == "done" and e.target_id]
@@ -716,6 +744,16 @@ class RestoreService:
     def settle_cancelled(self, *, tenant_id: str, run_id: str) -> RunRecord:
         """End a cancelled restore: items not yet written are ``skipped``."""
         return self.finish(tenant_id=tenant_id, run_id=run_id, failure=None, cancelled=True)
+
+    def child_instances(self, *, tenant_id: str, run_id: str) -> list[str]:
+        """The batch sub-orchestrations a restore may have started (a cancel stops them too)."""
+        record = self._restores.get_plan(tenant_id=tenant_id, run_id=run_id)
+        run = self._runs.get(tenant_id=tenant_id, run_id=run_id)
+        if record is None or run.kind != RunKind.RESTORE_EXECUTE:
+            return []
+        planned = self._planned(record.plan_hash, self.load_plan(tenant_id, record.plan_hash), True)
+        return [restore_batch_instance(run_id, stage.stage, number)
+                for stage in planned.stages for number in range(len(restore_batches(stage)))]
 
     def _settled_items(self, tenant_id: str, run_id: str) -> set[str]:
         return {i.item_id for i in every_page(lambda continuation: self._runs.list_items(

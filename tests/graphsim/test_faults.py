@@ -17,6 +17,7 @@ PATH = "deviceCategories$"
 
 @pytest.mark.parametrize(("kind", "status", "code"), [
     ("429", 429, "TooManyRequests"),
+    ("429-no-retry-after", 429, "TooManyRequests"),
     ("500", 500, "InternalServerError"),
     ("502", 502, "BadGateway"),
     ("503", 503, "serviceNotAvailable"),

@@ -293,14 +293,16 @@ def _item(n: int, policy_type: str, action: str = "create", assign: str = "skip"
         "assignments": AssignmentPlan.model_validate({"action": assign})})
 
 
-ORDER = {"scopeTag": 10, "assignmentFilter": 15, "settingsCatalog": 100, "policySet": 2000}
+ORDER = {"scopeTag": 10, "assignmentFilter": 15, "settingsCatalog": 100, "deviceConfiguration": 100,
+         "policySet": 2000}
+FAMILY = {"settingsCatalog": "deviceConfigV2", "deviceConfiguration": "deviceConfiguration"}
 
 
 def test_stages_follow_the_restore_order_with_assignments_last() -> None:
     items = [_item(0, "policySet", assign="replace"), _item(1, "settingsCatalog", "update", "replace"),
              _item(2, "scopeTag"), _item(3, "settingsCatalog", "unchanged", "merge"),
              _item(4, "assignmentFilter"), _item(5, "unknownType")]
-    stages = stages_of(items, restore_order=ORDER, with_assignments=True)
+    stages = stages_of(items, restore_order=ORDER, family=FAMILY, with_assignments=True)
     assert [(s.stage, s.positions) for s in stages] == [
         (0, [5]), (10, [2]), (15, [4]), (100, [1, 3]), (2000, [0]), (ASSIGNMENTS_STAGE, [0, 1, 3])]
 
@@ -310,18 +312,29 @@ def test_only_items_whose_assignments_change_go_to_the_assignment_stage() -> Non
     items = [_item(0, sc, "create", "replace"), _item(1, sc, "update", "unchanged"),
              _item(2, sc, "unchanged", "skip"), _item(3, sc, "conflict", "replace"),
              _item(4, sc, "unsupported", "replace"), _item(5, sc, "update", "merge")]
-    stages = stages_of(items, restore_order=ORDER, with_assignments=True)
+    stages = stages_of(items, restore_order=ORDER, family=FAMILY, with_assignments=True)
     assert [(s.stage, s.positions) for s in stages] == [(100, [0, 1, 2, 3, 4, 5]),
                                                          (ASSIGNMENTS_STAGE, [0, 5])]
 
 
 def test_without_assignments_there_is_no_assignment_stage() -> None:
     items = [_item(0, "settingsCatalog", "create", "replace")]
-    assert [s.stage for s in stages_of(items, restore_order=ORDER, with_assignments=False)] == [100]
-    assert stages_of([], restore_order=ORDER, with_assignments=True) == []
+    without = stages_of(items, restore_order=ORDER, family=FAMILY, with_assignments=False)
+    assert [s.stage for s in without] == [100]
+    assert stages_of([], restore_order=ORDER, family=FAMILY, with_assignments=True) == []
     nothing_to_assign = [_item(0, "settingsCatalog", "unchanged", "unchanged")]
-    stages = stages_of(nothing_to_assign, restore_order=ORDER, with_assignments=True)
+    stages = stages_of(nothing_to_assign, restore_order=ORDER, family=FAMILY, with_assignments=True)
     assert [s.stage for s in stages] == [100]
+
+
+def test_families_take_turns_within_a_stage_and_the_busiest_assigns_last() -> None:
+    dc, sc = "deviceConfiguration", "settingsCatalog"
+    items = [_item(0, dc, assign="replace"), _item(1, dc, assign="replace"), _item(2, dc, assign="replace"),
+             _item(3, sc, assign="replace"), _item(4, sc)]
+    stages = stages_of(items, restore_order=ORDER, family=FAMILY, with_assignments=True)
+    # No chunk is all one family waiting for its budget; each family keeps its own order.
+    assert [(s.stage, s.positions) for s in stages] == [(100, [0, 3, 1, 4, 2]),
+                                                        (ASSIGNMENTS_STAGE, [3, 0, 1, 2])]
 
 
 def test_summarise_counts_items_per_action() -> None:
@@ -428,3 +441,14 @@ def test_no_retry_after_the_last_attempt_or_when_nothing_asked() -> None:
     settled = apply_round([_result(1, "succeeded"), _result(2, "failed")], attempt=1)
     assert settled.retry == []
     assert settled.delay_seconds is None
+
+
+def test_default_enrollment_configurations_are_updated_in_place_never_created_or_assigned() -> None:
+    from shared.graph.catalog import CATALOG
+
+    enrollment = CATALOG["enrollmentConfiguration"]
+    default, own = {"priority": 0}, {"priority": 3}
+    assert enrollment.is_default(default)
+    assert not enrollment.can_assign(default)
+    assert not enrollment.is_default(own)
+    assert enrollment.can_assign(own)

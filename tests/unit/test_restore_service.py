@@ -84,6 +84,7 @@ class Harness:
         self.runs = RunsHarness(clock=self.clock)
         self.service = RestoreService(
             runs=self.runs.service,
+            run_rows=self.runs.runs,
             sets=self.sets,
             restores=self.restores,
             blobs=self.blobs,
@@ -183,12 +184,16 @@ class Harness:
         assignments: bool = False,
         attempt: int = 1,
     ) -> RestoreApplyResult:
+        # Items carry their stage, as the orchestration sends them (an item's id maps are per stage).
+        stage = next((s.stage for s in planned.stages if position in s.positions
+                      and (s.stage == ASSIGNMENTS_STAGE) == assignments), 0)
         return await self.service.apply(
             RestoreApplyInput(
                 tenant_id=run.tenant_id,
                 run_id=run.id,
                 plan_hash=planned.plan_hash,
                 position=position,
+                stage=stage,
                 assignments=assignments,
                 attempt=attempt,
             )
