@@ -98,7 +98,14 @@ from localdev.stack import (
     sim_client,
     tenant_registration,
 )
-from shared.domain.restore import ASSIGNMENTS_STAGE, PlanItem, StagePlan, stages_of
+from shared.domain.restore import (
+    ASSIGNMENTS_STAGE,
+    PlanItem,
+    StagePlan,
+    restore_batch_instance,
+    restore_batches,
+    stages_of,
+)
 from shared.durable_names import APPLY_RESTORE_ITEM, FINISH_RESTORE, MARK_RUN_RUNNING, PLAN_RESTORE
 from shared.graph.catalog import CATALOG
 
@@ -306,6 +313,8 @@ class Observed:
     timed: list[TimedCall]
     cpu: dict[str, float]
     after: dict[str, list[str]]  # type key -> display names in the tenant after the restore
+    # instance id -> (stage, history) of each batch sub-orchestration
+    batch_histories: dict[str, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 @contextmanager
@@ -385,10 +394,20 @@ def run_restore(info: StackInfo, proxy: TimedProxy, sim: httpx.Client, scene: Sc
                        params={"showHistory": "true", "showHistoryOutput": "true", "showInput": "false"},
                        timeout=60.0)
     history = list(status.json().get("historyEvents") or []) if status.status_code in (200, 202) else []
+    # Each stage's items are applied by batch sub-orchestrations: their histories hold the activities.
+    batch_histories: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+    for stage in _stages(plan):
+        for number in range(len(restore_batches(stage))):
+            instance = restore_batch_instance(run["id"], stage.stage, number)
+            answer = httpx.get(f"{info.host_base_url}/runtime/webhooks/durabletask/instances/{instance}",
+                               params={"showHistory": "true", "showHistoryOutput": "true",
+                                       "showInput": "false"}, timeout=60.0)
+            if answer.status_code in (200, 202):
+                batch_histories[instance] = (stage.stage, list(answer.json().get("historyEvents") or []))
     after = {key: [_name(o) for o in _sim_objects(sim, tenant_id, key)] for key in scene.changed}
     return Observed(run=run, posted_at=posted_at, monitor_wall=monitor_wall, polls=polls, graph_log=graph_log,
                     history=history, plan=plan, run_items=run_items, storage=storage, timed=timed, cpu=cpu,
-                    after=after)
+                    after=after, batch_histories=batch_histories)
 
 
 # --- the orchestration's phases ---------------------------------------------------------------------------
@@ -485,22 +504,12 @@ def phases_of(history: list[dict[str, Any]]) -> Phases:
     return phases
 
 
-def assign_stages(rounds: list[Round], stages: list[StagePlan]) -> None:
-    """Give each round the stage it belongs to (stages run in order; a position repeats only on a retry)."""
-    index = 0
-    settled: set[int] = set()
-    for round_ in rounds:
-        while index < len(stages):
-            positions = set(stages[index].positions)
-            if set(round_.positions) <= positions and not set(round_.positions) & settled:
-                break
-            index += 1
-            settled = set()
-        if index >= len(stages):
-            return
-        round_.stage = stages[index].stage
-        # Positions answered ``retry`` come again in the next round of the same stage.
-        settled |= set(round_.positions) - round_.retried
+def _stages(plan: dict[str, Any]) -> list[StagePlan]:
+    """The execution's stages, as the service cuts them from the plan."""
+    items = [PlanItem.model_validate(i) for i in plan["items"]]
+    return stages_of(items, restore_order={key: t.restore_order for key, t in CATALOG.items()},
+                     family={key: t.throttle_family for key, t in CATALOG.items()},
+                     with_assignments=bool(plan["includeAssignments"]))
 
 
 def stage_label(stage: int) -> str:
@@ -630,10 +639,13 @@ def report(scene: Scene, obs: Observed, *, scale: float = 1.0) -> tuple[dict[str
         print(f"wall / write floor = {wall:.1f} / {write_floor:.1f} = {ratio:.3f} (target <= {TARGET_RATIO})")
 
     # Phases from the orchestration history.
-    order = {key: t.restore_order for key, t in CATALOG.items()}
-    stages = stages_of(plan_items, restore_order=order, with_assignments=bool(obs.plan["includeAssignments"]))
+    stages = _stages(obs.plan)
     phases = phases_of(obs.history)
-    assign_stages(phases.rounds, stages)
+    for stage_number, batch_history in obs.batch_histories.values():
+        for round_ in phases_of(batch_history).rounds:
+            round_.stage = stage_number
+            phases.rounds.append(round_)
+    phases.rounds.sort(key=lambda r: r.scheduled)
     phase_rows: list[dict[str, Any]] = []
     episode_rows: list[dict[str, Any]] = []
     if not obs.history:
@@ -711,6 +723,9 @@ def report(scene: Scene, obs: Observed, *, scale: float = 1.0) -> tuple[dict[str
                 episode_rows.append({"history_events_from": part[0][1], "min_gap_ms": round(min(gaps_ms), 1),
                                      "median_gap_ms": round(statistics.median(gaps_ms), 1),
                                      "answers_per_episode": round(statistics.mean(e[2] for e in part), 2)})
+        longest = max((len(h) for _, h in obs.batch_histories.values()), default=0)
+        print(f"  batches: {len(obs.batch_histories)} sub-orchestrations, the longest history {longest} "
+              "events")
         print(f"  orchestrator: {len(episodes)} episodes, {len(obs.history)} history events; per third of "
               "the run (history length at its start: shortest / median gap between episodes, answers per "
               "episode): "
