@@ -5,7 +5,10 @@ generated customer tenant with more policies than requests, so that every POST t
 policy and creates a new run, then measures:
 
 1. the time to the ``202`` of ``POST .../policies/{type}/{id}/snapshots`` under N concurrent callers
-   (threads, one httpx client and one operator token each): count, p50, p90, p99, max and throughput;
+   (threads, one httpx client and one operator token each): count, p50, p90, p99, max and throughput, and
+   the CPU that the host, its engine, Azurite and the simulator used while the callers ran, per start (from
+   ``/proc``; it includes the launches and orchestrations that ran meanwhile, so a shorter burst holds less
+   of that work);
 2. the wall time from POST to ``succeeded`` of one policy on an otherwise idle stack (5 times, and the
    median), and how long all runs started in step 1 took to finish;
 3. the storage round trips of one start, counted at our storage adapter: in this process, the start path
@@ -276,9 +279,40 @@ def local_stack(demo_secret: str) -> Iterator[StackInfo]:
         with tempfile.TemporaryDirectory(prefix="bench-stack-") as state, \
                 running_stack(storage=azurite.connection_string, state_dir=Path(state),
                               demo_secret=demo_secret) as info:
+            info.pids.setdefault("azurite", azurite.pid)
             yield info
     finally:
         azurite.stop()
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of one process so far (Linux ``/proc``), or ``None`` if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def stack_processes(info: StackInfo) -> dict[str, int]:
+    """The stack's processes by role; the engine is the host's child process (``--engine process``)."""
+    pids = {name: pid for name, pid in info.pids.items() if name in ("dfhost", "azurite", "graphsim")}
+    engine = _children(pids["dfhost"]) if "dfhost" in pids else []
+    if engine:
+        pids["engine"] = engine[0]
+    return pids
+
+
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each process (those that cannot be read are left out)."""
+    return {name: cpu for name, pid in pids.items() if (cpu := _cpu_seconds(pid)) is not None}
 
 
 def run_idle(info: StackInfo, seeded: Seeded, token: str) -> dict[str, Any]:
@@ -306,7 +340,10 @@ def run_burst(info: StackInfo, seeded: Seeded, tokens: list[str], requests: int,
     """Step 1 and the wait for its runs: prints it, returns it for ``--out`` and whether all went well."""
     print(f"\n[burst] {requests} snapshot POSTs, {len(tokens)} concurrent callers, "
           "each POST a different policy")
+    processes = stack_processes(info)
+    cpu_before = cpu_snapshot(processes)
     result = burst(info, seeded, tokens, requests)
+    cpu_after = cpu_snapshot(processes)
     lat = result.latencies_ms
     errors = sum(result.errors.values())
     print(f"  202: {len(lat)}  errors: {errors}" + (f" ({dict(result.errors)})" if result.errors else ""))
@@ -315,9 +352,18 @@ def run_burst(info: StackInfo, seeded: Seeded, tokens: list[str], requests: int,
               f"p99 {percentile(lat, 99):.0f}  max {max(lat):.0f}  (mean {statistics.fmean(lat):.0f})")
     throughput = len(lat) / result.wall_seconds
     print(f"  burst wall time: {result.wall_seconds:.2f}s  throughput: {throughput:.1f} accepted starts/s")
+    # CPU of the stack's processes while the callers ran: unlike latency, it hardly depends on what else
+    # the machine is doing. It includes the launches and orchestrations that ran during the burst.
+    cpu_ms = {name: (cpu_after[name] - cpu_before[name]) * 1000 / max(1, len(lat))
+              for name in cpu_before if name in cpu_after}
+    if cpu_ms:
+        print("  CPU per accepted start during the burst (ms): "
+              + "  ".join(f"{name} {ms:.1f}" for name, ms in sorted(cpu_ms.items()))
+              + f"  (machine load average {os.getloadavg()[0]:.1f})")
     report: dict[str, Any] = {
         "callers": len(tokens), "requests": requests, "accepted": len(lat), "errors": dict(result.errors),
         "wall_seconds": round(result.wall_seconds, 3), "throughput_per_second": round(throughput, 2),
+        "cpu_ms_per_start": {name: round(ms, 2) for name, ms in cpu_ms.items()},
     }
     if lat:
         report["latency_ms"] = {"p50": round(percentile(lat, 50), 1), "p90": round(percentile(lat, 90), 1),

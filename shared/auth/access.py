@@ -77,6 +77,17 @@ class AccessService:
         self._granted.put(key, stored.value, expires_at=self._seconds() + self._ttl, generation=generation)
         return stored.value
 
+    def cached_grant(self, principal: Principal, tenant_id: str, minimum: Role) -> Grant | None:
+        """The grant :meth:`require` would return, if this process caches it and its role suffices.
+
+        No storage read: ``None`` means "ask :meth:`require`", which also raises every refusal. An async
+        trigger calls this on its event loop and hands only a miss to a thread.
+        """
+        grant = self._granted.get((tenant_id.lower(), principal.tenant_id, principal.object_id))
+        if grant is None or not role_at_least(grant.role, minimum):
+            return None
+        return grant
+
     def require(self, principal: Principal, tenant_id: str, minimum: Role) -> Grant:
         """Return the caller's grant on ``tenant_id`` if its role is at least ``minimum``.
 

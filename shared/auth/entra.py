@@ -162,8 +162,27 @@ class EntraTokenValidator:
         Raises:
             Unauthenticated: the header is missing, not a bearer token, or the token is not valid.
         """
-        value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-        scheme, _, token = value.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = _bearer_token(headers)
+        if token is None:
             raise Unauthenticated("a bearer token is required")
-        return self.validate(token.strip())
+        return self.validate(token)
+
+    def cached_principal(self, headers: Mapping[str, str]) -> Principal | None:
+        """The caller of a request whose bearer token was validated before and is still cached, else ``None``.
+
+        Reads nothing and validates nothing, so an async trigger can call it on its event loop and hand only
+        a miss to a thread (:meth:`authenticate` then decides, errors included).
+        """
+        token = _bearer_token(headers)
+        if token is None:
+            return None
+        return self._validated.get(hashlib.sha256(token.encode()).digest())
+
+
+def _bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of the ``Authorization: Bearer`` header, or ``None`` when there is none."""
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()

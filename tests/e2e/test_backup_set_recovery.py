@@ -101,7 +101,9 @@ def test_a_host_killed_mid_capture_finishes_the_set_after_restart_with_each_item
     finally:
         stack.sim.delete("/_sim/faults")
 
-    assert done["status"] == "succeeded", done
+    failed = [(i["itemId"], i["error"]) for i in _paged(operator, f"/tenants/{tenant}/runs/{run_id}/items")
+              if i["status"] != "succeeded"]
+    assert done["status"] == "succeeded", failed
     assert _epoch(done["finishedAt"]) > killed_at, "the run finished after the kill, on the restarted host"
     live = operator.get(f"/tenants/{tenant}/policies")
     assert live.status_code == 200, live.text

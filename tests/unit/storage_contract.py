@@ -193,9 +193,15 @@ class StorageContract:
         assert active
         assert idem
         assert lock
+        # A stale ETag: one of a row written by another request (rows of one transaction may share one).
+        other = make_run(T0 + timedelta(seconds=5), key="o" * 64)
+        stores.runs.claim(claim_for(other))
+        other_active = stores.runs.get_active(tenant_id=TENANT, derived_key=other.derived_key)
+        assert other_active
+        assert other_active.etag != active.etag
         with pytest.raises(ConcurrentUpdate):
             stores.runs.delete_active(tenant_id=TENANT, derived_key=run.derived_key,
-                                      etag=idem.etag)
+                                      etag=other_active.etag)
         stores.runs.delete_active(tenant_id=TENANT, derived_key=run.derived_key, etag=active.etag)
         stores.runs.delete_idempotency(tenant_id=TENANT, scope="scope-4", etag=idem.etag)
         stores.runs.delete_lock(tenant_id=TENANT, name="restore.execute", etag=lock.etag)

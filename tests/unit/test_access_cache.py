@@ -198,3 +198,19 @@ def test_the_cache_is_bounded_and_evicts_the_least_recently_used():
     assert cache.get("a") is None
     cache.put("d", 4, expires_at=10)  # already expired: not kept
     assert cache.get("d") is None
+
+
+def test_the_cache_only_lookup_answers_what_require_would_and_nothing_it_would_refuse(world):
+    p = world.process()
+    assert p.access.cached_grant(BOB, TENANT, Role.OPERATOR) is None  # not read yet: the caller must read
+    p.access.require(BOB, TENANT, Role.OPERATOR)
+    p.reads.clear()
+    assert p.access.cached_grant(BOB, TENANT.upper(), Role.READER).role == Role.OPERATOR
+    assert p.access.cached_grant(BOB, TENANT, Role.ADMIN) is None  # require raises RoleTooLow
+    assert p.access.cached_grant(BOB_ELSEWHERE, TENANT, Role.READER) is None
+    assert p.reads == []
+    world.clock.advance(seconds=TTL.total_seconds())
+    assert p.access.cached_grant(BOB, TENANT, Role.READER) is None  # past the window
+    p.access.require(BOB, TENANT, Role.OPERATOR)
+    assert p.tenants.delete_grant(principal=ALICE, tenant_id=TENANT, principal_id=BOB.object_id)
+    assert p.access.cached_grant(BOB, TENANT, Role.READER) is None  # a revoke here takes effect at once

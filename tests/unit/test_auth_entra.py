@@ -281,3 +281,18 @@ def test_a_rejected_token_is_never_remembered(jwks, counted, case, kwargs):
             validator.validate(bad)
         assert CountingJwkClient.checks == attempt
     assert len(validator._validated) == 0
+
+
+def test_the_cache_only_lookup_answers_a_validated_token_and_nothing_else(jwks, counted):
+    validator, now = counted
+    exp = int(now[0]) + 120
+    value = token(jwks, exp=exp)
+    assert validator.cached_principal(bearer(value)) is None  # never validated: the caller must validate
+    assert validator.authenticate(bearer(value)).object_id == OID
+    assert validator.cached_principal(bearer(value)).object_id == OID
+    assert validator.cached_principal(bearer(token(jwks, exp=exp, oid=OTHER_TID))) is None
+    assert validator.cached_principal({}) is None
+    assert validator.cached_principal({"Authorization": "Basic abc"}) is None
+    now[0] = exp - TOKEN_CACHE_SKEW_SECONDS  # the same window as authenticate()'s cache
+    assert validator.cached_principal(bearer(value)) is None
+    assert CountingJwkClient.checks == 1
