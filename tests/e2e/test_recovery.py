@@ -85,7 +85,8 @@ def test_a_crash_between_claim_and_launch_recovers_without_any_caller(stack: Sta
     assert [(s["instanceId"], s["runtimeStatus"]) for s in statuses] == [(orphan.id, "Completed")]
     stored = _stored_run(stack, tenant, orphan.id)
     assert stored is not None
-    assert stored.status == RunStatus.SUCCEEDED
+    items = api.get(f"/tenants/{tenant}/runs/{orphan.id}/items").json()["items"]
+    assert stored.status == RunStatus.SUCCEEDED, (stored.failure, [(i["itemId"], i["error"]) for i in items])
     assert stored.launched_at is not None
 
 

@@ -100,8 +100,16 @@ def test_deliveries_waiting_for_a_receiver_survive_the_host_being_killed(
     secret = _subscribe(admin, tenant, receiver)
     receiver.status = 503  # down: deliveries fail and wait for their next attempt
     run_id, monitor = _snapshot(admin, tenant)
-    assert wait_terminal(admin, monitor, timeout=120)["status"] == "succeeded"
+    # Killed once a delivery failed and waits to be tried again (its wait doubles with each failure, so the
+    # receiver comes back before the waits grow long).
+    deadline = time.monotonic() + 60
+    pending = f"/tenants/{tenant}/subscriptions/flow/deliveries"
+    while not any(d["runId"] == run_id and d["attempts"] >= 1
+                  for d in admin.get(pending, params={"status": "pending"}).json()["items"]):
+        assert time.monotonic() < deadline, "no delivery was tried"
+        time.sleep(0.2)
     kill_host(stack.info)
     receiver.status = 200
     restart_host(stack.info)
+    assert wait_terminal(admin, monitor, timeout=120)["status"] == "succeeded"
     _check_in_order_and_signed(_wait_for_events(receiver, run_id, 3, timeout=120), run_id, secret)
