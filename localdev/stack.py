@@ -66,6 +66,10 @@ class StackInfo:
     api_audience: str
     demo_tenant_id: str = DEMO_TENANT
     demo_graph_client_id: str = DEMO_GRAPH_CLIENT_ID
+    # Where the app keeps its state in that storage (each test stack has its own, see start_stack).
+    table_prefix: str = "intune"
+    snapshot_container: str = "policy-snapshots"
+    task_hub: str = ""
     pids: dict[str, int] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
 
@@ -201,6 +205,14 @@ def start_stack(*, port: int, state_dir: Path, storage: str | None = None, fresh
     if port_open(port):
         raise SystemExit(f"port {port} is already in use; pass --port")
     started: dict[str, int] = {}
+    # A stack on an Azurite others use too (the test session's) gets tables, a container and a task hub of
+    # its own: two hosts on one task hub would take each other's work (the local engine takes no leases), and
+    # their sweepers would deliver each other's outboxes against the wrong simulator.
+    isolated = storage is not None
+    suffix = secrets.token_hex(4) if isolated else ""
+    table_prefix = f"intune{suffix}"
+    snapshot_container = f"policy-snapshots-{suffix}" if isolated else "policy-snapshots"
+    task_hub = f"IntuneBackupHub{suffix}" if isolated else ""
     try:
         if storage is None:
             data = state_dir / "azurite"
@@ -228,6 +240,8 @@ def start_stack(*, port: int, state_dir: Path, storage: str | None = None, fresh
         env.update(app_environment(storage=storage, sim_base=sim_base, ca_file=ca_file))
         # Stands in for an app setting that is a Key Vault reference in Azure.
         env[DEMO_SECRET_SETTING] = demo_secret
+        env["TABLE_PREFIX"] = table_prefix
+        env["SNAPSHOT_CONTAINER"] = snapshot_container
         # Webhooks: a key made for this launch encrypts subscription URLs and secrets (a Key Vault reference
         # in Azure), receivers on loopback are allowed, and payload links point at this host.
         env["WEBHOOK_ENCRYPTION_KEY"] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
@@ -235,7 +249,7 @@ def start_stack(*, port: int, state_dir: Path, storage: str | None = None, fresh
         env["PUBLIC_API_BASE_URL"] = f"http://127.0.0.1:{port}/api"
         env.update(extra_env or {})
         host_args = [sys.executable, "-m", "localdev.dfhost", "serve", "--app", str(ROOT),
-                     "--port", str(port)]
+                     "--port", str(port), *(["--hub", task_hub] if task_hub else [])]
         host = _spawn(host_args, log=logs / "dfhost.log", env=env)
         _HOST_LAUNCHES[host.pid] = (host_args, env, logs / "dfhost.log")
         started["dfhost"] = host.pid
@@ -252,6 +266,9 @@ def start_stack(*, port: int, state_dir: Path, storage: str | None = None, fresh
         storage_connection_string=storage,
         operator_tenant_id=LOCAL_OPERATOR_TENANT,
         api_audience=LOCAL_API_AUDIENCE,
+        table_prefix=table_prefix,
+        snapshot_container=snapshot_container,
+        task_hub=task_hub,
         pids=started,
         logs={name: str(logs / f"{name}.log") for name in started},
     )

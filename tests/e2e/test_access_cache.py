@@ -12,7 +12,6 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from localdev.stack import running_stack, sim_client
-from shared.config import Settings
 from shared.storage.factory import TABLES
 from shared.storage.table_audit import tenant_partition
 from tests.e2e.conftest import Api, Stack
@@ -39,7 +38,7 @@ def _delete_grant_row(stack: Stack, tenant_id: str, oid: str) -> None:
     """Revoke as another process would: the grant's rows go straight from storage (layout in
     shared/storage/table_access.py), without this app process hearing of it."""
     principal = f"{stack.info.operator_tenant_id}|{oid}"
-    name = str(Settings.model_fields["table_prefix"].default) + TABLES["grants"]
+    name = stack.info.table_prefix + TABLES["grants"]
     with TableServiceClient.from_connection_string(stack.info.storage_connection_string) as service:
         table = service.get_table_client(name)
         table.delete_entity(partition_key=f"principal|{principal}", row_key=tenant_id)

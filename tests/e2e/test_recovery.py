@@ -42,7 +42,9 @@ def _orphan_run(stack: Stack, tenant_id: str, oid: str, policy_type: str, policy
                     created_by=CreatedBy(id=oid, name="Crashed Caller"), created_at=then, derived_key=derived)
     outbox = OutboxEntry(tenant_id=tenant_id, run_id=run.id, kind=run.kind, created_at=then,
                          due_at=then + timedelta(seconds=10), attempts=1)
-    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string)
+    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string,
+                                                    table_prefix=stack.info.table_prefix,
+                                                    snapshot_container=stack.info.snapshot_container)
     try:
         storage.runs().claim(RunClaim(tenant_id=tenant_id, run=run, active=ActiveEntry(derived, run.id),
                                       outbox=outbox))
@@ -52,7 +54,9 @@ def _orphan_run(stack: Stack, tenant_id: str, oid: str, policy_type: str, policy
 
 
 def _stored_run(stack: Stack, tenant_id: str, run_id: str) -> RunRecord | None:
-    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string)
+    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string,
+                                                    table_prefix=stack.info.table_prefix,
+                                                    snapshot_container=stack.info.snapshot_container)
     try:
         stored = storage.runs().get(tenant_id=tenant_id, run_id=run_id)
     finally:
@@ -208,7 +212,9 @@ def _launched_run(stack: Stack, tenant_id: str, oid: str, policy_id: str, *,
     run = RunRecord(id=new_run_id(then), tenant_id=tenant_id, kind=RunKind.POLICY_CAPTURE, target=target,
                     created_by=CreatedBy(id=oid, name="Ada Operator"), created_at=then, derived_key=derived,
                     status=RunStatus.RUNNING, started_at=then, launched_at=then)
-    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string)
+    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string,
+                                                    table_prefix=stack.info.table_prefix,
+                                                    snapshot_container=stack.info.snapshot_container)
     try:
         storage.runs().claim(RunClaim(tenant_id=tenant_id, run=run, active=ActiveEntry(derived, run.id)))
     finally:

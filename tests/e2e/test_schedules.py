@@ -101,7 +101,9 @@ def test_a_slot_fired_twice_starts_one_run(stack: Stack) -> None:
     async def no_listing(**_: object) -> list[object]:
         return []
 
-    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string)
+    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string,
+                                                    table_prefix=stack.info.table_prefix,
+                                                    snapshot_container=stack.info.snapshot_container)
     try:
         runs = RunService(runs=storage.runs(), items=storage.items(), clock=clock,
                           notifications=NotificationService(repository=storage.notifications(), clock=clock))

@@ -271,7 +271,9 @@ def test_a_transition_whose_process_died_before_delivery_is_still_delivered(
                     derived_key=derive_idempotency_key(tenant, RunKind.POLICY_CAPTURE, target, {}))
     failed = run.model_copy(update={"status": RunStatus.FAILED, "finished_at": now,
                                     "failure": ErrorInfo(code="launch-failed", message="Lost.")})
-    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string)
+    storage = StorageFactory.from_connection_string(stack.info.storage_connection_string,
+                                                    table_prefix=stack.info.table_prefix,
+                                                    snapshot_container=stack.info.snapshot_container)
     try:
         runs = storage.runs()
         receipt = runs.claim(RunClaim(tenant_id=tenant, run=run, active=ActiveEntry(run.derived_key, run.id)))
