@@ -22,7 +22,7 @@ from typing import Any
 import azure.durable_functions as df
 from shared.domain import ErrorInfo, PolicyRef, RunStatus
 from shared.domain.backupsets import BackupSetRunInput, BatchInput, PlanResult
-from shared.domain.batches import BATCHES_IN_FLIGHT, BatchSummary, retry_round, summarise_batch
+from shared.domain.batches import BatchSummary, retry_round, summarise_batch
 from shared.domain.capture import (
     MAX_CAPTURE_ATTEMPTS,
     CaptureItemInput,
@@ -43,7 +43,7 @@ from shared.durable_names import (
 
 from orchestrators._blueprint import bp
 from orchestrators._logging import ReplaySafeLogger
-from orchestrators._planning import plan_with_retries
+from orchestrators._planning import batches_in_window, plan_with_retries
 from orchestrators.policy_capture import COMPLETE_RETRY, INFRA_RETRY
 
 _INTERNAL = ErrorInfo(code="internal-error",
@@ -85,34 +85,16 @@ def backup_set_orchestrator(context: df.DurableOrchestrationContext) -> Generato
 
 def _run_batches(context: df.DurableOrchestrationContext, cmd: BackupSetRunInput, plan: PlanResult,
                  log: ReplaySafeLogger) -> Generator[Any, Any, ErrorInfo | None]:
-    """Run the plan's batches in order, at most :data:`BATCHES_IN_FLIGHT` at once, and wait for all of them.
-
-    A sliding window: as soon as any batch returns (``task_any`` over those in flight) the next one starts,
-    so a slow batch holds back only its own slot, not the next three. The decisions depend only on the
-    history, so they replay alike. A batch that failed outright (it settles its own item failures, so this
-    is an internal fault) stops new batches, but those already started are still awaited: the run must not
-    finish while any of its items can still be written. Returns the run's failure, if any.
-    """
-    in_flight: list[Any] = []
-    next_batch = 0
-    failure: ErrorInfo | None = None
-    while in_flight or (next_batch < plan.batch_count and failure is None):
-        while len(in_flight) < BATCHES_IN_FLIGHT and next_batch < plan.batch_count and failure is None:
-            in_flight.append(context.call_sub_orchestrator(
-                BACKUP_SET_BATCH_ORCHESTRATOR,
-                BatchInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, backup_set_id=plan.backup_set_id,
-                           batch=next_batch,
+    """Capture the plan's batches a few at a time (:func:`batches_in_window`); the run's failure, if any."""
+    batches = [(BatchInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, backup_set_id=plan.backup_set_id,
+                           batch=number,
                            include_assignments=plan.include_assignments).model_dump(mode="json"),
-                instance_id=f"{cmd.run_id}:batch-{next_batch:06d}"))
-            next_batch += 1
-        returned = yield context.task_any(in_flight)
-        in_flight.remove(returned)
-        if isinstance(returned.result, Exception) and failure is None:
-            failure = _INTERNAL
-            # The type only: a sub-orchestration's message is free text.
-            log.error("backup run %s of tenant %s: a batch failed (%s)", cmd.run_id, cmd.tenant_id,
-                      type(returned.result).__name__)
-    return failure
+                f"{cmd.run_id}:batch-{number:06d}") for number in range(plan.batch_count)]
+    failed = yield from batches_in_window(context, BACKUP_SET_BATCH_ORCHESTRATOR, batches)
+    if failed is None:
+        return None
+    log.error("backup run %s of tenant %s: a batch failed (%s)", cmd.run_id, cmd.tenant_id, failed)
+    return _INTERNAL
 
 
 @bp.function_name(BACKUP_SET_BATCH_ORCHESTRATOR)

@@ -18,7 +18,6 @@ from typing import Any
 
 import azure.durable_functions as df
 from shared.domain import ErrorInfo, RunStatus
-from shared.domain.batches import BATCHES_IN_FLIGHT
 from shared.domain.capture import MAX_CAPTURE_ATTEMPTS, CompleteRunInput, RunRef
 from shared.domain.restore import (
     APPLY_CHUNK,
@@ -44,7 +43,7 @@ from shared.durable_names import (
 
 from orchestrators._blueprint import bp
 from orchestrators._logging import ReplaySafeLogger
-from orchestrators._planning import plan_with_retries
+from orchestrators._planning import batches_in_window, plan_with_retries
 from orchestrators.policy_capture import COMPLETE_RETRY, INFRA_RETRY
 
 _INTERNAL = ErrorInfo(code="internal-error",
@@ -86,30 +85,16 @@ def restore_orchestrator(context: df.DurableOrchestrationContext) -> Generator[A
 
 def _apply_stage(context: df.DurableOrchestrationContext, cmd: RestoreRunInput, plan_hash: str,
                  stage: StagePlan, log: ReplaySafeLogger) -> Generator[Any, Any, ErrorInfo | None]:
-    """Run one stage's batches, a few at a time (the next starts as soon as any returns), and wait for all.
-
-    A batch that failed outright (it settles its own items, so this is an internal fault) stops new batches,
-    but those already started are awaited: the run must not finish while any of its items can be written.
-    """
-    batches = restore_batches(stage)
-    in_flight: list[Any] = []
-    next_batch = 0
-    failure: ErrorInfo | None = None
-    while in_flight or (next_batch < len(batches) and failure is None):
-        while len(in_flight) < BATCHES_IN_FLIGHT and next_batch < len(batches) and failure is None:
-            in_flight.append(context.call_sub_orchestrator(
-                RESTORE_BATCH_ORCHESTRATOR,
-                RestoreBatchInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, plan_hash=plan_hash,
-                                  stage=stage.stage, positions=batches[next_batch]).model_dump(mode="json"),
-                instance_id=restore_batch_instance(cmd.run_id, stage.stage, next_batch)))
-            next_batch += 1
-        returned = yield context.task_any(in_flight)
-        in_flight.remove(returned)
-        if isinstance(returned.result, Exception) and failure is None:
-            failure = _INTERNAL
-            log.error("restore run %s of tenant %s: a batch failed (%s)", cmd.run_id, cmd.tenant_id,
-                      type(returned.result).__name__)
-    return failure
+    """Apply one stage's batches a few at a time (:func:`batches_in_window`); the run's failure, if any."""
+    batches = [(RestoreBatchInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, plan_hash=plan_hash,
+                                  stage=stage.stage, positions=positions).model_dump(mode="json"),
+                restore_batch_instance(cmd.run_id, stage.stage, number))
+               for number, positions in enumerate(restore_batches(stage))]
+    failed = yield from batches_in_window(context, RESTORE_BATCH_ORCHESTRATOR, batches)
+    if failed is None:
+        return None
+    log.error("restore run %s of tenant %s: a batch failed (%s)", cmd.run_id, cmd.tenant_id, failed)
+    return _INTERNAL
 
 
 @bp.function_name(RESTORE_BATCH_ORCHESTRATOR)
