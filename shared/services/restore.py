@@ -40,6 +40,7 @@ from shared.domain import (
 from shared.domain.audit import AuditAction, AuditActor, AuditEvent, new_audit_id
 from shared.domain.normalise import canonical_text
 from shared.domain.restore import (
+    MAX_CHANGES_PER_ITEM,
     AssignmentPlan,
     IdMaps,
     LedgerEntry,
@@ -66,7 +67,13 @@ from shared.domain.restore import (
 )
 from shared.errors import Conflict, InvalidRequest, NotFound, RunNotFound
 from shared.graph.catalog import CATALOG, PolicyType
-from shared.graph.errors import GraphError, GraphIncompleteRead, GraphServerError, GraphThrottled
+from shared.graph.errors import (
+    GraphError,
+    GraphIncompleteRead,
+    GraphNotFound,
+    GraphServerError,
+    GraphThrottled,
+)
 from shared.graph.reader import PolicyReader
 from shared.graph.tenants import GraphPort
 from shared.graph.writer import PolicyWriter, unrestorable_properties
@@ -326,12 +333,12 @@ class RestoreService:
                               same_tenant=same_tenant, live_ids=ids, live_names=names, name=item.display_name)
         if match.conflict:
             return base.model_copy(update={"action": "conflict", "conflict": match.conflict})
-        assignments = self._plan_assignments(policy_type, body, None, maps, include_assignments, mode)
         if match.target_id is None:
             if policy_type.singleton or policy_type.is_default(body):
                 # Tenant-wide settings and defaults exist in every tenant and are only ever updated.
                 return base.model_copy(update={"warnings": ["the tenant has no such object to update, and "
                                                             "Graph does not create one"]})
+            assignments = self._plan_assignments(policy_type, body, None, maps, include_assignments, mode)
             return base.model_copy(update={"action": "create", "assignments": assignments})
         current = (await reader.read_policy(item.policy_type, match.target_id)).body
         unwritable = unrestorable_properties(policy_type)
@@ -341,7 +348,8 @@ class RestoreService:
         assignments = self._plan_assignments(policy_type, body, current, maps, include_assignments, mode)
         return base.model_copy(update={
             "action": "update" if changes else "unchanged", "target_id": match.target_id,
-            "changes": changes[:200], "changes_total": len(changes), "assignments": assignments,
+            "changes": changes[:MAX_CHANGES_PER_ITEM], "changes_total": len(changes),
+            "assignments": assignments,
             "target_hash": normal_hash(current, RESTORE_NORMAL_FORM, unwritable=unwritable)})
 
     @staticmethod
@@ -808,10 +816,8 @@ async def _group(client: Any, group_id: str) -> dict[str, Any] | None:
     try:
         found: dict[str, Any] = await client.get(f"/v1.0/groups/{group_id}",
                                                  params={"$select": "id,displayName"})
-    except GraphError as exc:
-        if getattr(exc, "status", None) == 404 or type(exc).__name__ == "GraphNotFound":
-            return None
-        raise
+    except GraphNotFound:
+        return None
     return found
 
 
@@ -824,9 +830,8 @@ async def _target_definition(client: Any, definition: Mapping[str, Any]) -> str 
     try:
         await client.get(f"{_DEFINITIONS}/{source_id}", params={"$select": "id"})
         return source_id
-    except GraphError as exc:
-        if type(exc).__name__ != "GraphNotFound":
-            raise
+    except GraphNotFound:
+        pass  # imported under another id here, or not at all
     name = definition.get("displayName")
     if not isinstance(name, str) or not name:
         return None
