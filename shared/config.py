@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         default=4, ge=1, description="While the shared budget's storage is unreachable, each process keeps "
         "to 1/N of the published limits (N: the processes expected to call one tenant at once).",
     )
+    graph_budget_scale: float = Field(
+        default=1.0, ge=1.0, le=100.0, description="Local development and tests only: divide the budget's "
+        "limits and window by this, as the Graph simulator's throttling scale does (the rate stays the "
+        "published one; only the burst a window allows shrinks).",
+    )
 
     # --- Webhooks (run events to Power Automate, Logic Apps, Teams workflows) ------------------
     webhook_encryption_key: SecretStr | None = Field(

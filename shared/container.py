@@ -15,6 +15,7 @@ from shared.config import Settings, get_settings
 from shared.credentials import GraphCredential, resolve_credential
 from shared.domain import ErrorInfo, ManagedTenant, Principal, Role, RunKind, RunRecord
 from shared.errors import AppError, RunNotFound
+from shared.graph.budget import PUBLISHED_LIMITS
 from shared.graph.factory import GraphClientFactory
 from shared.graph.shared_budget import SharedBudgetOptions
 from shared.redaction import install_log_redaction
@@ -182,7 +183,8 @@ def graph_clients() -> GraphClientFactory:
                               # A tenant's limits hold across every process and instance of the app.
                               budget_store=storage().budget_ledgers() if config.graph_shared_budget else None,
                               shared_budget=SharedBudgetOptions(
-                                  fallback_share=config.graph_budget_fallback_share))
+                                  fallback_share=config.graph_budget_fallback_share),
+                              budget=PUBLISHED_LIMITS.scaled(config.graph_budget_scale))
 
 
 def _credential_for(tenant: ManagedTenant) -> GraphCredential:

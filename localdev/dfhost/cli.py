@@ -1,8 +1,9 @@
 """Command line of the local Durable Functions host.
 
 ``python -m localdev.dfhost serve --app <dir> [--port 7071] [--rpc-port N] [--storage <conn>]
-[--hub NAME] [--clock real|virtual] [--engine thread|process]``. Bad input (missing folder, import
-error, no app object) exits with code 2 and says why; SIGTERM and SIGINT stop the host cleanly.
+[--hub NAME] [--clock real|virtual] [--engine thread|process] [--workers N]``. Bad input (missing
+folder, import error, no app object, a bad worker count) exits with code 2 and says why; SIGTERM and
+SIGINT stop the host cleanly.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ STORAGE_SETTING = "AzureWebJobsStorage"
 ENGINE_SETTING = "DFHOST_ENGINE"
 ENGINE_MODES = ("thread", "process")
 DEFAULT_ENGINE = "process"
+# Worker processes when --workers is not given: this app setting (Azure's), else 1. Azure allows 1-10.
+WORKERS_SETTING = "FUNCTIONS_WORKER_PROCESS_COUNT"
+MAX_WORKERS = 10
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +67,26 @@ def _parser() -> argparse.ArgumentParser:
                        help="run the durable engine in its own process (as the Functions host "
                             "does) or on a thread of this one (default: env DFHOST_ENGINE or "
                             f"{DEFAULT_ENGINE})")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes that run the app's functions, this one included "
+                            f"(1-{MAX_WORKERS}; default: the app setting {WORKERS_SETTING} or 1; "
+                            "more than 1 needs --engine process)")
     return parser
+
+
+def _worker_count(args: argparse.Namespace) -> int:
+    """The worker process count from ``--workers`` or the app setting; ConfigError when invalid."""
+    if args.workers is not None:
+        value = str(args.workers)
+    else:
+        value = os.environ.get(WORKERS_SETTING, "").strip() or "1"
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+        raise ConfigError(f"the worker process count ({WORKERS_SETTING} or --workers) must be a "
+                          f"whole number from 1 to {MAX_WORKERS}")
+    if int(value) > 1 and args.engine != "process":
+        raise ConfigError("more than one worker process needs the engine in its own process "
+                          "(--engine process)")
+    return int(value)
 
 
 def setup_logging() -> None:
@@ -108,7 +131,8 @@ def _describe(registry: Registry, base_url: str, prefix: str) -> list[str]:
     return lines
 
 
-def _thread_pool_size(config: HostConfig) -> int:
+def thread_pool_size(config: HostConfig) -> int:
+    """Threads of a worker's default executor (sync functions run there)."""
     # The Python worker honours PYTHON_THREADPOOL_THREAD_COUNT for sync functions; the asyncio
     # default (cores + 4) would cap sync activities below maxConcurrentActivityFunctions.
     configured = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
@@ -118,7 +142,7 @@ def _thread_pool_size(config: HostConfig) -> int:
 
 
 async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registry,
-                 storage: str | None) -> int:
+                 storage: str | None, workers: int) -> int:
     from localdev.dfhost.engine import Engine, EngineOptions
     from localdev.dfhost.engine_client import EngineClient
     from localdev.dfhost.engine_process import EngineProcess
@@ -148,7 +172,7 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
     # holds up a request: in a process of its own, which calls back here to run orchestrator
     # replays and activities as the Functions host does, or on a thread with its own loop.
     loop = asyncio.get_running_loop()
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=_thread_pool_size(config),
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=thread_pool_size(config),
                                                  thread_name_prefix="dfhost-fn"))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -156,7 +180,8 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
     engine_runner: EngineProcess | EngineThread
     if args.engine == "process":
         engine_runner = EngineProcess(registry, connection_string=storage, options=options,
-                                      replay_threads=replay_threads, on_lost=lose_engine)
+                                      replay_threads=replay_threads, on_lost=lose_engine,
+                                      worker_processes=workers, app_dir=registry.app_dir)
     else:
         invoker = WorkerInvoker(registry, loop)
         engine_runner = EngineThread(
@@ -188,7 +213,7 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
         base_url = f"http://127.0.0.1:{args.port}"
         for line in _describe(registry, base_url, config.route_prefix):
             print(line)
-        print(f"Task hub: {hub} (clock: {args.clock}, engine: {args.engine}, storage: "
+        print(f"Task hub: {hub} (clock: {args.clock}, engine: {args.engine}, workers: {workers}, storage: "
               f"{'Azure Storage' if storage else 'in memory'})")
         print(f"Durable RPC: http://127.0.0.1:{rpc_port}/durabletask/")
         print(f"Host running: {base_url}", flush=True)
@@ -214,6 +239,7 @@ def serve(args: argparse.Namespace) -> int:
             raise AppLoadError(f"App folder not found: {app_dir}")
         config = load_host_config(app_dir)
         load_local_settings(app_dir)
+        workers = _worker_count(args)
         storage = _storage(args.storage)
         # The worker runs with the app folder as working directory.
         os.chdir(app_dir)
@@ -224,7 +250,7 @@ def serve(args: argparse.Namespace) -> int:
     counts = {t: len(registry.of_type(t)) for t in (HTTP, ORCHESTRATION, ACTIVITY)}
     logger.info("Loaded %d functions from %s (%s)", len(registry.functions), app_dir,
                 ", ".join(f"{k}={v}" for k, v in counts.items()))
-    return asyncio.run(_serve(args, config, registry, storage))
+    return asyncio.run(_serve(args, config, registry, storage, workers))
 
 
 def main(argv: list[str] | None = None) -> int:

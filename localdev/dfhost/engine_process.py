@@ -16,6 +16,12 @@ both ways:
   configuration, secrets included, never on a command line) and ``stop``;
 * engine to front end: ``run_orchestrator`` and ``run_activity`` (:class:`ChannelInvoker`).
 
+With ``--workers N`` (``FUNCTIONS_WORKER_PROCESS_COUNT``, as in Azure) the front end also starts N - 1
+worker processes (:mod:`localdev.dfhost.worker_process`) that load the app and only run invocations.
+Each has a socket pair of its own to the engine, which sends every invocation to the least busy of
+the N workers (the front end counts as one), as the Functions host spreads invocations across its
+language workers. A worker that dies takes the host with it, as the engine does.
+
 The engine process dies with the front end: on Linux it asks for SIGKILL when its parent dies
 (``PR_SET_PDEATHSIG``); everywhere it stops when the socket closes and checks its parent id.
 SIGINT is left to the front end; SIGTERM sent to the engine alone stops it after a grace period
@@ -58,7 +64,8 @@ from localdev.dfhost.engine import (
 )
 from localdev.dfhost.invoker import FunctionInvoker, RemoteInvocationError
 
-__all__ = ["Channel", "ChannelInvoker", "EngineProcess", "EngineUnavailable", "RemoteEngine"]
+__all__ = ["Channel", "ChannelInvoker", "EngineProcess", "EngineUnavailable", "FunctionServer",
+           "RemoteEngine", "die_with_parent", "watch_parent"]
 
 logger = logging.getLogger(__name__)
 
@@ -316,9 +323,10 @@ class RemoteEngine:
 class EngineProcess:
     """Starts the engine process, serves its invocations, and stops it.
 
-    The front end's loop (the worker's) runs activities, as the Functions worker does; the SDK's
-    orchestrator replays run in a thread pool of this process, so the engine process never
-    imports the app.
+    The front end's loop (the first worker's) runs activities, as the Functions worker does; the
+    SDK's orchestrator replays run in a thread pool of this process, so the engine process never
+    imports the app. With ``worker_processes`` above 1, the other workers are processes of their
+    own (:mod:`localdev.dfhost.worker_process`), started before the engine and stopped after it.
 
     Args:
         invoker: The loaded app (the registry).
@@ -326,18 +334,26 @@ class EngineProcess:
         options: The engine's options.
         replay_threads: Threads for orchestrator replays.
         on_lost: Called when the engine process goes away without being asked to stop.
+        worker_processes: Worker processes, this one included (``FUNCTIONS_WORKER_PROCESS_COUNT``).
+        app_dir: The app folder the extra workers load.
     """
 
     def __init__(self, invoker: FunctionInvoker, *, connection_string: str | None,
                  options: EngineOptions, replay_threads: int,
-                 on_lost: Callable[[], None] | None = None) -> None:
+                 on_lost: Callable[[], None] | None = None, worker_processes: int = 1,
+                 app_dir: Path | None = None) -> None:
+        if worker_processes > 1 and app_dir is None:
+            raise ValueError("more worker processes need the app folder to load")
         self._invoker = invoker
         self._connection_string = connection_string
         self._options = options
-        self._replay_pool = ThreadPoolExecutor(max_workers=replay_threads,
-                                               thread_name_prefix="dfhost-replay")
+        self._functions = FunctionServer(invoker, replay_threads)
         self._on_lost = on_lost
+        self._extra_workers = worker_processes - 1
+        self._app_dir = app_dir
+        self._replay_threads = replay_threads
         self._proc: asyncio.subprocess.Process | None = None
+        self._workers: list[asyncio.subprocess.Process] = []
         self._channel: Channel | None = None
         self._stopping = False
 
@@ -347,27 +363,44 @@ class EngineProcess:
         return None if self._proc is None else self._proc.pid
 
     async def start(self) -> RemoteEngine:
-        """Start the process and its engine; raise what the engine's start raised."""
+        """Start the worker processes, the engine process and its engine; raise what the start raised."""
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH")) if p)
+        # One socket pair per extra worker: the worker holds one end, the engine the other.
+        pairs = [socket.socketpair() for _ in range(self._extra_workers)]
+        engine_ends = [engine_end for engine_end, _ in pairs]
         try:
-            # Forked by this loop's (the main) thread, which the parent-death signal follows.
+            for _, worker_end in pairs:
+                # Forked by this loop's (the main) thread, which the parent-death signal follows.
+                self._workers.append(await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "localdev.dfhost.worker_process",
+                    "--fd", str(worker_end.fileno()), "--parent", str(os.getpid()),
+                    "--app", str(self._app_dir), "--replay-threads", str(self._replay_threads),
+                    pass_fds=(worker_end.fileno(),), stdin=subprocess.DEVNULL, cwd=_ROOT, env=env))
+            worker_fds = [str(end.fileno()) for end in engine_ends]
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "localdev.dfhost.engine_process",
                 "--fd", str(theirs.fileno()), "--parent", str(os.getpid()),
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, cwd=_ROOT, env=env)
+                *(arg for fd in worker_fds for arg in ("--worker-fd", fd)),
+                pass_fds=(theirs.fileno(), *(end.fileno() for end in engine_ends)),
+                stdin=subprocess.DEVNULL, cwd=_ROOT, env=env)
         finally:
             theirs.close()
+            for pair in pairs:
+                for end in pair:
+                    end.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
-        channel = self._channel = Channel(reader, writer, self._serve_engine,
+        channel = self._channel = Channel(reader, writer, self._functions.handle,
                                           known_errors=ENGINE_ERRORS)
         channel.start(on_close=self._closed)
         await channel.call("start", connection_string=self._connection_string,
                            options=dataclasses.asdict(self._options),
                            orchestrators=sorted(self._invoker.orchestrator_names()),
-                           activities=sorted(self._invoker.activity_names()))
-        logger.info("The durable engine runs in process %s", self._proc.pid)
+                           activities=sorted(self._invoker.activity_names()),
+                           worker_pids=[os.getpid(), *(w.pid for w in self._workers)])
+        logger.info("The durable engine runs in process %s; worker processes: %s", self._proc.pid,
+                    ", ".join(str(pid) for pid in (os.getpid(), *(w.pid for w in self._workers))))
         return RemoteEngine(channel)
 
     async def stop(self) -> None:
@@ -382,14 +415,15 @@ class EngineProcess:
                                type(exc).__name__)
         if channel is not None:
             await channel.close()
-        if proc is not None:
+        # The workers exit once the engine's ends of their sockets close.
+        for process in ([proc] if proc is not None else []) + self._workers:
             try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_SECONDS)
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
             except TimeoutError:
-                logger.warning("The durable engine process did not exit; killing it")
-                proc.kill()
-                await proc.wait()
-        self._replay_pool.shutdown(wait=False, cancel_futures=True)
+                logger.warning("Process %s of the host did not exit; killing it", process.pid)
+                process.kill()
+                await process.wait()
+        self._functions.close()
 
     def _closed(self) -> None:
         if not self._stopping:
@@ -398,7 +432,21 @@ class EngineProcess:
             if self._on_lost is not None:
                 self._on_lost()
 
-    async def _serve_engine(self, method: str, args: dict[str, Any]) -> str:
+
+
+class FunctionServer:
+    """A worker's side of the channel: runs the invocations the engine sends.
+
+    Activities run on the worker's loop (sync ones in its default thread pool), as in the Python
+    worker; the SDK's orchestrator replays, which are pure, in a thread pool of their own.
+    """
+
+    def __init__(self, invoker: FunctionInvoker, replay_threads: int) -> None:
+        self._invoker = invoker
+        self._replay_pool = ThreadPoolExecutor(max_workers=replay_threads,
+                                               thread_name_prefix="dfhost-replay")
+
+    async def handle(self, method: str, args: dict[str, Any]) -> str:
         """Run what the engine asks for: an orchestrator episode or an activity."""
         if method == "run_activity":
             return await self._invoker.run_activity(str(args["name"]), args["input_json"])
@@ -408,15 +456,61 @@ class EngineProcess:
                 str(args["context_json"]))
         raise ValueError("unknown invocation")
 
+    def close(self) -> None:
+        """Drop replays that have not started."""
+        self._replay_pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclasses.dataclass
+class _Worker:
+    """One worker process as the engine sees it: its channel and what it has run."""
+
+    channel: Channel
+    pid: int
+    in_flight: int = 0
+    activities: int = 0
+    orchestrator_episodes: int = 0
+
 
 class ChannelInvoker:
-    """The app as the engine process sees it: every function runs in the front-end process."""
+    """The app as the engine process sees it: functions run in the worker processes.
 
-    def __init__(self, channel: Channel, *, orchestrators: list[str], activities: list[str]
-                 ) -> None:
-        self._channel = channel
+    Each invocation goes to the worker with the fewest invocations in flight, the next in turn on a
+    tie, so work spreads over the workers as it arrives.
+    """
+
+    def __init__(self, channels: list[tuple[Channel, int]], *, orchestrators: list[str],
+                 activities: list[str]) -> None:
+        if not channels:
+            raise ValueError("an invoker needs at least one worker")
+        self._workers = [_Worker(channel=channel, pid=pid) for channel, pid in channels]
+        self._turn = 0
         self._orchestrators = frozenset(orchestrators)
         self._activities = frozenset(activities)
+
+    def _next_worker(self) -> _Worker:
+        count = len(self._workers)
+        in_turn = [self._workers[(self._turn + i) % count] for i in range(count)]
+        self._turn = (self._turn + 1) % count
+        return min(in_turn, key=lambda worker: worker.in_flight)
+
+    async def _invoke(self, method: str, **args: Any) -> str:
+        worker = self._next_worker()
+        if method == "run_activity":
+            worker.activities += 1
+        else:
+            worker.orchestrator_episodes += 1
+        worker.in_flight += 1
+        try:
+            return str(await worker.channel.call(method, **args))
+        finally:
+            worker.in_flight -= 1
+
+    def describe(self) -> list[dict[str, int]]:
+        """Per worker process: its id and the invocations it has run (and is running)."""
+        return [{"pid": w.pid, "activities": w.activities,
+                 "orchestratorEpisodes": w.orchestrator_episodes, "inFlight": w.in_flight}
+                for w in self._workers]
 
     def orchestrator_names(self) -> set[str]:
         """Return the names of all orchestration-trigger functions."""
@@ -428,16 +522,15 @@ class ChannelInvoker:
 
     def run_orchestrator(self, name: str, context_json: str) -> str:
         """Not callable here: the engine awaits :meth:`run_orchestrator_async` instead."""
-        raise NotImplementedError("orchestrators run in the front-end process")
+        raise NotImplementedError("orchestrators run in the worker processes")
 
     async def run_orchestrator_async(self, name: str, context_json: str) -> str:
-        """Run one orchestrator episode in the front-end process."""
-        return str(await self._channel.call("run_orchestrator", name=name,
-                                            context_json=context_json))
+        """Run one orchestrator episode in a worker process."""
+        return await self._invoke("run_orchestrator", name=name, context_json=context_json)
 
     async def run_activity(self, name: str, input_json: str | None) -> str:
-        """Run one activity in the front-end process."""
-        return str(await self._channel.call("run_activity", name=name, input_json=input_json))
+        """Run one activity in a worker process."""
+        return await self._invoke("run_activity", name=name, input_json=input_json)
 
 
 class _EngineService:
@@ -445,7 +538,10 @@ class _EngineService:
 
     def __init__(self) -> None:
         self.channel: Channel | None = None
+        # The extra worker processes' channels (the front end's is ``channel``).
+        self.worker_channels: list[Channel] = []
         self.engine: Engine | None = None
+        self.invoker: ChannelInvoker | None = None
         self.stopped = asyncio.Event()
 
     async def handle(self, method: str, args: dict[str, Any]) -> Any:
@@ -456,7 +552,8 @@ class _EngineService:
             return None
         if method == "describe":
             return {"mode": "process", "pid": os.getpid(),
-                    "thread": threading.current_thread().name}
+                    "thread": threading.current_thread().name,
+                    "workers": self.invoker.describe() if self.invoker is not None else []}
         if method not in _CLIENT_METHODS or self.engine is None:
             raise ValueError("unknown engine call")
         try:
@@ -472,8 +569,14 @@ class _EngineService:
 
     async def _start(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.channel is not None
-        invoker = ChannelInvoker(self.channel, orchestrators=list(args["orchestrators"]),
+        channels = [self.channel, *self.worker_channels]
+        pids = [int(pid) for pid in args["worker_pids"]]
+        if len(pids) != len(channels):
+            raise ValueError("one process id per worker channel")
+        invoker = ChannelInvoker(list(zip(channels, pids, strict=True)),
+                                 orchestrators=list(args["orchestrators"]),
                                  activities=list(args["activities"]))
+        self.invoker = invoker
         engine = Engine(invoker=invoker, connection_string=args["connection_string"],
                         options=EngineOptions(**args["options"]))
         try:
@@ -498,7 +601,8 @@ class _EngineService:
             engine.abandon()
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
+    """Ask for SIGKILL when the parent dies (Linux), and exit now if it already has."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
@@ -507,35 +611,50 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-async def _watch_parent(parent: int, gone: asyncio.Event) -> None:
+async def watch_parent(parent: int, gone: asyncio.Event) -> None:
+    """Set ``gone`` once this process's parent has changed (it died)."""
     while os.getppid() == parent:  # noqa: ASYNC110 - nothing signals a parent's death
         await asyncio.sleep(PARENT_CHECK_SECONDS)
     gone.set()
 
 
-async def _engine_main(fd: int, parent: int) -> int:
+async def _refuse(method: str, args: dict[str, Any]) -> Any:  # noqa: ARG001 - a Handler
+    raise ValueError("a worker process does not call the engine")
+
+
+async def _engine_main(fd: int, parent: int, worker_fds: list[int]) -> int:
     loop = asyncio.get_running_loop()
     service = _EngineService()
+    # The workers' channels first: the front end's ``start`` names them all.
+    for worker_fd in worker_fds:
+        worker_reader, worker_writer = await asyncio.open_unix_connection(
+            sock=socket.socket(fileno=worker_fd))
+        worker = Channel(worker_reader, worker_writer, _refuse)
+        worker.start(on_close=service.abandon)
+        service.worker_channels.append(worker)
     reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fd))
     channel = service.channel = Channel(reader, writer, service.handle)
     channel.start(on_close=service.abandon)
     terminated = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, loop.call_later, TERM_GRACE_SECONDS, terminated.set)
     parent_gone = asyncio.Event()
-    watcher = loop.create_task(_watch_parent(parent, parent_gone))
-    waits = [loop.create_task(e.wait()) for e in (channel.closed, service.stopped, terminated,
-                                                  parent_gone)]
+    watcher = loop.create_task(watch_parent(parent, parent_gone))
+    lost = (channel.closed, *(w.closed for w in service.worker_channels))
+    waits = [loop.create_task(e.wait()) for e in (*lost, service.stopped, terminated, parent_gone)]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for task in (*waits, watcher):
         task.cancel()
-    if channel.closed.is_set() or parent_gone.is_set():
-        # The front end is gone: end as a crash would, without writes or closing handshakes.
+    if any(e.is_set() for e in lost) or parent_gone.is_set():
+        # A worker (the front end among them) is gone: end as a crash would, without writes or
+        # closing handshakes; the front end then stops the host.
         service.abandon()
         sys.stderr.flush()
         os._exit(0)
     if terminated.is_set():
         logger.info("Stopping the durable engine (SIGTERM)")
         await service.stop()
+    for worker in service.worker_channels:
+        await worker.close()
     await channel.close()
     return 0
 
@@ -545,14 +664,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localdev.dfhost.engine_process")
     parser.add_argument("--fd", type=int, required=True, help="socket to the front end")
     parser.add_argument("--parent", type=int, required=True, help="front-end process id")
+    parser.add_argument("--worker-fd", type=int, action="append", default=[],
+                        help="socket to an extra worker process (repeated)")
     args = parser.parse_args(argv)
-    _die_with_parent(args.parent)
+    die_with_parent(args.parent)
     # Ctrl-C reaches the whole process group; the front end stops the engine in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from localdev.dfhost.cli import setup_logging
 
     setup_logging()
-    return asyncio.run(_engine_main(args.fd, args.parent))
+    return asyncio.run(_engine_main(args.fd, args.parent, args.worker_fd))
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ from localdev.procs import ROOT, free_port, port_open
 from tests.dfhost.conformance.conftest import FIXTURES
 
 
-def _serve(app: Path, port: int | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def _serve(app: Path, port: int | None = None, *options: str,
+           **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **env_vars)
     env.pop("AzureWebJobsStorage", None)  # in-memory state: these runs never get that far
     return subprocess.run(
         [sys.executable, "-m", "localdev.dfhost", "serve", "--app", str(app),
-         "--port", str(port or free_port()), "--rpc-port", str(free_port())],
+         "--port", str(port or free_port()), "--rpc-port", str(free_port()), *options],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -47,6 +48,17 @@ def test_module_without_function_app_object() -> None:
     result = _serve(FIXTURES / "no_app_object")
     assert result.returncode == 2
     assert "defines no function app object" in result.stderr
+
+
+def test_a_bad_worker_process_count_is_refused() -> None:
+    for options, env in ((("--workers", "0"), {}), (("--workers", "11"), {}),
+                         ((), {"FUNCTIONS_WORKER_PROCESS_COUNT": "two"})):
+        result = _serve(FIXTURES / "durable_app", None, *options, **env)
+        assert result.returncode == 2, (options, env, result.stderr)
+        assert "worker process count" in result.stderr, result.stderr
+    result = _serve(FIXTURES / "durable_app", None, "--workers", "2", "--engine", "thread")
+    assert result.returncode == 2
+    assert "needs the engine in its own process" in result.stderr
 
 
 def test_port_in_use_is_reported(tmp_path: Path) -> None:

@@ -1,4 +1,7 @@
-"""The durable engine runs in a process of its own, lives and dies with the host, and thread mode stays."""
+"""The durable engine runs in a process of its own, lives and dies with the host, and thread mode stays.
+
+With more than one worker process (``FUNCTIONS_WORKER_PROCESS_COUNT``), invocations spread over them.
+"""
 
 from __future__ import annotations
 
@@ -120,5 +123,74 @@ def test_a_killed_engine_process_stops_the_host_with_an_error(azurite_connection
         os.kill(engine_pid, signal.SIGKILL)
         # A host without its engine would accept starts it can never run: it stops instead.
         assert _wait_gone(host.pid, 30), host.log_tail()
+        log = host.log_tail(20000)
+    assert "The durable engine process exited unexpectedly" in log
+
+
+def _workers(host: HostHandle) -> list[dict[str, int]]:
+    workers = _engine(host)["workers"]
+    assert isinstance(workers, list), workers
+    return [{key: int(value) for key, value in worker.items()} for worker in workers]
+
+
+def _run(host: HostHandle, name: str, payload: object) -> dict[str, object]:
+    with httpx.Client(base_url=host.base_url, timeout=30) as http:
+        started = http.post(f"/api/orchestrators/{name}", json=payload)
+        assert started.status_code == 202, started.text
+        instance_id = started.json()["id"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status: dict[str, object] = http.get(f"{WEBHOOK}/instances/{instance_id}").json()
+            if status["runtimeStatus"] in TERMINAL:
+                return status
+            time.sleep(0.1)
+    raise AssertionError(f"{name} did not finish:\n{host.log_tail()}")
+
+
+def test_two_worker_processes_share_the_invocations(azurite_connection_string: str,
+                                                    tmp_path: Path) -> None:
+    with _host(azurite_connection_string, tmp_path, FUNCTIONS_WORKER_PROCESS_COUNT="2") as host:
+        engine = _engine(host)
+        workers = _workers(host)
+        assert len(workers) == 2, engine
+        pids = [w["pid"] for w in workers]
+        # The front end is the first worker; the second is a process of its own, a child of the
+        # front end, which also runs the engine apart from both.
+        assert pids[0] == host.pid
+        extra = pids[1]
+        assert extra not in (host.pid, int(str(engine["pid"])))
+        assert _parent_of(extra) == host.pid
+        status = _run(host, "worker_pids", 40)
+        assert status["runtimeStatus"] == "Completed", status
+        # Activities that take a while spread over both processes, and each answered as itself.
+        assert status["output"] == sorted(pids), status
+        counts = {w["pid"]: w["activities"] for w in _workers(host)}
+        assert sum(counts.values()) >= 40
+        assert min(counts.values()) >= 10, counts
+        # Orchestrations still complete whichever worker replays them.
+        assert _run_chaining(host)["runtimeStatus"] == "Completed"
+
+
+def test_a_killed_worker_process_stops_the_host_and_a_stopped_host_takes_its_workers(
+        azurite_connection_string: str, tmp_path: Path) -> None:
+    with _host(azurite_connection_string, tmp_path, FUNCTIONS_WORKER_PROCESS_COUNT="3") as host:
+        workers = [w["pid"] for w in _workers(host)]
+        assert len(workers) == 3
+        os.kill(host.pid, signal.SIGTERM)
+        assert _wait_gone(host.pid, 30), host.log_tail()
+        for pid in workers[1:]:
+            assert _wait_gone(pid, 10), "a worker process outlived the stopped host"
+        log = host.log_tail(20000)
+    assert "Host stopped" in log
+    assert "exited unexpectedly" not in log
+    assert "Traceback" not in log
+    with _host(azurite_connection_string, tmp_path, FUNCTIONS_WORKER_PROCESS_COUNT="2") as host:
+        extra = _workers(host)[1]["pid"]
+        engine_pid = int(str(_engine(host)["pid"]))
+        os.kill(extra, signal.SIGKILL)
+        # A host that lost a worker would send it work it can never answer: it stops instead, and
+        # takes its engine with it.
+        assert _wait_gone(host.pid, 30), host.log_tail()
+        assert _wait_gone(engine_pid, 10)
         log = host.log_tail(20000)
     assert "The durable engine process exited unexpectedly" in log

@@ -8,7 +8,7 @@ from tests.dfhost.conformance.conftest import HostClient
 def test_host_status_reports_running(real_host: HostClient) -> None:
     response = real_host.http.get("/admin/host/status")
     assert response.status_code == 200
-    assert response.json() == {"state": "Running", "functions": 30}
+    assert response.json() == {"state": "Running", "functions": 32}
 
 
 def test_route_constraints_pick_the_matching_function(real_host: HostClient) -> None:
