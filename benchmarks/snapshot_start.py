@@ -272,13 +272,13 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 @contextmanager
-def local_stack(demo_secret: str) -> Iterator[StackInfo]:
+def local_stack(demo_secret: str, host_env: dict[str, str] | None = None) -> Iterator[StackInfo]:
     """Azurite (in memory) plus the simulator and the host, all stopped on the way out."""
     azurite = start_azurite()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-stack-") as state, \
                 running_stack(storage=azurite.connection_string, state_dir=Path(state),
-                              demo_secret=demo_secret) as info:
+                              demo_secret=demo_secret, extra_env=host_env) as info:
             info.pids.setdefault("azurite", azurite.pid)
             yield info
     finally:
@@ -294,19 +294,15 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except (OSError, ValueError):
-        return []
-
-
 def stack_processes(info: StackInfo) -> dict[str, int]:
-    """The stack's processes by role; the engine is the host's child process (``--engine process``)."""
+    """The stack's processes by role: the engine and any extra worker processes as the host describes them."""
     pids = {name: pid for name, pid in info.pids.items() if name in ("dfhost", "azurite", "graphsim")}
-    engine = _children(pids["dfhost"]) if "dfhost" in pids else []
-    if engine:
-        pids["engine"] = engine[0]
+    described = httpx.get(f"{info.host_base_url}/admin/dfhost/engine", timeout=10).json()
+    if described.get("mode") == "process":
+        pids["engine"] = int(described["pid"])
+    extra = [int(w["pid"]) for w in described.get("workers", []) if int(w["pid"]) != pids.get("dfhost")]
+    for number, pid in enumerate(extra, start=1):
+        pids[f"worker-{number}"] = pid
     return pids
 
 
@@ -413,8 +409,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="starts per case when counting storage round trips (default 20)")
     parser.add_argument("--round-trips-only", action="store_true",
                         help="only count storage round trips (no idle runs, no burst)")
+    parser.add_argument("--host-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an app setting for the host, e.g. FUNCTIONS_WORKER_PROCESS_COUNT=2 or "
+                             "DFHOST_DURABLE_APART=true (repeatable)")
     parser.add_argument("--out", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    if any("=" not in pair for pair in args.host_env):
+        parser.error("--host-env takes NAME=VALUE")
+    host_env = dict(pair.split("=", 1) for pair in args.host_env)
     if args.callers < 1 or args.requests < 1 or args.round_trip_samples < 1:
         parser.error("--callers, --requests and --round-trip-samples must be positive")
 
@@ -423,10 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     report: dict[str, Any] = {"benchmark": "snapshot_start", "arguments": {
         "callers": args.callers, "requests": args.requests, "round_trip_samples": args.round_trip_samples,
-        "round_trips_only": args.round_trips_only}}
+        "round_trips_only": args.round_trips_only, "host_env": host_env}}
     ok = True
     demo_secret = secrets.token_urlsafe(24)
-    with local_stack(demo_secret) as info, sim_client(info) as sim:
+    with local_stack(demo_secret, host_env) as info, sim_client(info) as sim:
         print(f"stack up in {time.perf_counter() - began:.1f}s")
         # Generated tenants spread policies over ~18 types; a margin keeps one policy per request.
         wanted = 0 if args.round_trips_only else args.requests

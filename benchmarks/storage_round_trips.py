@@ -143,6 +143,8 @@ def counted_app(info: StackInfo) -> Iterator[RoundTripCounter]:
     """
     os.environ.update(app_environment(storage=info.storage_connection_string,
                                       sim_base=info.simulator_base_url, ca_file=info.simulator_ca_file))
+    # A stack on a shared Azurite has tables and a container of its own.
+    os.environ.update(TABLE_PREFIX=info.table_prefix, SNAPSHOT_CONTAINER=info.snapshot_container)
     settings = container.settings()
     counter = RoundTripCounter(settings.snapshot_container)
     factory = StorageFactory.from_settings(settings, raw_request_hook=counter)

@@ -1,9 +1,9 @@
 """Command line of the local Durable Functions host.
 
 ``python -m localdev.dfhost serve --app <dir> [--port 7071] [--rpc-port N] [--storage <conn>]
-[--hub NAME] [--clock real|virtual] [--engine thread|process] [--workers N]``. Bad input (missing
-folder, import error, no app object, a bad worker count) exits with code 2 and says why; SIGTERM and
-SIGINT stop the host cleanly.
+[--hub NAME] [--clock real|virtual] [--engine thread|process] [--workers N] [--durable-apart]``.
+Bad input (missing folder, import error, no app object, a bad worker count) exits with code 2 and
+says why; SIGTERM and SIGINT stop the host cleanly.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ DEFAULT_ENGINE = "process"
 # Worker processes when --workers is not given: this app setting (Azure's), else 1. Azure allows 1-10.
 WORKERS_SETTING = "FUNCTIONS_WORKER_PROCESS_COUNT"
 MAX_WORKERS = 10
+# Orchestrators and activities only in the extra worker processes when --durable-apart is not given
+# and this environment variable is "true".
+DURABLE_APART_SETTING = "DFHOST_DURABLE_APART"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="worker processes that run the app's functions, this one included "
                             f"(1-{MAX_WORKERS}; default: the app setting {WORKERS_SETTING} or 1; "
                             "more than 1 needs --engine process)")
+    serve.add_argument("--durable-apart", action="store_true", default=None,
+                       help="run orchestrators and activities in the other worker processes only, "
+                            "none in the one serving HTTP, as Flex Consumption scales durable "
+                            f"triggers apart from HTTP (needs --workers 2 or more; default: env "
+                            f"{DURABLE_APART_SETTING})")
     return parser
 
 
@@ -86,6 +94,11 @@ def _worker_count(args: argparse.Namespace) -> int:
     if int(value) > 1 and args.engine != "process":
         raise ConfigError("more than one worker process needs the engine in its own process "
                           "(--engine process)")
+    if args.durable_apart is None:
+        args.durable_apart = os.environ.get(DURABLE_APART_SETTING, "").strip().lower() == "true"
+    if args.durable_apart and int(value) < 2:
+        raise ConfigError("durable functions apart from HTTP need a second worker process "
+                          f"(--workers 2 or {WORKERS_SETTING}=2)")
     return int(value)
 
 
@@ -181,7 +194,8 @@ async def _serve(args: argparse.Namespace, config: HostConfig, registry: Registr
     if args.engine == "process":
         engine_runner = EngineProcess(registry, connection_string=storage, options=options,
                                       replay_threads=replay_threads, on_lost=lose_engine,
-                                      worker_processes=workers, app_dir=registry.app_dir)
+                                      worker_processes=workers, app_dir=registry.app_dir,
+                                      durable_apart=bool(args.durable_apart))
     else:
         invoker = WorkerInvoker(registry, loop)
         engine_runner = EngineThread(

@@ -20,7 +20,9 @@ With ``--workers N`` (``FUNCTIONS_WORKER_PROCESS_COUNT``, as in Azure) the front
 worker processes (:mod:`localdev.dfhost.worker_process`) that load the app and only run invocations.
 Each has a socket pair of its own to the engine, which sends every invocation to the least busy of
 the N workers (the front end counts as one), as the Functions host spreads invocations across its
-language workers. A worker that dies takes the host with it, as the engine does.
+language workers. A worker that dies takes the host with it, as the engine does. With
+``--durable-apart`` the front end runs no orchestrator or activity at all, as on Flex Consumption,
+where durable triggers scale in instances of their own, apart from HTTP.
 
 The engine process dies with the front end: on Linux it asks for SIGKILL when its parent dies
 (``PR_SET_PDEATHSIG``); everywhere it stops when the socket closes and checks its parent id.
@@ -336,14 +338,19 @@ class EngineProcess:
         on_lost: Called when the engine process goes away without being asked to stop.
         worker_processes: Worker processes, this one included (``FUNCTIONS_WORKER_PROCESS_COUNT``).
         app_dir: The app folder the extra workers load.
+        durable_apart: Run orchestrators and activities in the extra workers only, never in this
+            process, which then serves HTTP and the other triggers alone.
     """
 
     def __init__(self, invoker: FunctionInvoker, *, connection_string: str | None,
                  options: EngineOptions, replay_threads: int,
                  on_lost: Callable[[], None] | None = None, worker_processes: int = 1,
-                 app_dir: Path | None = None) -> None:
+                 app_dir: Path | None = None, durable_apart: bool = False) -> None:
         if worker_processes > 1 and app_dir is None:
             raise ValueError("more worker processes need the app folder to load")
+        if durable_apart and worker_processes < 2:
+            raise ValueError("durable functions apart from HTTP need a second worker process")
+        self._durable_apart = durable_apart
         self._invoker = invoker
         self._connection_string = connection_string
         self._options = options
@@ -398,7 +405,8 @@ class EngineProcess:
                            options=dataclasses.asdict(self._options),
                            orchestrators=sorted(self._invoker.orchestrator_names()),
                            activities=sorted(self._invoker.activity_names()),
-                           worker_pids=[os.getpid(), *(w.pid for w in self._workers)])
+                           worker_pids=[os.getpid(), *(w.pid for w in self._workers)],
+                           durable_on_front_end=not self._durable_apart)
         logger.info("The durable engine runs in process %s; worker processes: %s", self._proc.pid,
                     ", ".join(str(pid) for pid in (os.getpid(), *(w.pid for w in self._workers))))
         return RemoteEngine(channel)
@@ -573,7 +581,10 @@ class _EngineService:
         pids = [int(pid) for pid in args["worker_pids"]]
         if len(pids) != len(channels):
             raise ValueError("one process id per worker channel")
-        invoker = ChannelInvoker(list(zip(channels, pids, strict=True)),
+        workers = list(zip(channels, pids, strict=True))
+        if not args.get("durable_on_front_end", True):
+            workers = workers[1:]
+        invoker = ChannelInvoker(workers,
                                  orchestrators=list(args["orchestrators"]),
                                  activities=list(args["activities"]))
         self.invoker = invoker

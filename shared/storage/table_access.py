@@ -27,6 +27,7 @@ from shared.ports import Stored
 from shared.storage.keys import validate_key
 from shared.storage.rows import prefix_range
 from shared.storage.table_audit import audit_entity, tenant_partition
+from shared.storage.table_batch import submit_transaction
 from shared.storage.table_common import body_json, etag_of, get_entity, pack_body
 
 __all__ = ["TableGrantRepository", "TableTenantRepository"]
@@ -162,7 +163,7 @@ class TableGrantRepository:
 
     def _submit(self, ops: builtins.list[Any]) -> None:
         try:
-            self._table.submit_transaction(ops)
+            submit_transaction(self._table, ops)
         except TableTransactionError as exc:
             # 404: deleted meanwhile; 409: created meanwhile (or the event exists); 412: changed meanwhile.
             if exc.status_code in (404, 409, 412):

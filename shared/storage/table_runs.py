@@ -46,7 +46,7 @@ from shared.storage.rows import (
     prefix_range,
     run_row_key,
 )
-from shared.storage.table_batch import InsertConflict, insert_batch
+from shared.storage.table_batch import InsertConflict, insert_batch, submit_transaction
 from shared.storage.table_common import body_json, etag_of, get_entity, pack_body, page_query
 
 __all__ = ["TableRunRepository"]
@@ -223,7 +223,7 @@ class TableRunRepository:
                             {"etag": etag_of(held),
                              "match_condition": MatchConditions.IfNotModified}))
         try:
-            results = self._table.submit_transaction(ops)
+            results = submit_transaction(self._table, ops)
         except TableTransactionError as exc:
             if exc.status_code in (404, 409, 412):
                 raise ConcurrentUpdate("the run changed meanwhile") from exc
@@ -322,7 +322,7 @@ class TableRunRepository:
                 raise ValueError("settle_outbox replaces the entry's own run, read with its ETag")
             ops.append(("update", _run_entity(run), {"mode": UpdateMode.REPLACE, **_conditional(run_etag)}))
         try:
-            self._table.submit_transaction(ops)
+            submit_transaction(self._table, ops)
         except TableTransactionError as exc:
             if exc.status_code in (404, 409, 412):
                 raise ConcurrentUpdate("the outbox entry or its run changed meanwhile") from exc

@@ -33,6 +33,7 @@ from shared.errors import ConcurrentUpdate
 from shared.ports import Stored, StoredSubscription
 from shared.storage.keys import validate_key
 from shared.storage.rows import prefix_range
+from shared.storage.table_batch import submit_transaction
 from shared.storage.table_common import body_json, etag_of, get_entity, pack_body, page_query
 
 __all__ = ["TableWebhookRepository", "delivery_row_key"]
@@ -105,8 +106,8 @@ class TableWebhookRepository:
                                           select=["PartitionKey", "RowKey"])
         keys = [str(e["RowKey"]) for e in rows]
         for start in range(0, len(keys), 100):  # at most 100 operations per transaction
-            self._table.submit_transaction(
-                [("delete", {"PartitionKey": tenant_id, "RowKey": key}) for key in keys[start:start + 100]])
+            submit_transaction(self._table, [("delete", {"PartitionKey": tenant_id, "RowKey": key})
+                                             for key in keys[start:start + 100]])
         existed = get_entity(self._table, tenant_id, SUBSCRIPTION_PREFIX + name) is not None
         self._table.delete_entity(partition_key=tenant_id, row_key=SUBSCRIPTION_PREFIX + name)
         return existed

@@ -59,6 +59,9 @@ def test_a_bad_worker_process_count_is_refused() -> None:
     result = _serve(FIXTURES / "durable_app", None, "--workers", "2", "--engine", "thread")
     assert result.returncode == 2
     assert "needs the engine in its own process" in result.stderr
+    result = _serve(FIXTURES / "durable_app", None, "--durable-apart")
+    assert result.returncode == 2
+    assert "need a second worker process" in result.stderr
 
 
 def test_port_in_use_is_reported(tmp_path: Path) -> None:

@@ -194,3 +194,18 @@ def test_a_killed_worker_process_stops_the_host_and_a_stopped_host_takes_its_wor
         assert _wait_gone(engine_pid, 10)
         log = host.log_tail(20000)
     assert "The durable engine process exited unexpectedly" in log
+
+
+def test_durable_apart_runs_no_orchestrator_or_activity_in_the_http_process(
+        azurite_connection_string: str, tmp_path: Path) -> None:
+    with _host(azurite_connection_string, tmp_path, FUNCTIONS_WORKER_PROCESS_COUNT="2",
+               DFHOST_DURABLE_APART="true") as host:
+        workers = _workers(host)
+        # Only the second process takes durable work; the front end still serves HTTP (the starter).
+        assert len(workers) == 1
+        assert workers[0]["pid"] != host.pid
+        assert _parent_of(workers[0]["pid"]) == host.pid
+        status = _run(host, "worker_pids", 20)
+        assert status["runtimeStatus"] == "Completed", status
+        assert status["output"] == [workers[0]["pid"]]
+        assert _workers(host)[0]["orchestratorEpisodes"] >= 1
