@@ -1,4 +1,4 @@
-"""Backup set activities (a capture or an addition to a set): plan, batches, one item, finish."""
+"""Backup set activities (a capture or an addition to a set): plan, batches, a chunk of items, finish."""
 
 from __future__ import annotations
 
@@ -9,23 +9,17 @@ from typing import Any
 from activities._blueprint import bp, safe_activity
 from activities.runs import ended_run
 from shared import container
-from shared.domain import ErrorInfo
 from shared.domain.backupsets import BatchInput
-from shared.domain.batches import BatchSummary
-from shared.domain.capture import (
-    CaptureItemInput,
-    CaptureItemResult,
-    CompleteRunInput,
-    RunRef,
-    capture_item_id,
-)
+from shared.domain.batches import BatchSummary, CaptureChunkInput, CaptureChunkResult
+from shared.domain.capture import CaptureItemResult, CompleteRunInput, RunRef
 from shared.durable_names import (
-    CAPTURE_BACKUP_SET_ITEM,
+    CAPTURE_BACKUP_SET_CHUNK,
     CLOSE_BACKUP_SET_BATCH,
     FINISH_BACKUP_SET,
     PLAN_BACKUP_SET,
     READ_BACKUP_SET_BATCH,
 )
+from shared.services.capture import INTERNAL_ITEM_ERROR, internal_failure
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +28,12 @@ logger = logging.getLogger(__name__)
 @bp.activity_trigger(input_name="payload")
 @safe_activity
 async def plan_backup_set(payload: dict[str, Any]) -> dict[str, Any]:
-    """Write the run's pending items and batches; return counts only."""
+    """Write the run's pending items and batches; return counts only (and the capture chunk to use)."""
     ref = RunRef.model_validate(payload)
     result = await container.backup_set_service().plan(tenant_id=ref.tenant_id, run_id=ref.run_id)
-    return result.model_dump(mode="json")
+    # From the settings here, so the orchestrators take it from their history, never from settings.
+    chunk = container.settings().backup_set_capture_chunk
+    return result.model_copy(update={"capture_chunk": chunk}).model_dump(mode="json")
 
 
 @bp.function_name(READ_BACKUP_SET_BATCH)
@@ -52,29 +48,33 @@ async def read_backup_set_batch(payload: dict[str, Any]) -> dict[str, Any]:
     return {"members": [m.model_dump(mode="json") for m in members]}
 
 
-@bp.function_name(CAPTURE_BACKUP_SET_ITEM)
+@bp.function_name(CAPTURE_BACKUP_SET_CHUNK)
 @bp.activity_trigger(input_name="payload")
 @safe_activity
-async def capture_backup_set_item(payload: dict[str, Any]) -> dict[str, Any]:
-    """Capture one item of a set; never raises, so a batch's fan-in always waits for every item.
+async def capture_backup_set_chunk(payload: dict[str, Any]) -> dict[str, Any]:
+    """Capture a chunk of a set's items; never raises, so a batch's fan-in always waits for every chunk.
 
-    A failure of our own (storage unreachable) is returned as a retry, or on the final attempt as a failure
-    the finish step records, instead of failing the batch while its other items still run.
+    One result per member, in the members' order. A failure of our own for the whole chunk (storage
+    unreachable while recording) is returned as a retry of each of its items, or on the final attempt as
+    failures the finish step records, instead of failing the batch while its other chunks still run.
     """
-    item: CaptureItemInput | None = None
+    chunk: CaptureChunkInput | None = None
     try:
-        item = CaptureItemInput.model_validate(payload)
-        result = await container.capture_service().capture(item)
+        chunk = CaptureChunkInput.model_validate(payload)
+        results = await container.capture_service().capture_chunk(chunk)
     except Exception as exc:  # noqa: BLE001 - the type only is logged: the text may quote an upstream
-        logger.warning("backup set item capture failed run_id=%s attempt=%s exception=%s",
-                       item.run_id if item else None, item.attempt if item else None, type(exc).__name__)
-        error = ErrorInfo(code="internal-error", message="The item could not be captured because of an "
-                                                         "internal error.")
-        # An input that does not validate never will: it fails at once (its item is settled by the finish).
-        result = CaptureItemResult(
-            item_id=capture_item_id(item.policy_type, item.policy_id) if item else "",
-            status="retry" if item and not item.final_attempt else "failed", error=error)
-    return result.model_dump(mode="json", by_alias=True)
+        logger.warning("backup set chunk capture failed run_id=%s attempt=%s items=%d exception=%s",
+                       chunk.run_id if chunk else None, chunk.attempt if chunk else None,
+                       len(chunk.members) if chunk else 0, type(exc).__name__)
+        if chunk is not None:
+            results = [internal_failure(item) for item in chunk.items()]
+        else:
+            # An input that does not validate never will: its members fail at once, each in its place
+            # (the finish settles their items).
+            members = payload.get("members") if isinstance(payload, dict) else None
+            results = [CaptureItemResult(item_id="", status="failed", error=INTERNAL_ITEM_ERROR)
+                       for _ in (members if isinstance(members, list) else ())]
+    return CaptureChunkResult(results=results).model_dump(mode="json", by_alias=True)
 
 
 @bp.function_name(CLOSE_BACKUP_SET_BATCH)

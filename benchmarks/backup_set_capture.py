@@ -31,8 +31,13 @@ public API, follows the monitor to the end like a Logic App and prints:
 - peak requests per 20 s window per family seen by the simulator, against the limit, and 429s it answered;
 - items succeeded and failed, checked against the policies the API's live listing shows and the objects the
   simulator holds (lost or duplicated items are printed as defects);
-- CPU time the durable host, the simulator, Azurite and this process used during the run (``/proc``), since
-  a run that is not held back by the throttle is held back by CPU on this machine.
+- CPU time the durable host (the worker process: HTTP, orchestrator replays, activities), its engine
+  process (history, queues, timers) and any extra worker process (``FUNCTIONS_WORKER_PROCESS_COUNT``), the
+  simulator, Azurite and this process used during the run (``/proc``), since a run that is not held back by
+  the throttle is held back by CPU on this machine.
+
+``--chunk N`` starts the app with ``BACKUP_SET_CAPTURE_CHUNK=N`` (items per capture activity; the plan hands
+it to the batches), so chunk sizes can be compared on the same code.
 
 ``--faults 0.2`` also makes the simulator fail that share of the tenant's Graph requests during the run
 (seeded, in equal shares: 429 with ``Retry-After``, 429 without a usable one, 503, 504, connection reset; see
@@ -46,7 +51,7 @@ so a run that is throttle-bound at best reaches wall / floor of about 1.05.
 The numbers come from the local stack (Python Durable host + Azurite on this machine), not from Azure.
 
 Run: ``.venv/bin/python -m benchmarks.backup_set_capture [--policies 1000] [--seed 42] [--poll 2]
-[--unthrottled] [--faults 0.2] [--timeout 1800] [--out FILE.json]``
+[--unthrottled] [--faults 0.2] [--chunk 25] [--timeout 1800] [--out FILE.json]``
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ from localdev.stack import (
     sim_client,
     tenant_registration,
 )
+from shared.domain.backupsets import CAPTURE_CHUNK, MAX_CAPTURE_CHUNK
 from shared.graph.catalog import CATALOG
 
 TERMINAL = {"succeeded", "partial", "failed", "cancelled"}
@@ -235,18 +241,35 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def host_children(pid: int) -> dict[str, int]:
+    """The local host's child processes by name: its engine and any extra worker (each with its own CPU)."""
+    children: dict[str, int] = {}
+    workers = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (int(c) for c in (task / "children").read_text().split()):
+            if b"engine_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+                children["durable engine"] = child
+            else:
+                workers += 1
+                children[f"host worker {workers + 1}"] = child
+    return children
+
+
 @contextmanager
-def counted_stack(demo_secret: str) -> Iterator[tuple[StackInfo, CountingProxy, int]]:
+def counted_stack(demo_secret: str, *,
+                  chunk: int | None = None) -> Iterator[tuple[StackInfo, CountingProxy, int]]:
     """Azurite in memory, the proxy in front of it for the app, the simulator and the host."""
     azurite = start_azurite()
     proxy = CountingProxy({"table": azurite.table_port, "blob": azurite.blob_port})
     try:
         proxy.start()
         app_storage = proxy.connection_string(azurite.queue_port)
+        settings = {"STORAGE_CONNECTION_STRING": app_storage}
+        if chunk is not None:
+            settings["BACKUP_SET_CAPTURE_CHUNK"] = str(chunk)
         with tempfile.TemporaryDirectory(prefix="bench-backup-") as state, \
                 running_stack(storage=azurite.connection_string, state_dir=Path(state),
-                              demo_secret=demo_secret,
-                              extra_env={"STORAGE_CONNECTION_STRING": app_storage}) as info:
+                              demo_secret=demo_secret, extra_env=settings) as info:
             yield info, proxy, azurite.pid
     finally:
         proxy.stop()
@@ -540,6 +563,8 @@ def report(obs: Observed, *, throttled: bool) -> tuple[dict[str, Any], list[str]
         "table_breakdown": {f"{r} {m}": n for (r, m), n in kinds.items()},
         "blob_breakdown": {f"{r} {m}": n for (r, m), n in blobs.items()},
         "cpu_s": {name: round(seconds, 2) for name, seconds in obs.cpu.items()},
+        "cpu_ms_per_item": {name: round(seconds / max(items, 1) * 1000, 2)
+                            for name, seconds in obs.cpu.items()},
         "set_items": len(ids), "listed_policies": len(obs.listed_items),
         "lost": len(lost), "duplicated": duplicated, "run_items": len(obs.run_item_ids),
         "faults": obs.faults,
@@ -558,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unthrottled", action="store_true", help="run with the simulator's throttling off")
     parser.add_argument("--faults", type=float, default=0.0, metavar="RATE",
                         help="share of the tenant's Graph requests the simulator fails (e.g. 0.2; default 0)")
+    parser.add_argument("--chunk", type=int, default=None, metavar="N",
+                        help="items per capture activity (the app's BACKUP_SET_CAPTURE_CHUNK; default: the "
+                             "app's default)")
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds to wait for the run (default 1800)")
     parser.add_argument("--out", type=Path, help="also write the results to this JSON file")
@@ -566,18 +594,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--policies must be positive")
     if not 0.0 <= args.faults < 1.0:
         parser.error("--faults must be at least 0 and below 1")
+    if args.chunk is not None and not 1 <= args.chunk <= MAX_CAPTURE_CHUNK:
+        parser.error(f"--chunk must be between 1 and {MAX_CAPTURE_CHUNK}")
 
     began = time.perf_counter()
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     demo_secret = secrets.token_urlsafe(24)
-    with counted_stack(demo_secret) as (info, proxy, azurite_pid), sim_client(info) as sim:
+    chunk = args.chunk or CAPTURE_CHUNK
+    with counted_stack(demo_secret, chunk=args.chunk) as (info, proxy, azurite_pid), sim_client(info) as sim:
+        children = host_children(info.pids["dfhost"])
         print(f"stack up in {time.perf_counter() - began:.1f} s (load average before: {load_before}); "
-              f"{args.policies} generated policies, throttling "
+              f"{chunk} items per capture activity; {args.policies} generated policies, throttling "
               f"{'off' if args.unthrottled else 'on at the published limits (scale 1)'}"
               f"{f', {args.faults:.0%} of Graph requests failing' if args.faults else ''}")
         observed = run_backup(info, proxy, sim, demo_secret, policies=args.policies, seed=args.seed,
                               throttled=not args.unthrottled, poll=args.poll, timeout=args.timeout,
                               cpu_pids={"durable host": info.pids["dfhost"],
+                                        **children,
                                         "simulator": info.pids["graphsim"], "azurite": azurite_pid,
                                         "this process (client, storage proxy)": os.getpid()},
                               fault_rate=args.faults)
@@ -587,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     for defect in defects:
         print(f"DEFECT: {defect}")
     if args.out:
-        result.update(policies=args.policies, seed=args.seed, throttled=not args.unthrottled,
+        result.update(policies=args.policies, seed=args.seed, chunk=chunk, throttled=not args.unthrottled,
                       fault_rate=args.faults, defects=defects, load_before=load_before, load_after=load_after)
         args.out.write_text(json.dumps(result, indent=2))
     return 1 if defects else 0

@@ -1,12 +1,13 @@
-"""Backup set capture: the multi-item run engine (plan, batches of per-item activities, finish).
+"""Backup set capture: the multi-item run engine (plan, batches of chunk activities, finish).
 
 The parent plans the run (items and batches are written to storage; only counts come back), keeps a few batch
 sub-orchestrations in flight (a sliding window: the next batch starts as soon as any one returns), and
 finishes the run once every started batch has returned, so the run's counts freeze after the last item
 outcome was written (which is why item outcomes are recorded without checking the run). Each batch reads
-its members from storage, captures them one activity per item, and retries the items that asked for it in
-rounds separated by one durable timer.
-Histories stay small: the parent holds two events per batch, a batch two per item and attempt.
+its members from storage, captures them in chunks (one activity per chunk of the plan's ``capture_chunk``
+items, each returning one result per item), and retries the items that asked for it, chunked again, in
+rounds separated by one durable timer: outcomes and retries stay per item.
+Histories stay small: the parent holds two events per batch, a batch two per chunk and attempt.
 
 The same orchestrator runs ``backupset.capture`` and ``backupset.add_items``: the plan activity reads the
 run's kind and takes the items from a listing or from the request. A cancel terminates the parent and then
@@ -15,25 +16,26 @@ each ``<runId>:batch-NNNNNN`` instance (termination is not passed down) before t
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 from shared.domain import ErrorInfo, PolicyRef, RunStatus
 from shared.domain.backupsets import BackupSetRunInput, BatchInput, PlanResult
-from shared.domain.batches import BatchSummary, retry_round, summarise_batch
-from shared.domain.capture import (
-    MAX_CAPTURE_ATTEMPTS,
-    CaptureItemInput,
-    CaptureItemResult,
-    CompleteRunInput,
-    RunRef,
+from shared.domain.batches import (
+    BatchSummary,
+    CaptureChunkInput,
+    CaptureChunkResult,
+    chunked,
+    retry_round,
+    summarise_batch,
 )
+from shared.domain.capture import MAX_CAPTURE_ATTEMPTS, CaptureItemResult, CompleteRunInput, RunRef
 from shared.durable_names import (
     BACKUP_SET_BATCH_ORCHESTRATOR,
     BACKUP_SET_ORCHESTRATOR,
-    CAPTURE_BACKUP_SET_ITEM,
+    CAPTURE_BACKUP_SET_CHUNK,
     CLOSE_BACKUP_SET_BATCH,
     FINISH_BACKUP_SET,
     MARK_RUN_RUNNING,
@@ -87,8 +89,8 @@ def _run_batches(context: df.DurableOrchestrationContext, cmd: BackupSetRunInput
                  log: ReplaySafeLogger) -> Generator[Any, Any, ErrorInfo | None]:
     """Capture the plan's batches a few at a time (:func:`batches_in_window`); the run's failure, if any."""
     batches = [(BatchInput(tenant_id=cmd.tenant_id, run_id=cmd.run_id, backup_set_id=plan.backup_set_id,
-                           batch=number,
-                           include_assignments=plan.include_assignments).model_dump(mode="json"),
+                           batch=number, include_assignments=plan.include_assignments,
+                           capture_chunk=plan.capture_chunk).model_dump(mode="json"),
                 f"{cmd.run_id}:batch-{number:06d}") for number in range(plan.batch_count)]
     failed = yield from batches_in_window(context, BACKUP_SET_BATCH_ORCHESTRATOR, batches)
     if failed is None:
@@ -102,7 +104,7 @@ def _run_batches(context: df.DurableOrchestrationContext, cmd: BackupSetRunInput
 def backup_set_batch_orchestrator(
     context: df.DurableOrchestrationContext,
 ) -> Generator[Any, Any, dict[str, Any]]:
-    """Capture one batch: every member once, then the ones that asked to retry, after a durable timer."""
+    """Capture one batch in chunks: each member once, then those that asked to retry, after one timer."""
     cmd = BatchInput.model_validate(context.get_input())
     log = ReplaySafeLogger(context, __name__)
     settled: list[CaptureItemResult] = []
@@ -112,16 +114,18 @@ def backup_set_batch_orchestrator(
                                                      cmd.model_dump(mode="json"))
         pending = [PolicyRef.model_validate(member) for member in raw["members"]]
         while pending:
+            chunks = chunked(pending, cmd.capture_chunk)
             tasks = [
-                context.call_activity_with_retry(CAPTURE_BACKUP_SET_ITEM, INFRA_RETRY, CaptureItemInput(
-                    tenant_id=cmd.tenant_id, run_id=cmd.run_id, policy_type=member.type, policy_id=member.id,
-                    attempt=attempt, final_attempt=attempt >= MAX_CAPTURE_ATTEMPTS,
-                    backup_set_id=cmd.backup_set_id, include_assignments=cmd.include_assignments,
+                context.call_activity_with_retry(CAPTURE_BACKUP_SET_CHUNK, INFRA_RETRY, CaptureChunkInput(
+                    tenant_id=cmd.tenant_id, run_id=cmd.run_id, backup_set_id=cmd.backup_set_id,
+                    members=list(chunk), attempt=attempt, final_attempt=attempt >= MAX_CAPTURE_ATTEMPTS,
+                    include_assignments=cmd.include_assignments,
                 ).model_dump(mode="json"))
-                for member in pending
+                for chunk in chunks
             ]
-            results = yield context.task_all(tasks)
-            round_ = retry_round([CaptureItemResult.model_validate(r) for r in results], attempt)
+            answers = yield context.task_all(tasks)
+            results = _flattened(chunks, answers)
+            round_ = retry_round(results, attempt)
             settled.extend(round_.settled)
             if not round_.retry or round_.delay_seconds is None:
                 break
@@ -137,3 +141,14 @@ def backup_set_batch_orchestrator(
                                succeeded=sum(1 for r in settled if r.status == "succeeded"),
                                failed=sum(1 for r in settled if r.status != "succeeded"), rounds=attempt)
     return summary.model_dump(mode="json")
+
+
+def _flattened(chunks: list[Sequence[PolicyRef]], answers: list[Any]) -> list[CaptureItemResult]:
+    """The chunks' results in the order of their members, so a result's position is its member's."""
+    results: list[CaptureItemResult] = []
+    for chunk, answer in zip(chunks, answers, strict=True):
+        chunk_results = CaptureChunkResult.model_validate(answer).results
+        if len(chunk_results) != len(chunk):
+            raise ValueError("a chunk answered for another number of items than it was given")
+        results.extend(chunk_results)
+    return results

@@ -13,6 +13,8 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.domain.backupsets import CAPTURE_CHUNK, MAX_CAPTURE_CHUNK
+
 __all__ = ["AuthMode", "Settings", "get_settings"]
 
 
@@ -91,6 +93,13 @@ class Settings(BaseSettings):
         default=1.0, ge=1.0, le=100.0, description="Local development and tests only: divide the budget's "
         "limits and window by this, as the Graph simulator's throttling scale does (the rate stays the "
         "published one; only the burst a window allows shrinks).",
+    )
+
+    # --- Backup sets ------------------------------------------------------------------------------
+    backup_set_capture_chunk: int = Field(
+        default=CAPTURE_CHUNK, ge=1, le=MAX_CAPTURE_CHUNK,
+        description="Items of a backup set captured by one activity (read concurrently, their outcomes "
+        "written in one transaction per table); taken by runs planned after a change.",
     )
 
     # --- Webhooks (run events to Power Automate, Logic Apps, Teams workflows) ------------------

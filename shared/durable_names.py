@@ -17,7 +17,7 @@ PLAN_BACKUP_SET: Final[str] = "plan_backup_set"
 READ_BACKUP_SET_BATCH: Final[str] = "read_backup_set_batch"
 CLOSE_BACKUP_SET_BATCH: Final[str] = "close_backup_set_batch"
 FINISH_BACKUP_SET: Final[str] = "finish_backup_set"
-CAPTURE_BACKUP_SET_ITEM: Final[str] = "capture_backup_set_item"
+CAPTURE_BACKUP_SET_CHUNK: Final[str] = "capture_backup_set_chunk"
 
 RESTORE_ORCHESTRATOR: Final[str] = "restore_orchestrator"
 

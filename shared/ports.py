@@ -7,7 +7,7 @@ Each Protocol has a Table/Blob Storage adapter in :mod:`shared.storage` and an i
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -263,6 +263,14 @@ class ItemRepository(Protocol):
 
     def upsert(self, *, tenant_id: str, run_id: str, outcome: ItemOutcome) -> None:
         """Write an item outcome; writing the same item again replaces it (activities may repeat)."""
+        ...
+
+    def upsert_many(self, *, tenant_id: str, run_id: str, outcomes: Sequence[ItemOutcome]) -> None:
+        """Write or replace outcomes of one run, one entity-group transaction per 100 (one partition).
+
+        Raises:
+            ValueError: an item appears twice (a transaction writes each row once).
+        """
         ...
 
     def list(
@@ -539,6 +547,18 @@ class BackupSetRepository(Protocol):
 
         Returns:
             ``False`` when the set has no such item (nothing is written: a stray outcome plans nothing).
+        """
+        ...
+
+    def settle_items(self, *, tenant_id: str, backup_set_id: str,
+                     outcomes: Mapping[str, SetItemOutcome]) -> builtins.list[str]:
+        """Write planned items' outcomes (by item id) like :meth:`settle_item`, 100 per transaction.
+
+        A transaction that names an item which was never planned writes nothing, so its items are then
+        settled one by one: the planned ones are written, the others are not created.
+
+        Returns:
+            The item ids that were never planned (nothing was written for them).
         """
         ...
 

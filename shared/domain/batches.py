@@ -13,15 +13,22 @@ from typing import Literal, TypeVar
 
 from pydantic import Field
 
-from shared.domain.backupsets import BackupSetItem
+from shared.domain.backupsets import MAX_CAPTURE_CHUNK, BackupSetItem, PolicyRef
 from shared.domain.base import ApiModel, ErrorInfo
-from shared.domain.capture import MAX_CAPTURE_ATTEMPTS, CaptureItemResult, next_capture_step
+from shared.domain.capture import (
+    MAX_CAPTURE_ATTEMPTS,
+    CaptureItemInput,
+    CaptureItemResult,
+    next_capture_step,
+)
 
 __all__ = [
     "BATCHES_IN_FLIGHT",
     "BATCH_SIZE",
     "TRANSACTION_ROWS",
     "BatchSummary",
+    "CaptureChunkInput",
+    "CaptureChunkResult",
     "RetryRound",
     "SetItemOutcome",
     "batch_count",
@@ -54,6 +61,31 @@ def batch_count(items: int, size: int = BATCH_SIZE) -> int:
     if items < 0 or size < 1:
         raise ValueError("items must be >= 0 and size >= 1")
     return -(-items // size)
+
+
+class CaptureChunkInput(ApiModel):
+    """Input of the activity that captures a chunk of a batch's members, all at the same attempt."""
+
+    tenant_id: str
+    run_id: str
+    backup_set_id: str
+    members: list[PolicyRef] = Field(min_length=1, max_length=MAX_CAPTURE_CHUNK)
+    attempt: int = Field(default=1, ge=1)
+    final_attempt: bool = True
+    include_assignments: bool = True
+
+    def items(self) -> list[CaptureItemInput]:
+        """One capture input per member, in the members' order."""
+        return [CaptureItemInput(tenant_id=self.tenant_id, run_id=self.run_id, policy_type=member.type,
+                                 policy_id=member.id, attempt=self.attempt, final_attempt=self.final_attempt,
+                                 include_assignments=self.include_assignments)
+                for member in self.members]
+
+
+class CaptureChunkResult(ApiModel):
+    """What the chunk activity returns: one result per member, in the members' order (ids and codes only)."""
+
+    results: list[CaptureItemResult]
 
 
 class RetryRound(ApiModel):

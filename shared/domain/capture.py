@@ -48,7 +48,7 @@ class PolicyCaptureCommand(ApiModel):
 
 
 class CaptureItemInput(ApiModel):
-    """Input of the capture activity for one policy."""
+    """Input of the capture activity for one policy (items of a backup set come in chunks of these)."""
 
     tenant_id: str
     run_id: str
@@ -56,9 +56,6 @@ class CaptureItemInput(ApiModel):
     policy_id: str
     attempt: int = Field(default=1, ge=1)
     final_attempt: bool = True
-    # Set when the item belongs to a backup set: the outcome is recorded on the set's item as well, and
-    # no stand-alone snapshot index entry is written.
-    backup_set_id: str | None = None
     include_assignments: bool = True
 
 

@@ -86,6 +86,10 @@ class RunTransitions:
         """Persist one outcome of a batch item without reading the run (the run is sealed by ordering)."""
         self._items.upsert(tenant_id=tenant_id, run_id=run_id, outcome=outcome)
 
+    def record_batch_items(self, *, tenant_id: str, run_id: str, outcomes: Sequence[ItemOutcome]) -> None:
+        """Persist outcomes of batch items in one transaction per 100, without reading the run."""
+        self._items.upsert_many(tenant_id=tenant_id, run_id=run_id, outcomes=outcomes)
+
     def complete(self, *, tenant_id: str, run_id: str, failure: ErrorInfo | None = None,
                  cancelled: bool = False) -> RunRecord:
         """End a run (idempotent); see :meth:`shared.services.runs.RunService.complete`."""

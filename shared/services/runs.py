@@ -259,6 +259,16 @@ class RunService:
         """
         self._transitions.record_batch_item(tenant_id=tenant_id, run_id=run_id, outcome=outcome)
 
+    def record_batch_items(self, *, tenant_id: str, run_id: str, outcomes: Sequence[ItemOutcome]) -> None:
+        """Persist outcomes of batch items like :meth:`record_batch_item`, in one transaction per 100.
+
+        The items of a run share its partition, so a chunk's outcomes are written together.
+
+        Raises:
+            ValueError: an item appears twice.
+        """
+        self._transitions.record_batch_items(tenant_id=tenant_id, run_id=run_id, outcomes=outcomes)
+
     def complete(self, *, tenant_id: str, run_id: str, failure: ErrorInfo | None = None,
                  cancelled: bool = False) -> RunRecord:
         """End a run: counts from its items, status from :func:`final_status`, active key released.

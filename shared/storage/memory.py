@@ -33,6 +33,7 @@ from shared.domain import (
     invert_sortable,
     snapshot_blob_name,
 )
+from shared.domain.batches import TRANSACTION_ROWS, chunked
 from shared.errors import ConcurrentUpdate, InvalidRequest, NotFound
 from shared.ports import (
     ActiveEntry,
@@ -292,14 +293,24 @@ class InMemoryItemRepository:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[tuple[str, str], dict[str, ItemOutcome]] = {}
+        # Writes made (an upsert or an entity-group transaction), counted the way the adapter makes them.
+        self.transactions = 0
 
     def upsert(self, *, tenant_id: str, run_id: str, outcome: ItemOutcome) -> None:
         """Write or replace an item outcome."""
+        self.upsert_many(tenant_id=tenant_id, run_id=run_id, outcomes=[outcome])
+
+    def upsert_many(self, *, tenant_id: str, run_id: str, outcomes: Sequence[ItemOutcome]) -> None:
+        """Write or replace outcomes of one run (all or nothing per 100, like a transaction)."""
         validate_key(tenant_id, what="tenant id")
         validate_key(run_id, what="run id")
-        validate_key(outcome.item_id, what="item id")
-        with self._lock:
-            self._items.setdefault((tenant_id, run_id), {})[outcome.item_id] = outcome
+        ids = [validate_key(outcome.item_id, what="item id") for outcome in outcomes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a transaction writes each item once")
+        for chunk in chunked(list(outcomes), TRANSACTION_ROWS):
+            with self._lock:
+                self._items.setdefault((tenant_id, run_id), {}).update((o.item_id, o) for o in chunk)
+                self.transactions += 1
 
     def list(
         self, *, tenant_id: str, run_id: str, status: str | None = None, top: int = 100,

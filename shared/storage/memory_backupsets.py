@@ -101,6 +101,33 @@ class InMemoryBackupSetRepository:
             self.transactions += 1
         return True
 
+    def settle_items(self, *, tenant_id: str, backup_set_id: str,
+                     outcomes: Mapping[str, SetItemOutcome]) -> list[str]:
+        """Write planned items' outcomes, one transaction per 100, or one by one when one was never planned.
+
+        Returns the item ids never planned (nothing written for them), like the adapter.
+        """
+        partition = validate_key(tenant_id, what="tenant id")
+        keys = {item_id: (partition, item_row_key(backup_set_id, item_id)) for item_id in outcomes}
+        stray: list[str] = []
+        for chunk in chunked(list(outcomes), TRANSACTION_ROWS):
+            if len(chunk) == 1:
+                # One row: one request (the adapter's plain merge), nothing to fall back to.
+                if not self.settle_item(tenant_id=tenant_id, backup_set_id=backup_set_id, item_id=chunk[0],
+                                        outcome=outcomes[chunk[0]]):
+                    stray.append(chunk[0])
+                continue
+            with self._lock:
+                # A refused transaction is a request too.
+                self.transactions += 1
+                if all(keys[item_id] in self._items for item_id in chunk):
+                    self._outcomes.update((keys[item_id], outcomes[item_id]) for item_id in chunk)
+                    continue
+            stray.extend(item_id for item_id in chunk
+                         if not self.settle_item(tenant_id=tenant_id, backup_set_id=backup_set_id,
+                                                 item_id=item_id, outcome=outcomes[item_id]))
+        return stray
+
     def get_item(self, *, tenant_id: str, backup_set_id: str, item_id: str) -> BackupSetItem | None:
         """Return one item, or ``None``."""
         with self._lock:

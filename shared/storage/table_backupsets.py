@@ -15,7 +15,7 @@ entity-group transactions of up to 100 rows::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from azure.core import MatchConditions
@@ -30,6 +30,7 @@ from shared.errors import ConcurrentUpdate
 from shared.ports import Stored
 from shared.storage.keys import validate_key
 from shared.storage.rows import prefix_range
+from shared.storage.table_batch import submit_transaction
 from shared.storage.table_common import body_json, etag_of, get_entity, pack_body, page_query
 
 __all__ = ["TableBackupSetRepository", "batch_row_key", "change_row_key", "item_row_key", "set_row_key"]
@@ -88,6 +89,13 @@ def _item_entity(item: BackupSetItem) -> dict[str, Any]:
     return {"PartitionKey": validate_key(item.tenant_id, what="tenant id"),
             "RowKey": item_row_key(item.backup_set_id, item.item_id), "Status": item.status,
             **pack_body(item.model_dump_json())}
+
+
+def _outcome_entity(partition: str, backup_set_id: str, item_id: str,
+                    outcome: SetItemOutcome) -> dict[str, Any]:
+    """The properties a settled outcome merges onto its planned item row (no body: the plan's stays)."""
+    return {"PartitionKey": partition, "RowKey": item_row_key(backup_set_id, item_id),
+            "Status": outcome.status, OUTCOME_PROPERTY: outcome.model_dump_json()}
 
 
 def _batch_entity(batch: BackupSetBatch) -> dict[str, Any]:
@@ -155,14 +163,41 @@ class TableBackupSetRepository:
         exist, so the planned body stays and an item that was never planned is not created.
         """
         try:
-            self._table.update_entity({
-                "PartitionKey": validate_key(tenant_id, what="tenant id"),
-                "RowKey": item_row_key(backup_set_id, item_id), "Status": outcome.status,
-                OUTCOME_PROPERTY: outcome.model_dump_json(),
-            }, mode=UpdateMode.MERGE)
+            self._table.update_entity(
+                _outcome_entity(validate_key(tenant_id, what="tenant id"), backup_set_id, item_id, outcome),
+                mode=UpdateMode.MERGE)
         except ResourceNotFoundError:
             return False
         return True
+
+    def settle_items(self, *, tenant_id: str, backup_set_id: str,
+                     outcomes: Mapping[str, SetItemOutcome]) -> list[str]:
+        """Merge items' outcomes onto their planned rows, 100 per entity-group transaction, no read.
+
+        Each operation is :meth:`settle_item`'s merge with ``If-Match: *``: a row that does not exist fails
+        the whole transaction (nothing written), so that chunk is settled one item at a time instead and
+        only the items that were never planned are left out.
+        """
+        partition = validate_key(tenant_id, what="tenant id")
+        stray: list[str] = []
+        for chunk in chunked(list(outcomes), TRANSACTION_ROWS):
+            if len(chunk) == 1:
+                # One row: a plain request, which costs less to build than a transaction of one.
+                if not self.settle_item(tenant_id=tenant_id, backup_set_id=backup_set_id, item_id=chunk[0],
+                                        outcome=outcomes[chunk[0]]):
+                    stray.append(chunk[0])
+                continue
+            try:
+                submit_transaction(self._table, [
+                    ("update", _outcome_entity(partition, backup_set_id, item_id, outcomes[item_id]),
+                     {"mode": UpdateMode.MERGE}) for item_id in chunk])
+            except TableTransactionError as exc:
+                if exc.status_code != 404:
+                    raise
+                stray.extend(item_id for item_id in chunk
+                             if not self.settle_item(tenant_id=tenant_id, backup_set_id=backup_set_id,
+                                                     item_id=item_id, outcome=outcomes[item_id]))
+        return stray
 
     def get_item(self, *, tenant_id: str, backup_set_id: str, item_id: str) -> BackupSetItem | None:
         """Return one item, or ``None``."""
@@ -222,8 +257,8 @@ class TableBackupSetRepository:
             return
         if len({tenant for tenant, _ in rows}) != 1:
             raise ValueError("one transaction writes one tenant's partition")
-        self._table.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE})
-                                        for _, entity in rows])
+        submit_transaction(self._table, [("upsert", entity, {"mode": UpdateMode.REPLACE})
+                                         for _, entity in rows])
 
     def _create(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
         """Create rows in one transaction, or one by one when some exist (a repeated plan): never replace."""
@@ -232,7 +267,7 @@ class TableBackupSetRepository:
         if len({tenant for tenant, _ in rows}) != 1:
             raise ValueError("one transaction writes one tenant's partition")
         try:
-            self._table.submit_transaction([("create", entity) for _, entity in rows])
+            submit_transaction(self._table, [("create", entity) for _, entity in rows])
         except TableTransactionError as exc:
             if exc.status_code != 409:
                 raise
@@ -255,8 +290,8 @@ class TableBackupSetRepository:
                 select=["PartitionKey", "RowKey"])
             keys = [str(row["RowKey"]) for row in rows]
             for chunk in chunked(keys, TRANSACTION_ROWS):
-                self._table.submit_transaction([("delete", {"PartitionKey": partition, "RowKey": key})
-                                                for key in chunk])
+                submit_transaction(self._table, [("delete", {"PartitionKey": partition, "RowKey": key})
+                                                 for key in chunk])
         self._table.delete_entity(partition_key=partition, row_key=row_key)  # a missing row is not an error
 
     def get_schedule(self, tenant_id: str) -> Stored[BackupSchedule] | None:

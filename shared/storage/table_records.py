@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from typing import Any
 
 from azure.data.tables import TableClient, TableEntity, UpdateMode
@@ -16,8 +17,10 @@ from shared.domain import (
     SnapshotRecord,
     counts_from_outcomes,
 )
+from shared.domain.batches import TRANSACTION_ROWS, chunked
 from shared.storage.keys import validate_key
 from shared.storage.rows import notification_sort_key
+from shared.storage.table_batch import submit_transaction
 from shared.storage.table_common import body_json, get_entity, pack_body, page_query
 
 __all__ = ["TableItemRepository", "TableNotificationRepository", "TableSnapshotIndex"]
@@ -31,6 +34,11 @@ def _item_from(entity: TableEntity) -> ItemOutcome:
     return ItemOutcome.model_validate(body_json(entity))
 
 
+def _item_entity(partition: str, outcome: ItemOutcome) -> dict[str, Any]:
+    return {"PartitionKey": partition, "RowKey": validate_key(outcome.item_id, what="item id"),
+            "Status": outcome.status, **pack_body(outcome.model_dump_json())}
+
+
 class TableItemRepository:
     """Item outcomes; partition ``<tenant>|<run>``, row key the item id."""
 
@@ -39,13 +47,22 @@ class TableItemRepository:
 
     def upsert(self, *, tenant_id: str, run_id: str, outcome: ItemOutcome) -> None:
         """Write or replace an item outcome (keyed by run and item, so a repeat overwrites)."""
-        entity = {
-            "PartitionKey": _item_partition(tenant_id, run_id),
-            "RowKey": validate_key(outcome.item_id, what="item id"),
-            "Status": outcome.status,
-            **pack_body(outcome.model_dump_json()),
-        }
-        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        self._table.upsert_entity(_item_entity(_item_partition(tenant_id, run_id), outcome),
+                                  mode=UpdateMode.REPLACE)
+
+    def upsert_many(self, *, tenant_id: str, run_id: str, outcomes: Sequence[ItemOutcome]) -> None:
+        """Write or replace outcomes of one run: its partition, so 100 rows per entity-group transaction."""
+        partition = _item_partition(tenant_id, run_id)
+        entities = [_item_entity(partition, outcome) for outcome in outcomes]
+        if len({entity["RowKey"] for entity in entities}) != len(entities):
+            raise ValueError("a transaction writes each item once")
+        for chunk in chunked(entities, TRANSACTION_ROWS):
+            if len(chunk) == 1:
+                # One row: a plain request, which costs less to build than a transaction of one.
+                self._table.upsert_entity(chunk[0], mode=UpdateMode.REPLACE)
+                continue
+            submit_transaction(self._table, [("upsert", entity, {"mode": UpdateMode.REPLACE})
+                                             for entity in chunk])
 
     def list(
         self, *, tenant_id: str, run_id: str, status: str | None = None, top: int = 100,

@@ -12,7 +12,7 @@ import pytest
 from orchestrators.backup_set import backup_set_batch_orchestrator, backup_set_orchestrator
 from shared.durable_names import (
     BACKUP_SET_BATCH_ORCHESTRATOR,
-    CAPTURE_BACKUP_SET_ITEM,
+    CAPTURE_BACKUP_SET_CHUNK,
     CLOSE_BACKUP_SET_BATCH,
     FINISH_BACKUP_SET,
     MARK_RUN_RUNNING,
@@ -111,7 +111,7 @@ def parent_answers(batches: int, plan_status: str = "planned") -> Callable[[Call
             return {"runId": "run_1", "status": "running"}
         if call.name == PLAN_BACKUP_SET:
             return {"status": plan_status, "backupSetId": "bs_1", "itemCount": batches * 100,
-                    "batchCount": batches,
+                    "batchCount": batches, "captureChunk": 7,
                     "error": {"code": "Forbidden"} if plan_status == "failed" else None}
         if call.name == BACKUP_SET_BATCH_ORCHESTRATOR:
             return {"batch": call.payload["batch"], "total": 100, "succeeded": 100}
@@ -174,9 +174,10 @@ def test_the_parent_keeps_four_batches_in_flight_and_finishes_after_the_last() -
     assert ctx.log[-1].name == FINISH_BACKUP_SET
     assert ctx.log[-1].payload["failure"] is None
     assert final["status"] == "succeeded"
-    # Nothing but ids and counts crossed the boundary.
-    assert all(set(c.payload) <= {"tenant_id", "run_id", "backup_set_id", "batch", "include_assignments"}
-               for c in started_batches(ctx))
+    # Nothing but ids and counts crossed the boundary; the chunk size is the plan's (from its history).
+    assert all(set(c.payload) <= {"tenant_id", "run_id", "backup_set_id", "batch", "include_assignments",
+                                  "capture_chunk"} for c in started_batches(ctx))
+    assert {c.payload["capture_chunk"] for c in started_batches(ctx)} == {7}
 
 
 def test_the_window_replays_the_same_decisions_from_the_same_history() -> None:
@@ -227,40 +228,64 @@ def test_a_cancelled_run_is_not_planned() -> None:
     assert final["status"] == "cancelled"
 
 
-BATCH = {"tenantId": "t1", "runId": "run_1", "backupSetId": "bs_1", "batch": 3, "includeAssignments": True}
+BATCH = {"tenantId": "t1", "runId": "run_1", "backupSetId": "bs_1", "batch": 3, "includeAssignments": True,
+         "captureChunk": 2}
 
 
-def test_a_batch_retries_only_the_items_that_asked_in_rounds_separated_by_one_timer() -> None:
+def test_a_batch_captures_in_chunks_and_retries_only_the_items_that_asked_in_rounds_after_one_timer() -> None:
     attempts: dict[str, list[int]] = {}
+    chunks: list[list[str]] = []
 
     def answer(call: Call) -> Any:
         if call.name == READ_BACKUP_SET_BATCH:
-            return {"members": [{"type": "settingsCatalog", "id": f"p{n}"} for n in range(4)]}
-        if call.name == CAPTURE_BACKUP_SET_ITEM:
-            policy, attempt = call.payload["policy_id"], call.payload["attempt"]
-            attempts.setdefault(policy, []).append(attempt)
+            return {"members": [{"type": "settingsCatalog", "id": f"p{n}"} for n in range(5)]}
+        if call.name == CAPTURE_BACKUP_SET_CHUNK:
             assert call.payload["backup_set_id"] == "bs_1"
-            if policy == "p1" and attempt == 1:
-                return {"itemId": policy, "status": "retry", "retryAfterSeconds": 40}
-            if policy == "p2":  # keeps asking: settled as failed on the final attempt
-                return {"itemId": policy,
-                        "status": "failed" if call.payload["final_attempt"] else "retry"}
-            return {"itemId": policy, "status": "succeeded"}
+            attempt = call.payload["attempt"]
+            chunks.append([m["id"] for m in call.payload["members"]])
+            results = []
+            for member in call.payload["members"]:
+                policy = member["id"]
+                attempts.setdefault(policy, []).append(attempt)
+                if policy == "p1" and attempt == 1:
+                    results.append({"itemId": policy, "status": "retry", "retryAfterSeconds": 40})
+                elif policy in ("p2", "p4"):  # keep asking: settled as failed on the final attempt
+                    results.append({"itemId": policy,
+                                    "status": "failed" if call.payload["final_attempt"] else "retry"})
+                else:
+                    results.append({"itemId": policy, "status": "succeeded"})
+            return {"results": results}
         if call.name == CLOSE_BACKUP_SET_BATCH:
             return call.payload["summary"]
         raise AssertionError(call)
 
     ctx, summary = drive(backup_set_batch_orchestrator, BATCH, answer)
-    assert attempts == {"p0": [1], "p1": [1, 2], "p2": [1, 2, 3], "p3": [1]}
+    assert attempts == {"p0": [1], "p1": [1, 2], "p2": [1, 2, 3], "p3": [1], "p4": [1, 2, 3]}
+    # Chunks of the plan's size; a retry round chunks only the items that asked, again.
+    assert chunks == [["p0", "p1"], ["p2", "p3"], ["p4"], ["p1", "p2"], ["p4"], ["p2", "p4"]]
     rounds = [len(step.tasks) for step in ctx.log if isinstance(step, All)]
-    assert rounds == [4, 2, 1]
+    assert rounds == [3, 2, 1]
     timers = [step.fire_at for step in ctx.log if isinstance(step, Timer)]
     assert timers[0] == START + timedelta(seconds=40)  # the longest wait any item asked for
     assert len(timers) == 2
-    assert summary == {"batch": 3, "total": 4, "succeeded": 3, "failed": 1, "skipped": 0, "rounds": 3}
+    assert summary == {"batch": 3, "total": 5, "succeeded": 3, "failed": 2, "skipped": 0, "rounds": 3}
     closing = ctx.log[-1]
     assert closing.name == CLOSE_BACKUP_SET_BATCH
     assert closing.payload["summary"] == summary
+
+
+def test_a_chunk_that_answers_for_the_wrong_number_of_items_fails_the_batch_not_the_positions() -> None:
+    def answer(call: Call) -> Any:
+        if call.name == READ_BACKUP_SET_BATCH:
+            return {"members": [{"type": "settingsCatalog", "id": f"p{n}"} for n in range(3)]}
+        if call.name == CAPTURE_BACKUP_SET_CHUNK:
+            return {"results": [{"itemId": "p0", "status": "succeeded"}]}
+        raise AssertionError(call)
+
+    ctx, summary = drive(backup_set_batch_orchestrator, BATCH, answer)
+    # Nothing is counted from a misaligned round: its items stay pending and the finish settles them.
+    assert summary["total"] == 0
+    assert not any(isinstance(step, Call) and step.name == CLOSE_BACKUP_SET_BATCH for step in ctx.log)
 
 
 def test_a_batch_whose_members_cannot_be_read_returns_without_capturing() -> None:

@@ -103,7 +103,7 @@ def test_two_backups_in_two_worker_processes_never_exceed_the_tenants_limit(two_
 
     # Activities ran in both worker processes.
     ran = {w["pid"]: w["activities"] - before.get(w["pid"], 0) for w in _workers(stack)}
-    assert min(ran.values()) >= 50, ran
+    assert min(ran.values()) >= 5, ran
 
     # The simulator never saw the tenant above a family's limit in any window, and the two backups
     # pressed against it (so the limit, not a lack of demand, is what held them).

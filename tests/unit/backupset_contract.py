@@ -125,6 +125,58 @@ class BackupSetContract:
         assert get(first) == replaced
         assert get(third) == planned[2]
 
+    def test_outcomes_settle_planned_items_together_and_never_create_one(
+            self, sets: BackupSetRepository) -> None:
+        backup_set = a_set()
+        planned = items(backup_set, 130)
+        sets.put_items(planned)
+        error = ErrorInfo(code="graph-server-error", message="Microsoft Graph failed.")
+
+        def outcome(n: int) -> SetItemOutcome:
+            if n % 2:
+                return SetItemOutcome(status="failed", attempts=3, error=error)
+            return SetItemOutcome(status="captured", display_name=f"Renamed {n}", captured_at=T0,
+                                  content_hash="a" * 64, normalised_hash="b" * 64, size_bytes=n,
+                                  complete=True, attempts=1)
+
+        def expected(n: int) -> BackupSetItem:
+            return outcome(n).applied_to(planned[n])
+
+        outcomes = {planned[n].item_id: outcome(n) for n in range(120)}  # two transactions
+        for _ in range(2):  # a repeated activity writes the same
+            assert sets.settle_items(tenant_id=TENANT, backup_set_id=backup_set.id, outcomes=outcomes) == []
+            listed = sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id, top=200).items
+            assert listed == [expected(n) for n in range(120)] + planned[120:]
+        assert len(sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id, status="failed",
+                                   top=200).items) == 60
+        # An item never planned fails its transaction: the planned items beside it are still settled, and
+        # it is not created (nor in another tenant's partition).
+        stray = {"settingsCatalog:stray": outcome(0), planned[121].item_id: outcome(121),
+                 "settingsCatalog:p-9999": outcome(0), planned[122].item_id: outcome(122)}
+        left_out = sets.settle_items(tenant_id=TENANT, backup_set_id=backup_set.id, outcomes=stray)
+        assert sorted(left_out) == ["settingsCatalog:p-9999", "settingsCatalog:stray"]
+        assert sets.get_item(tenant_id=TENANT, backup_set_id=backup_set.id, item_id=planned[121].item_id) \
+            == expected(121)
+        assert sets.get_item(tenant_id=TENANT, backup_set_id=backup_set.id, item_id=planned[122].item_id) \
+            == expected(122)
+        assert sets.get_item(tenant_id=TENANT, backup_set_id=backup_set.id,
+                             item_id="settingsCatalog:stray") is None
+        assert sets.settle_items(tenant_id=OTHER, backup_set_id=backup_set.id,
+                                 outcomes={planned[0].item_id: outcome(1)}) == [planned[0].item_id]
+        assert sets.get_item(tenant_id=OTHER, backup_set_id=backup_set.id, item_id=planned[0].item_id) is None
+        assert sets.get_item(tenant_id=TENANT, backup_set_id=backup_set.id,
+                             item_id=planned[0].item_id) == expected(0)
+        assert sets.settle_items(tenant_id=TENANT, backup_set_id=backup_set.id, outcomes={}) == []
+        # One item alone, planned or not.
+        assert sets.settle_items(tenant_id=TENANT, backup_set_id=backup_set.id,
+                                 outcomes={planned[125].item_id: outcome(125)}) == []
+        assert sets.get_item(tenant_id=TENANT, backup_set_id=backup_set.id,
+                             item_id=planned[125].item_id) == expected(125)
+        assert sets.settle_items(tenant_id=TENANT, backup_set_id=backup_set.id,
+                                 outcomes={"settingsCatalog:alone": outcome(0)}) == ["settingsCatalog:alone"]
+        assert sets.get_item(tenant_id=TENANT, backup_set_id=backup_set.id,
+                             item_id="settingsCatalog:alone") is None
+
     def test_batches_round_trip(self, sets: BackupSetRepository) -> None:
         backup_set = a_set()
         batches = [BackupSetBatch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=n,

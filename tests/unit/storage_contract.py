@@ -399,6 +399,24 @@ class StorageContract:
         assert [i.item_id for i in failed.items] == ["c"]
         assert stores.items.counts(tenant_id=OTHER, run_id=run_id).total == 0
 
+    def test_items_of_a_run_are_written_together_and_replace_what_was_there(self, stores: Stores) -> None:
+        run_id = new_run_id(T0)
+        stores.items.upsert_many(tenant_id=TENANT, run_id=run_id, outcomes=[item("i000", "skipped")])
+        assert stores.items.list(tenant_id=TENANT, run_id=run_id).items == [item("i000", "skipped")]
+        # Two transactions.
+        outcomes = [item(f"i{n:03d}", "succeeded" if n % 3 else "failed") for n in range(130)]
+        for _ in range(2):  # a repeated activity writes the same
+            stores.items.upsert_many(tenant_id=TENANT, run_id=run_id, outcomes=outcomes)
+            listed = stores.items.list(tenant_id=TENANT, run_id=run_id, top=1000).items
+            assert listed == outcomes
+        assert stores.items.counts(tenant_id=TENANT, run_id=run_id).model_dump() == {
+            "total": 130, "succeeded": 86, "failed": 44, "skipped": 0}
+        assert stores.items.counts(tenant_id=OTHER, run_id=run_id).total == 0
+        stores.items.upsert_many(tenant_id=TENANT, run_id=run_id, outcomes=[])
+        with pytest.raises(ValueError, match="once"):
+            stores.items.upsert_many(tenant_id=TENANT, run_id=new_run_id(T0),
+                                     outcomes=[item("a"), item("a", "failed")])
+
     def test_items_page(self, stores: Stores) -> None:
         run_id = new_run_id(T0)
         for i in range(7):
