@@ -51,7 +51,7 @@ so a run that is throttle-bound at best reaches wall / floor of about 1.05.
 The numbers come from the local stack (Python Durable host + Azurite on this machine), not from Azure.
 
 Run: ``.venv/bin/python -m benchmarks.backup_set_capture [--policies 1000] [--seed 42] [--poll 2]
-[--unthrottled] [--faults 0.2] [--chunk 25] [--timeout 1800] [--out FILE.json]``
+[--unthrottled] [--faults 0.2] [--chunk 25] [--host-env NAME=VALUE] [--timeout 1800] [--out FILE.json]``
 """
 
 from __future__ import annotations
@@ -256,8 +256,8 @@ def host_children(pid: int) -> dict[str, int]:
 
 
 @contextmanager
-def counted_stack(demo_secret: str, *,
-                  chunk: int | None = None) -> Iterator[tuple[StackInfo, CountingProxy, int]]:
+def counted_stack(demo_secret: str, *, chunk: int | None = None,
+                  host_env: dict[str, str] | None = None) -> Iterator[tuple[StackInfo, CountingProxy, int]]:
     """Azurite in memory, the proxy in front of it for the app, the simulator and the host."""
     azurite = start_azurite()
     proxy = CountingProxy({"table": azurite.table_port, "blob": azurite.blob_port})
@@ -267,6 +267,7 @@ def counted_stack(demo_secret: str, *,
         settings = {"STORAGE_CONNECTION_STRING": app_storage}
         if chunk is not None:
             settings["BACKUP_SET_CAPTURE_CHUNK"] = str(chunk)
+        settings.update(host_env or {})
         with tempfile.TemporaryDirectory(prefix="bench-backup-") as state, \
                 running_stack(storage=azurite.connection_string, state_dir=Path(state),
                               demo_secret=demo_secret, extra_env=settings) as info:
@@ -588,8 +589,14 @@ def main(argv: list[str] | None = None) -> int:
                              "app's default)")
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds to wait for the run (default 1800)")
+    parser.add_argument("--host-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the durable host, e.g. FUNCTIONS_WORKER_PROCESS_COUNT=2 "
+                             "(repeatable)")
     parser.add_argument("--out", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    if any("=" not in pair for pair in args.host_env):
+        parser.error("--host-env takes NAME=VALUE")
+    host_env = dict(pair.split("=", 1) for pair in args.host_env)
     if args.policies < 1:
         parser.error("--policies must be positive")
     if not 0.0 <= args.faults < 1.0:
@@ -601,12 +608,14 @@ def main(argv: list[str] | None = None) -> int:
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     demo_secret = secrets.token_urlsafe(24)
     chunk = args.chunk or CAPTURE_CHUNK
-    with counted_stack(demo_secret, chunk=args.chunk) as (info, proxy, azurite_pid), sim_client(info) as sim:
+    with counted_stack(demo_secret, chunk=args.chunk, host_env=host_env) as (info, proxy, azurite_pid), \
+            sim_client(info) as sim:
         children = host_children(info.pids["dfhost"])
         print(f"stack up in {time.perf_counter() - began:.1f} s (load average before: {load_before}); "
               f"{chunk} items per capture activity; {args.policies} generated policies, throttling "
               f"{'off' if args.unthrottled else 'on at the published limits (scale 1)'}"
-              f"{f', {args.faults:.0%} of Graph requests failing' if args.faults else ''}")
+              f"{f', {args.faults:.0%} of Graph requests failing' if args.faults else ''}"
+              f"{f'; host settings {host_env}' if host_env else ''}")
         observed = run_backup(info, proxy, sim, demo_secret, policies=args.policies, seed=args.seed,
                               throttled=not args.unthrottled, poll=args.poll, timeout=args.timeout,
                               cpu_pids={"durable host": info.pids["dfhost"],
@@ -620,7 +629,8 @@ def main(argv: list[str] | None = None) -> int:
     for defect in defects:
         print(f"DEFECT: {defect}")
     if args.out:
-        result.update(policies=args.policies, seed=args.seed, chunk=chunk, throttled=not args.unthrottled,
+        result.update(policies=args.policies, seed=args.seed, chunk=chunk, host_env=host_env,
+                      throttled=not args.unthrottled,
                       fault_rate=args.faults, defects=defects, load_before=load_before, load_after=load_after)
         args.out.write_text(json.dumps(result, indent=2))
     return 1 if defects else 0

@@ -20,7 +20,7 @@ from shared.graph.factory import GraphClientFactory
 from shared.graph.shared_budget import SharedBudgetOptions
 from shared.redaction import install_log_redaction
 from shared.services.audit import AuditService
-from shared.services.backupsets import BackupSetService
+from shared.services.backupsets import SET_KINDS, BackupSetService, batch_counter
 from shared.services.blob_gc import BlobCollector
 from shared.services.capture import CaptureService
 from shared.services.consent import ConsentService
@@ -97,8 +97,10 @@ def notification_service() -> NotificationService:
 @lru_cache(maxsize=1)
 def run_service() -> RunService:
     """Runs: idempotent starts, transitions, items, progress."""
+    count_batches = batch_counter(storage().backup_sets())
     return RunService(runs=storage().runs(), items=storage().items(), notifications=notification_service(),
-                      clock=utcnow, sinks=[webhook_service()])
+                      clock=utcnow, sinks=[webhook_service()],
+                      counters=dict.fromkeys(SET_KINDS, count_batches))
 
 
 def _read_run(tenant_id: str, run_id: str) -> RunRecord | None:

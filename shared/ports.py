@@ -509,9 +509,10 @@ class WebhookRepository(Protocol):
 class BackupSetRepository(Protocol):
     """Backup sets, their items, their batches and their changes, in the managed tenant's partition.
 
-    Item, batch and change writes are upserts keyed by set and item (or batch number), so a repeated activity
-    rewrites the same rows. The ``create_*`` writes never replace a row: a late or repeated start or plan
-    leaves what was written after it (a planned set, captured items, finished batches) as it is.
+    Item and batch writes are upserts keyed by set and item (or batch number), and a set's changes are
+    replaced whole, so a repeated activity rewrites the same rows. The ``create_*`` writes never replace a
+    row: a late or repeated start or plan leaves what was written after it (a planned set, captured items,
+    finished batches) as it is.
     """
 
     def put_set(self, backup_set: BackupSet) -> None:
@@ -584,8 +585,21 @@ class BackupSetRepository(Protocol):
         """Return one batch of a set (of the run ``run_id`` that added items to it, if given), or ``None``."""
         ...
 
-    def put_changes(self, changes: Sequence[BackupSetChange]) -> None:
-        """Create or replace lines of sets' changes of one tenant, at most 100 rows per transaction."""
+    def batch_counts(self, *, tenant_id: str, backup_set_id: str, run_id: str | None = None) -> RunCounts:
+        """The summed summaries of a run's finished batches (``total``: their settled items).
+
+        The batches of the run that made the set, or of the run ``run_id`` that added to it. Reads only
+        the batches' summary columns, never their members nor the items.
+        """
+        ...
+
+    def replace_changes(self, *, tenant_id: str, backup_set_id: str,
+                        changes: Sequence[BackupSetChange]) -> None:
+        """Store a set's changes against its baseline, replacing what the set held (a repeat writes the same).
+
+        Written once per comparison and read in item order, so they are kept in pages of lines, not a row
+        per line.
+        """
         ...
 
     def list_changes(self, *, tenant_id: str, backup_set_id: str, top: int = 100,

@@ -7,7 +7,7 @@ Everything here is pure so the orchestrators' decisions are unit-testable withou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Literal, TypeVar
 
@@ -21,6 +21,7 @@ from shared.domain.capture import (
     CaptureItemResult,
     next_capture_step,
 )
+from shared.domain.runs import RunCounts
 
 __all__ = [
     "BATCHES_IN_FLIGHT",
@@ -33,7 +34,9 @@ __all__ = [
     "SetItemOutcome",
     "batch_count",
     "chunked",
+    "counts_of_batches",
     "retry_round",
+    "spread_by_group",
     "summarise_batch",
 ]
 
@@ -54,6 +57,34 @@ def chunked(values: Sequence[T], size: int) -> list[Sequence[T]]:
     if size < 1:
         raise ValueError("size must be at least 1")
     return [values[start:start + size] for start in range(0, len(values), size)]
+
+
+def spread_by_group(values: Sequence[T], group_of: Callable[[T], str]) -> list[T]:
+    """``values`` reordered so that each group's values are spread evenly over the whole sequence.
+
+    Each group keeps its own order. A group of ``n`` values takes the places ``(i + 1/2) / n`` of the run,
+    so wherever a run is, it has consumed the same share of every group. The groups are Intune's throttling
+    families: run in listing order (type by type), a backup presses on one or two families at a time and
+    waits for their budgets while the others stand idle, so it takes about the sum of the families' times
+    at their limits instead of the longest one (docs/architecture.md, "Multi-item runs (backup sets)").
+    Deterministic: ties are broken by group name, then by the value's place in ``values``.
+    """
+    groups: dict[str, list[int]] = {}
+    for position, value in enumerate(values):
+        groups.setdefault(group_of(value), []).append(position)
+    placed = sorted(((2 * rank + 1) / (2 * len(positions)), name, position)
+                    for name, positions in groups.items() for rank, position in enumerate(positions))
+    return [values[position] for _, _, position in placed]
+
+
+def counts_of_batches(finished: Iterable[tuple[int, int, int]]) -> RunCounts:
+    """A run's counts from its finished batches' ``(succeeded, failed, skipped)`` (``total``: their sum)."""
+    succeeded = failed = skipped = 0
+    for batch_succeeded, batch_failed, batch_skipped in finished:
+        succeeded += batch_succeeded
+        failed += batch_failed
+        skipped += batch_skipped
+    return RunCounts(total=succeeded + failed + skipped, succeeded=succeeded, failed=failed, skipped=skipped)
 
 
 def batch_count(items: int, size: int = BATCH_SIZE) -> int:

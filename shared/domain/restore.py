@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from shared.domain.base import ApiModel, ErrorInfo
+from shared.domain.batches import spread_by_group
 from shared.domain.capture import CaptureItemResult, next_capture_step
 from shared.domain.normalise import NormalForm, canonical_text, normalise
 
@@ -500,12 +501,8 @@ def _by_family(positions: Sequence[int], items: Sequence[PlanItem],
 
 
 def _take_turns(positions: Sequence[int], items: Sequence[PlanItem], family: Mapping[str, str]) -> list[int]:
-    """``positions`` with the throttling families interleaved, each family's own order kept."""
-    groups = list(_by_family(positions, items, family).values())
-    ordered: list[int] = []
-    for index in range(max((len(g) for g in groups), default=0)):
-        ordered.extend(g[index] for g in groups if index < len(g))
-    return ordered
+    """``positions`` with the throttling families spread over the stage, each family's own order kept."""
+    return spread_by_group(positions, lambda position: family.get(items[position].policy_type, ""))
 
 
 def _busiest_last(positions: Sequence[int], items: Sequence[PlanItem],

@@ -36,6 +36,7 @@ from shared.graph.batch import BatchRequest, BatchResponse, chunk_requests
 from shared.graph.budget import BudgetConfig, Budgets
 from shared.graph.catalog import permission_for as catalog_permission_for
 from shared.graph.catalog import throttle_family_for
+from shared.graph.connections import ConnectionPools
 from shared.graph.errors import (
     GraphAuthError,
     GraphBadRequest,
@@ -80,8 +81,7 @@ class GraphResponse:
 
 @dataclass
 class _Shared:
-    http: httpx.AsyncClient
-    owns_http: bool
+    http: ConnectionPools
     auth: BearerAuth
     budgets: Budgets
 
@@ -102,7 +102,7 @@ class GraphClient:
         read_only: bool = False,
         retry: RetryPolicy | None = None,
         budgets: BudgetConfig | Budgets | None = None,
-        http: httpx.AsyncClient | None = None,
+        http: httpx.AsyncClient | ConnectionPools | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         permission_for: Callable[[str, str], str | None] = catalog_permission_for,
         rng: random.Random | None = None,
@@ -121,8 +121,9 @@ class GraphClient:
             retry: retry limits.
             budgets: per (tenant, app) request budgets, as a config or shared :class:`Budgets`;
                 ``None`` means no client-side budget.
-            http: an existing ``httpx.AsyncClient`` to share (then ``transport``/``verify``/``timeout``
-                are ignored and :meth:`aclose` leaves it open).
+            http: the connections to share: :class:`ConnectionPools` (one per process, its cap on requests
+                in flight shared by every tenant's client) or an ``httpx.AsyncClient``; then
+                ``transport``/``verify``/``timeout`` are ignored and :meth:`aclose` leaves it open.
             sleep: how to wait between retries (tests record instead of sleeping).
             permission_for: maps (method, path) to the permission a 403 names.
             rng: random source for jitter.
@@ -135,21 +136,13 @@ class GraphClient:
         self._sleep = sleep
         self._permission_for = permission_for
         self._rng = rng or random.Random()
-        owns = http is None
-        if isinstance(verify, str):
-            # httpx wants an SSL context for a custom CA bundle.
-            verify = ssl.create_default_context(cafile=verify)
         if http is None:
-            http = httpx.AsyncClient(
-                base_url=str(self.base_url),
-                transport=transport,
-                verify=verify,
-                timeout=timeout,
-                headers={"Accept": "application/json"},
-                follow_redirects=False,
-            )
+            http = ConnectionPools.create(base_url=str(self.base_url), verify=verify, timeout=timeout,
+                                          transport=transport)
+        elif isinstance(http, httpx.AsyncClient):
+            http = ConnectionPools([http], owned=False)
         shared_budgets = budgets if isinstance(budgets, Budgets) else Budgets(budgets)
-        self._shared = _Shared(http, owns, BearerAuth(token_provider), shared_budgets)
+        self._shared = _Shared(http, BearerAuth(token_provider), shared_budgets)
 
     # ------------------------------------------------------------------ lifecycle and views
     def read_only_view(self) -> GraphClient:
@@ -171,7 +164,7 @@ class GraphClient:
 
     async def aclose(self) -> None:
         """Close the connection pool (when this client created it)."""
-        if self._shared.owns_http:
+        if self._shared.http.owned:
             await self._shared.http.aclose()
 
     async def __aenter__(self) -> GraphClient:

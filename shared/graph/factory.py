@@ -20,6 +20,7 @@ import msal
 from shared.graph.auth import PUBLIC_AUTHORITY_HOST, Credential, MsalTokenProvider
 from shared.graph.budget import PUBLISHED_LIMITS, BudgetConfig, Budgets
 from shared.graph.client import DEFAULT_TIMEOUT, GraphClient
+from shared.graph.connections import ConnectionPools
 from shared.graph.retry import RetryPolicy
 from shared.graph.shared_budget import SharedBudgetOptions, SharedBudgets
 from shared.ports import BudgetLedgerStore
@@ -85,7 +86,7 @@ class GraphClientFactory:
         # One token cache for every tenant: MSAL keys entries by client id, host and tenant.
         self.token_cache = msal.TokenCache()
         self._msal_http = httpx.Client(verify=self._verify, timeout=timeout)
-        self._http: httpx.AsyncClient | None = None
+        self._http: ConnectionPools | None = None
 
     def _follow_event_loop(self) -> None:
         # An httpx.AsyncClient (and an asyncio.Lock) belongs to the event loop that first used it. The
@@ -100,15 +101,10 @@ class GraphClientFactory:
             self._http = None
         self._loop = loop
 
-    def _shared_http(self) -> httpx.AsyncClient:
+    def _shared_http(self) -> ConnectionPools:
         if self._http is None:
-            self._http = httpx.AsyncClient(
-                base_url=self.graph_base_url,
-                transport=self._transport,
-                verify=self._verify,
-                timeout=self._timeout,
-                headers={"Accept": "application/json"},
-            )
+            self._http = ConnectionPools.create(base_url=self.graph_base_url, verify=self._verify,
+                                                timeout=self._timeout, transport=self._transport)
         return self._http
 
     def knows(self, *, tenant_id: str, client_id: str, credential_key: str = "") -> bool:

@@ -41,6 +41,7 @@ from shared.domain import (
     Page,
     PolicyRef,
     Principal,
+    RunCounts,
     RunKind,
     RunRecord,
     RunStatus,
@@ -64,7 +65,7 @@ from shared.domain.backupsets import (
     normalise_selection,
     set_status_for,
 )
-from shared.domain.batches import BATCH_SIZE, BatchSummary, batch_count, chunked
+from shared.domain.batches import BATCH_SIZE, BatchSummary, batch_count, chunked, spread_by_group
 from shared.domain.capture import capture_item_id
 from shared.errors import ConcurrentUpdate, Conflict, NotFound, RunNotFound
 from shared.graph.catalog import CATALOG
@@ -72,9 +73,13 @@ from shared.graph.errors import GraphError, GraphIncompleteRead, GraphServerErro
 from shared.graph.reader import PolicySummary
 from shared.ports import BackupSetRepository, BlobStore, RunRepository
 from shared.services.consent import ReadableTypes
+from shared.services.run_reads import RunCounter
 from shared.services.runs import RunService, StartResult
 
-__all__ = ["BackupSetBusy", "BackupSetNotFound", "BackupSetService", "NothingToRerun", "PolicyLister"]
+__all__ = [
+    "SET_KINDS", "BackupSetBusy", "BackupSetNotFound", "BackupSetService", "NothingToRerun", "PolicyLister",
+    "batch_counter",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +293,12 @@ class BackupSetService:
 
     def _planned_rows(self, tenant_id: str, backup_set_id: str, refs: Sequence[tuple[str, str, str]], *,
                       run_id: str | None) -> tuple[list[BackupSetItem], list[BackupSetBatch]]:
-        """Pending items and the batches listing them (of the run ``run_id`` when it adds to the set)."""
+        """Pending items and the batches listing them (of the run ``run_id`` when it adds to the set).
+
+        The items are spread over the batches by throttling family (:func:`spread_by_group`), so every batch
+        in flight draws on every family's budget at once instead of waiting on one family's.
+        """
+        refs = spread_by_group(refs, _throttle_family)
         items = [BackupSetItem.pending(tenant_id=tenant_id, backup_set_id=backup_set_id, policy_type=t,
                                        policy_id=i, display_name=name, batch=n // self._batch_size)
                  for n, (t, i, name) in enumerate(refs)]
@@ -424,6 +434,8 @@ class BackupSetService:
 
     def _end(self, run: RunRecord, *, failure: ErrorInfo | None, cancelled: bool) -> RunRecord:
         backup_set_id = _set_id_of(run)
+        items: list[BackupSetItem] | None = None
+        settled: list[BackupSetItem] | None = None
         if not run.status.is_terminal:
             status: Literal["failed", "skipped"] = "skipped" if cancelled else "failed"
             error = CANCELLED if cancelled else NOT_CAPTURED
@@ -435,14 +447,21 @@ class BackupSetService:
             if backup_set is None and run.kind == RunKind.BACKUPSET_CAPTURE:
                 backup_set = set_of_run(run)
             if backup_set is not None:
-                self._record_changes(backup_set)
+                items = self._record_changes(backup_set)
             run = self._runs.complete(tenant_id=run.tenant_id, run_id=run.id, failure=failure,
                                       cancelled=cancelled)
-        self._write_verdict(run, backup_set_id)
+            if run.kind == RunKind.BACKUPSET_CAPTURE:
+                # Nothing else writes a set's items while its own capture ends (an addition is refused
+                # until then), so the verdict is given from the items just compared, not a second read.
+                settled = items
+        self._write_verdict(run, backup_set_id, settled)
         return run
 
-    def _write_verdict(self, run: RunRecord, backup_set_id: str) -> None:
-        """The set's status and counts from all of its items (a set may hold the items of several runs).
+    def _write_verdict(self, run: RunRecord, backup_set_id: str,
+                       items: Sequence[BackupSetItem] | None = None) -> None:
+        """The set's status and counts from all of its items (``items``, or read here).
+
+        A set may hold the items of several runs.
 
         ``complete`` needs every item captured, and the set's selection listed: its own capture ending
         failed or cancelled keeps it from ``complete`` when that capture ends. While items of another run
@@ -459,7 +478,7 @@ class BackupSetService:
             # An addition completes a set whose selection was listed once every item is captured (a rerun
             # of what a cancelled or failed capture left); a set never planned stays incomplete.
             not_whole = backup_set.item_count is None
-        statuses = [item.status for item in self._all_items(backup_set)]
+        statuses = [item.status for item in (items if items is not None else self._all_items(backup_set))]
         captured = statuses.count("captured")
         not_captured = statuses.count("failed") + statuses.count("skipped")
         update: dict[str, object] = {"captured_count": captured, "failed_count": not_captured}
@@ -480,24 +499,29 @@ class BackupSetService:
         except RunNotFound:
             return None
 
-    def _record_changes(self, backup_set: BackupSet) -> None:
+    def _record_changes(self, backup_set: BackupSet) -> list[BackupSetItem] | None:
         """Compare a settled set with its baseline; store one change row per line and the counts on the set.
 
         Runs before the run completes, so whoever sees the run terminal can read its changes. A repeat
         (the finish activity ran twice) rewrites the same rows. A set whose plan never listed the selection
         is not compared: with nothing listed, every policy of the baseline would look deleted.
+
+        Returns:
+            The set's items it compared (``None`` when it compared nothing).
         """
         if backup_set.item_count is None:
-            return
+            return None
         baseline = self._baseline_for(backup_set)
         items = self._all_items(backup_set)
         changes = compare_items(backup_set, items, self._all_items(baseline) if baseline else None,
                                 coverage_of(backup_set, FOUNDATION_TYPES))
-        self._sets.put_changes(changes)
+        self._sets.replace_changes(tenant_id=backup_set.tenant_id, backup_set_id=backup_set.id,
+                                   changes=changes)
         self._sets.put_set(backup_set.model_copy(update={
             "compared_with": baseline.id if baseline else None, "changes": count_changes(changes)}))
         logger.info("backup set compared backup_set_id=%s baseline=%s changes=%d", backup_set.id,
                     baseline.id if baseline else None, len(changes))
+        return items
 
     def _baseline_for(self, backup_set: BackupSet) -> BackupSet | None:
         """The newest earlier complete set of the tenant that ``backup_set`` can be compared with."""
@@ -645,6 +669,26 @@ class BackupSetService:
             raise Conflict(f"item {item_id[:100]} has no captured body (status {item.status})",
                            code="item-not-captured")
         return self._blobs.get_json(tenant_id, item.content_hash)
+
+
+def batch_counter(sets: BackupSetRepository) -> RunCounter:
+    """How a backup set's run is counted while active: its finished batches' summaries, not its items.
+
+    A monitor poll of a run of 5,000 items then reads its 50 batch rows' summary columns instead of every
+    item row. The counts move a batch (100 items) at a time; the run's completion counts its items once.
+    Before its plan is written a run has no batches and nothing recorded (``None``: its items are counted).
+    """
+    def count(run: RunRecord) -> RunCounts | None:
+        if run.kind not in SET_KINDS or run.expected_items is None:
+            return None
+        return sets.batch_counts(tenant_id=run.tenant_id, backup_set_id=_set_id_of(run),
+                                 run_id=run.id if run.kind == RunKind.BACKUPSET_ADD_ITEMS else None)
+    return count
+
+
+def _throttle_family(ref: tuple[str, str, str]) -> str:
+    policy_type = CATALOG.get(ref[0])
+    return policy_type.throttle_family if policy_type is not None else ""
 
 
 def batch_instance_id(run_id: str, batch: int) -> str:

@@ -1,21 +1,25 @@
 """Reading runs: one run with its counts, a tenant's runs, a run's items, and the progress view.
 
-An active run is counted from its items on every read; a terminal run keeps the counts frozen when it
-completed (:mod:`shared.services.run_transitions`).
+An active run is counted on every read: from its items, or, for kinds that register a counter (a backup
+set's runs count their finished batches' summaries, a few rows instead of every item), by that counter. A
+terminal run keeps the counts frozen when it completed (:mod:`shared.services.run_transitions`).
 """
 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from shared.domain import ApiModel, ItemOutcome, Page, RunKind, RunRecord, RunStatus
+from shared.domain import ApiModel, ItemOutcome, Page, RunCounts, RunKind, RunRecord, RunStatus
 from shared.errors import RunNotFound
 from shared.ports import ItemRepository, RunRepository, Stored
 
-__all__ = ["PROGRESS_WINDOW", "ProgressEntry", "RunReads"]
+__all__ = ["PROGRESS_WINDOW", "ProgressEntry", "RunCounter", "RunReads"]
 
 PROGRESS_WINDOW = timedelta(hours=1)
+# Counts an active run of one kind without reading its items; ``None`` when it cannot (then its items are).
+RunCounter = Callable[[RunRecord], RunCounts | None]
 
 
 class ProgressEntry(ApiModel):
@@ -28,9 +32,11 @@ class ProgressEntry(ApiModel):
 class RunReads:
     """Runs as callers see them: stored rows with live counts while active."""
 
-    def __init__(self, *, runs: RunRepository, items: ItemRepository) -> None:
+    def __init__(self, *, runs: RunRepository, items: ItemRepository,
+                 counters: Mapping[RunKind, RunCounter] | None = None) -> None:
         self._runs = runs
         self._items = items
+        self._counters = dict(counters or {})
 
     def get_stored(self, tenant_id: str, run_id: str) -> Stored[RunRecord]:
         """The run's row and ETag.
@@ -47,7 +53,10 @@ class RunReads:
         """``run`` with its current counts: frozen at completion once terminal, counted live before."""
         if run.status.is_terminal:
             return run
-        counts = self._items.counts(tenant_id=run.tenant_id, run_id=run.id)
+        counter = self._counters.get(run.kind)
+        counts = counter(run) if counter is not None else None
+        if counts is None:
+            counts = self._items.counts(tenant_id=run.tenant_id, run_id=run.id)
         return run.model_copy(update={"counts": counts})
 
     def get(self, *, tenant_id: str, run_id: str) -> RunRecord:

@@ -16,7 +16,7 @@ The names those modules export are re-exported here, so existing imports keep wo
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,7 +38,7 @@ from shared.services.run_claims import (
     StartResult,
     idempotency_scope,
 )
-from shared.services.run_reads import PROGRESS_WINDOW, ProgressEntry, RunReads
+from shared.services.run_reads import PROGRESS_WINDOW, ProgressEntry, RunCounter, RunReads
 from shared.services.run_recovery import (
     INSTANCE_NOT_FOUND_GRACE,
     ORPHANED_FAILURE_CODE,
@@ -62,6 +62,7 @@ class RunService:
         clock: Callable[[], datetime], sinks: Sequence[RunEventSink] = (),
         idempotency_ttl: timedelta = timedelta(hours=24),
         launch_grace: timedelta = timedelta(seconds=10),
+        counters: Mapping[RunKind, RunCounter] | None = None,
     ) -> None:
         """Create the service.
 
@@ -75,9 +76,11 @@ class RunService:
                 is active).
             launch_grace: how long the request that claimed a run has to deliver its outbox entry before
                 anyone else (the sweeper, the monitor, an identical start) may.
+            counters: how an active run of a kind is counted without reading its items (see
+                :mod:`shared.services.run_reads`); other kinds are counted from their items.
         """
         self._launch_grace = launch_grace
-        self._reads = RunReads(runs=runs, items=items)
+        self._reads = RunReads(runs=runs, items=items, counters=counters)
         self._claims = RunClaims(runs=runs, clock=clock, idempotency_ttl=idempotency_ttl,
                                  launch_grace=launch_grace)
         self._transitions = RunTransitions(runs=runs, items=items, reads=self._reads,

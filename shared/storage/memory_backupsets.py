@@ -6,15 +6,15 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 
-from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page
+from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page, RunCounts
 from shared.domain.backupsets import BackupSetChange
-from shared.domain.batches import TRANSACTION_ROWS, SetItemOutcome, chunked
+from shared.domain.batches import TRANSACTION_ROWS, SetItemOutcome, chunked, counts_of_batches
 from shared.domain.schedules import BackupSchedule
 from shared.errors import ConcurrentUpdate
 from shared.ports import Stored
 from shared.storage.keys import validate_key
 from shared.storage.memory import _page
-from shared.storage.table_backupsets import batch_row_key, change_row_key, item_row_key, set_row_key
+from shared.storage.table_backupsets import CHANGE_LINES_PER_ROW, batch_row_key, item_row_key, set_row_key
 
 __all__ = ["InMemoryBackupSetRepository"]
 
@@ -29,7 +29,7 @@ class InMemoryBackupSetRepository:
         self._items: dict[tuple[str, str], BackupSetItem] = {}
         self._outcomes: dict[tuple[str, str], SetItemOutcome] = {}
         self._batches: dict[tuple[str, str], BackupSetBatch] = {}
-        self._changes: dict[tuple[str, str], BackupSetChange] = {}
+        self._changes: dict[tuple[str, str], dict[str, BackupSetChange]] = {}  # by (tenant, set), item
         self._schedules: dict[str, Stored[BackupSchedule]] = {}
         # Entity-group transactions made, so tests can count storage writes the way the adapter makes them.
         self.transactions = 0
@@ -171,23 +171,31 @@ class InMemoryBackupSetRepository:
         with self._lock:
             return self._batches.get((tenant_id, batch_row_key(backup_set_id, batch, run_id)))
 
-    def put_changes(self, changes: Sequence[BackupSetChange]) -> None:
-        """Create or replace lines of a set's changes (all or nothing per 100 rows)."""
-        for chunk in chunked(list(changes), TRANSACTION_ROWS):
-            keyed = {(validate_key(c.tenant_id, what="tenant id"),
-                      change_row_key(c.backup_set_id, c.item_id)): c for c in chunk}
-            self._check_one_partition(keyed)
-            with self._lock:
-                self._changes.update(keyed)
-                self.transactions += 1
+    def batch_counts(self, *, tenant_id: str, backup_set_id: str, run_id: str | None = None) -> RunCounts:
+        """The summed summaries of a run's finished batches."""
+        with self._lock:
+            return counts_of_batches(
+                (b.succeeded, b.failed, b.skipped) for (tenant, _), b in self._batches.items()
+                if tenant == tenant_id and b.backup_set_id == backup_set_id and b.run_id == run_id
+                and b.finished)
+
+    def replace_changes(self, *, tenant_id: str, backup_set_id: str,
+                        changes: Sequence[BackupSetChange]) -> None:
+        """Store a set's changes, replacing what it held (one transaction per 10 pages of 100 lines)."""
+        validate_key(tenant_id, what="tenant id")
+        validate_key(backup_set_id, what="backup set id")
+        if any(c.tenant_id != tenant_id or c.backup_set_id != backup_set_id for c in changes):
+            raise ValueError("the changes of one set are replaced together")
+        with self._lock:
+            self._changes[(tenant_id, backup_set_id)] = {c.item_id: c for c in changes}
+            self.transactions += len(chunked(list(chunked(list(changes), CHANGE_LINES_PER_ROW)), 10))
 
     def list_changes(self, *, tenant_id: str, backup_set_id: str, top: int = 100,
                      continuation: str | None = None) -> Page[BackupSetChange]:
         """Return a set's changes ordered by item id."""
         validate_key(backup_set_id, what="backup set id")
         with self._lock:
-            rows = sorted((key, change) for (tenant, key), change in self._changes.items()
-                          if tenant == tenant_id and change.backup_set_id == backup_set_id)
+            rows = sorted(self._changes.get((tenant_id, backup_set_id), {}).items())
         return _page(rows, top, continuation)
 
     def _item(self, key: tuple[str, str]) -> BackupSetItem | None:
@@ -208,10 +216,11 @@ class InMemoryBackupSetRepository:
         if row_key is None:
             raise ValueError("not a backup set id")
         with self._lock:
-            for rows in (self._items, self._outcomes, self._batches, self._changes):
+            for rows in (self._items, self._outcomes, self._batches):
                 # Row keys are ``<kind>|<set id>|...``, as in the Table adapter.
                 for key in [k for k in rows if k[0] == tenant_id and k[1].split("|")[1] == backup_set_id]:
                     del rows[key]
+            self._changes.pop((tenant_id, backup_set_id), None)
             self._sets.pop((tenant_id, row_key), None)
 
     def get_schedule(self, tenant_id: str) -> Stored[BackupSchedule] | None:

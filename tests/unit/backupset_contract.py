@@ -188,26 +188,74 @@ class BackupSetContract:
         assert sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=1) == done
         assert sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=9) is None
 
-    def test_changes_are_written_in_chunks_and_paged_in_item_order_per_set(
-            self, sets: BackupSetRepository) -> None:
+    def test_a_runs_counts_sum_its_finished_batches_only(self, sets: BackupSetRepository) -> None:
+        backup_set, other_set = a_set(), a_set()
+        adding = new_run_id(T0 + timedelta(minutes=5))
+
+        def batch(number: int, *, of: str = backup_set.id, run_id: str | None = None, finished: bool = True,
+                  succeeded: int = 0, failed: int = 0, skipped: int = 0) -> BackupSetBatch:
+            return BackupSetBatch(tenant_id=TENANT, backup_set_id=of, batch=number, run_id=run_id,
+                                  members=(PolicyRef(type="scopeTag", id=str(number)),), finished=finished,
+                                  succeeded=succeeded, failed=failed, skipped=skipped)
+
+        assert sets.batch_counts(tenant_id=TENANT, backup_set_id=backup_set.id).total == 0
+        sets.put_batches([batch(0, succeeded=90, failed=10), batch(1, succeeded=60, skipped=3),
+                          batch(2, finished=False, succeeded=99),
+                          # An addition's batches, another set's and another tenant's are not counted.
+                          batch(0, run_id=adding, succeeded=7, failed=1),
+                          batch(0, of=other_set.id, succeeded=50)])
+        sets.put_batches([batch(0, succeeded=500).model_copy(update={"tenant_id": OTHER})])
+        counts = sets.batch_counts(tenant_id=TENANT, backup_set_id=backup_set.id)
+        assert counts.model_dump() == {"total": 163, "succeeded": 150, "failed": 10, "skipped": 3}
+        added = sets.batch_counts(tenant_id=TENANT, backup_set_id=backup_set.id, run_id=adding)
+        assert added.model_dump() == {"total": 8, "succeeded": 7, "failed": 1, "skipped": 0}
+        assert sets.batch_counts(tenant_id=OTHER, backup_set_id=backup_set.id, run_id=adding).total == 0
+
+    def test_changes_are_replaced_per_set_and_paged_in_item_order(self, sets: BackupSetRepository) -> None:
         backup_set, other_set = a_set(), a_set()
         kinds = ("new", "changed", "unchanged", "deleted")
-        changes = [BackupSetChange(tenant_id=TENANT, backup_set_id=backup_set.id,
-                                   item_id=f"settingsCatalog:p-{n:04d}", policy_type="settingsCatalog",
-                                   source_id=f"p-{n:04d}", display_name=f"P{n}", change=kinds[n % 4])
-                   for n in reversed(range(130))]
-        sets.put_changes(changes)
-        sets.put_changes([changes[0].model_copy(update={"backup_set_id": other_set.id})])
-        sets.put_changes(changes[:1])  # a repeat replaces the same row
-        page = sets.list_changes(tenant_id=TENANT, backup_set_id=backup_set.id, top=100)
-        rest = sets.list_changes(tenant_id=TENANT, backup_set_id=backup_set.id, top=100,
-                                 continuation=page.continuation)
-        assert rest.continuation is None
-        assert page.items + rest.items == sorted(changes, key=lambda c: c.item_id)
+
+        def lines(of: BackupSet, count: int) -> list[BackupSetChange]:
+            return [BackupSetChange(tenant_id=TENANT, backup_set_id=of.id,
+                                    item_id=f"settingsCatalog:p-{n:04d}", policy_type="settingsCatalog",
+                                    source_id=f"p-{n:04d}", display_name=f"P{n}", change=kinds[n % 4])
+                    for n in reversed(range(count))]
+
+        def every_line(of: BackupSet, top: int) -> list[BackupSetChange]:
+            found: list[BackupSetChange] = []
+            continuation = None
+            while True:
+                page = sets.list_changes(tenant_id=TENANT, backup_set_id=of.id, top=top,
+                                         continuation=continuation)
+                assert len(page.items) <= top
+                found.extend(page.items)
+                if page.continuation is None:
+                    return found
+                assert len(page.items) == top
+                continuation = page.continuation
+
+        changes = lines(backup_set, 250)
+        sets.replace_changes(tenant_id=TENANT, backup_set_id=backup_set.id, changes=changes)
+        sets.replace_changes(tenant_id=TENANT, backup_set_id=other_set.id, changes=lines(other_set, 1))
+        in_order = sorted(changes, key=lambda c: c.item_id)
+        # Any page size reads every line once, in item order: within a stored page, at its end, across pages.
+        for top in (1, 7, 99, 100, 101, 250, 1000):
+            assert every_line(backup_set, top) == in_order, top
+        # A repeat writes the same; a comparison with fewer lines leaves only those.
+        sets.replace_changes(tenant_id=TENANT, backup_set_id=backup_set.id, changes=changes)
+        assert every_line(backup_set, 100) == in_order
+        sets.replace_changes(tenant_id=TENANT, backup_set_id=backup_set.id, changes=changes[-3:])
+        assert every_line(backup_set, 100) == in_order[:3]
+        sets.replace_changes(tenant_id=TENANT, backup_set_id=backup_set.id, changes=[])
+        assert sets.list_changes(tenant_id=TENANT, backup_set_id=backup_set.id).items == []
         assert len(sets.list_changes(tenant_id=TENANT, backup_set_id=other_set.id).items) == 1
-        assert sets.list_changes(tenant_id=OTHER, backup_set_id=backup_set.id).items == []
-        # Change rows are not items of the set.
+        assert sets.list_changes(tenant_id=OTHER, backup_set_id=other_set.id).items == []
+        # Change rows are not items of the set; a set's lines are its own.
         assert sets.list_items(tenant_id=TENANT, backup_set_id=backup_set.id).items == []
+        with pytest.raises(ValueError, match="one set"):
+            sets.replace_changes(tenant_id=TENANT, backup_set_id=backup_set.id, changes=lines(other_set, 1))
+        with pytest.raises(InvalidRequest):
+            sets.list_changes(tenant_id=TENANT, backup_set_id=backup_set.id, continuation="bm90IG91cnM")
 
     def test_keys_that_table_storage_refuses_are_refused(self, sets: BackupSetRepository) -> None:
         backup_set = a_set()

@@ -50,9 +50,9 @@ class ScheduleStorageContract:
             sets.put_items(planned)
             sets.put_batches([BackupSetBatch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=0,
                                              members=(PolicyRef(type="settingsCatalog", id="p"),))])
-            sets.put_changes([BackupSetChange(tenant_id=TENANT, backup_set_id=backup_set.id,
-                                              item_id=i.item_id, policy_type=i.policy_type,
-                                              source_id=i.source_id, change="new") for i in planned[:3]])
+            sets.replace_changes(tenant_id=TENANT, backup_set_id=backup_set.id, changes=[BackupSetChange(
+                tenant_id=TENANT, backup_set_id=backup_set.id, item_id=i.item_id, policy_type=i.policy_type,
+                source_id=i.source_id, change="new") for i in planned[:3]])
         sets.put_schedule(a_schedule())
 
         sets.delete_set(tenant_id=TENANT, backup_set_id=doomed.id)

@@ -13,18 +13,26 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 
 from shared.domain import BackupSet, BackupSetRequest, ErrorInfo, ItemOutcome, Principal, RunStatus
 from shared.domain.backupsets import MAX_SELECTED_POLICIES, SelectionBody, coverage_of, normalise_selection
-from shared.domain.batches import SetItemOutcome, batch_count, chunked, retry_round, summarise_batch
+from shared.domain.batches import (
+    SetItemOutcome,
+    batch_count,
+    chunked,
+    retry_round,
+    spread_by_group,
+    summarise_batch,
+)
 from shared.domain.capture import CaptureItemResult
 from shared.domain.normalise import normalised_hash
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.graph.catalog import CATALOG, ItemGet
 from shared.graph.errors import GraphPermissionMissing, GraphThrottled
 from shared.graph.reader import PolicySummary
-from shared.services.backupsets import BackupSetService, PolicyLister, set_of_run
+from shared.services.backupsets import SET_KINDS, BackupSetService, PolicyLister, batch_counter, set_of_run
 from shared.services.capture import POLICY_NORMAL_FORM, policy_normal_form
 from shared.services.consent import ReadableTypes
 from shared.services.outbox import OutboxDispatcher
 from shared.services.recovery import RunRecovery
+from shared.services.runs import RunService
 from shared.storage.memory import InMemoryBlobStore
 from shared.storage.memory_backupsets import InMemoryBackupSetRepository
 from tests.fakes import RunsHarness
@@ -41,6 +49,21 @@ class TestBatching:
     def test_batches_cover_every_item_once(self) -> None:
         assert [batch_count(n, 100) for n in (0, 1, 100, 101, 5_000)] == [0, 1, 1, 2, 50]
         assert [list(c) for c in chunked(list(range(5)), 2)] == [[0, 1], [2, 3], [4]]
+
+    def test_groups_are_spread_evenly_and_keep_their_own_order(self) -> None:
+        values = [f"a{i}" for i in range(6)] + ["b0", "b1", "c0"]
+        spread = spread_by_group(values, lambda v: v[0])
+        assert sorted(spread) == sorted(values)
+        # Each group keeps its order; a group of n sits at (i + 1/2) / n of the run.
+        assert [v for v in spread if v[0] == "a"] == [f"a{i}" for i in range(6)]
+        assert spread == ["a0", "a1", "b0", "a2", "c0", "a3", "a4", "b1", "a5"]
+        # Every prefix has consumed about the same share of every group.
+        for cut in range(1, len(spread) + 1):
+            for group, size in (("a", 6), ("b", 2)):
+                share = sum(1 for v in spread[:cut] if v[0] == group) / size
+                assert abs(share - cut / len(spread)) <= 0.5, (cut, group)
+        assert spread_by_group([], lambda v: v) == []
+        assert spread_by_group(values, lambda v: v[0]) == spread  # deterministic
 
     def test_a_round_retries_what_asked_for_it_after_the_longest_wait(self) -> None:
         results = [result("succeeded"), result("retry", 30), result("failed"), result("retry")]
@@ -150,6 +173,10 @@ class TestPlanAndFinish:
         assert run.status == RunStatus.RUNNING
         assert run.expected_items == 7
         assert run.target.backup_set_id == backup_set.id
+
+        # The families are spread over the batches: not one batch of each type in listing order.
+        families = [{CATALOG[m.type].throttle_family for m in batch} for batch in members]
+        assert families[:2] == [{"deviceConfigV2", "rbac"}] * 2, families
 
         # A repeated plan (the activity ran twice) lists nothing again and answers the same.
         calls = len(graph.calls)
@@ -297,6 +324,36 @@ class TestNothingPlannedIsOverwritten:
         batch = sets.get_batch(tenant_id=TENANT, backup_set_id=backup_set.id, batch=0)
         assert batch is not None
         assert (batch.finished, batch.succeeded) == (True, 1)
+
+
+    async def test_an_active_run_is_counted_from_its_finished_batches_not_its_items(self) -> None:
+        runs, sets, service = harness(FakeGraph({}), batch_size=2)
+        counted = RunService(runs=runs.runs, items=runs.items, notifications=runs.notifications,
+                             clock=runs.clock, counters=dict.fromkeys(SET_KINDS, batch_counter(sets)))
+        result, backup_set = await start(service, {"policies": [
+            {"type": "scopeTag", "id": str(n)} for n in range(5)]}, includeFoundations=False)
+        run_id = result.run.id
+        assert counted.get(tenant_id=TENANT, run_id=run_id).counts.total == 0  # not planned yet
+        await service.plan(tenant_id=TENANT, run_id=run_id)
+        members = service.batch_members(tenant_id=TENANT, backup_set_id=backup_set.id, batch=0)
+        outcomes = [ItemOutcome(item_id=f"{m.type}:{m.id}", policy_type=m.type, source_id=m.id,
+                                action="captured", status=status)
+                    for m, status in zip(members, ("succeeded", "failed"), strict=True)]
+        # Batch 0's items and one item of batch 1 are recorded; only batch 0 has finished.
+        runs.service.record_batch_items(tenant_id=TENANT, run_id=run_id, outcomes=outcomes)
+        other = service.batch_members(tenant_id=TENANT, backup_set_id=backup_set.id, batch=1)[0]
+        runs.service.record_batch_items(tenant_id=TENANT, run_id=run_id, outcomes=[ItemOutcome(
+            item_id=f"{other.type}:{other.id}", policy_type=other.type, source_id=other.id,
+            action="captured", status="succeeded")])
+        assert runs.service.get(tenant_id=TENANT, run_id=run_id).counts.total == 3  # from the items
+        service.close_batch(tenant_id=TENANT, backup_set_id=backup_set.id, summary=summarise_batch(
+            0, [CaptureItemResult(item_id=o.item_id, status=o.status) for o in outcomes], rounds=1))
+        live = counted.get(tenant_id=TENANT, run_id=run_id).counts
+        assert live.model_dump() == {"total": 2, "succeeded": 1, "failed": 1, "skipped": 0}
+        # Its completion counts the items once and freezes that.
+        done = counted.complete(tenant_id=TENANT, run_id=run_id)
+        assert done.counts.model_dump() == {"total": 3, "succeeded": 2, "failed": 1, "skipped": 0}
+        assert counted.get(tenant_id=TENANT, run_id=run_id).counts == done.counts
 
 
 class StatusClient:
