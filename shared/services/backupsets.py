@@ -671,15 +671,20 @@ class BackupSetService:
         return self._blobs.get_json(tenant_id, item.content_hash)
 
 
-def batch_counter(sets: BackupSetRepository) -> RunCounter:
-    """How a backup set's run is counted while active: its finished batches' summaries, not its items.
+# Up to this many items a running backup is counted from its item rows (one page of their status column), so
+# small sets show progress item by item; larger ones are counted from their finished batches.
+COUNT_ITEMS_UP_TO = 1000
 
-    A monitor poll of a run of 5,000 items then reads its 50 batch rows' summary columns instead of every
+
+def batch_counter(sets: BackupSetRepository, *, count_items_up_to: int = COUNT_ITEMS_UP_TO) -> RunCounter:
+    """How a large backup set's run is counted while active: its finished batches' summaries, not its items.
+
+    A monitor poll of a run of 5,000 items then reads its 51 batch rows' summary columns instead of every
     item row. The counts move a batch (100 items) at a time; the run's completion counts its items once.
-    Before its plan is written a run has no batches and nothing recorded (``None``: its items are counted).
+    Before its plan is written, or up to ``count_items_up_to`` items, its items are counted (``None``).
     """
     def count(run: RunRecord) -> RunCounts | None:
-        if run.kind not in SET_KINDS or run.expected_items is None:
+        if run.kind not in SET_KINDS or run.expected_items is None or run.expected_items <= count_items_up_to:
             return None
         return sets.batch_counts(tenant_id=run.tenant_id, backup_set_id=_set_id_of(run),
                                  run_id=run.id if run.kind == RunKind.BACKUPSET_ADD_ITEMS else None)

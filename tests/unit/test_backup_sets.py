@@ -32,6 +32,7 @@ from shared.services.capture import POLICY_NORMAL_FORM, policy_normal_form
 from shared.services.consent import ReadableTypes
 from shared.services.outbox import OutboxDispatcher
 from shared.services.recovery import RunRecovery
+from shared.services.run_reads import RunCounter
 from shared.services.runs import RunService
 from shared.storage.memory import InMemoryBlobStore
 from shared.storage.memory_backupsets import InMemoryBackupSetRepository
@@ -328,8 +329,13 @@ class TestNothingPlannedIsOverwritten:
 
     async def test_an_active_run_is_counted_from_its_finished_batches_not_its_items(self) -> None:
         runs, sets, service = harness(FakeGraph({}), batch_size=2)
-        counted = RunService(runs=runs.runs, items=runs.items, notifications=runs.notifications,
-                             clock=runs.clock, counters=dict.fromkeys(SET_KINDS, batch_counter(sets)))
+        # As if the run were large: counted from its batches whatever its size.
+        def runs_counted_by(counter: RunCounter) -> RunService:
+            return RunService(runs=runs.runs, items=runs.items, notifications=runs.notifications,
+                              clock=runs.clock, counters=dict.fromkeys(SET_KINDS, counter))
+
+        counted = runs_counted_by(batch_counter(sets, count_items_up_to=0))
+        small = runs_counted_by(batch_counter(sets))
         result, backup_set = await start(service, {"policies": [
             {"type": "scopeTag", "id": str(n)} for n in range(5)]}, includeFoundations=False)
         run_id = result.run.id
@@ -350,6 +356,8 @@ class TestNothingPlannedIsOverwritten:
             0, [CaptureItemResult(item_id=o.item_id, status=o.status) for o in outcomes], rounds=1))
         live = counted.get(tenant_id=TENANT, run_id=run_id).counts
         assert live.model_dump() == {"total": 2, "succeeded": 1, "failed": 1, "skipped": 0}
+        # A run of up to a thousand items is counted item by item.
+        assert small.get(tenant_id=TENANT, run_id=run_id).counts.total == 3
         # Its completion counts the items once and freezes that.
         done = counted.complete(tenant_id=TENANT, run_id=run_id)
         assert done.counts.model_dump() == {"total": 3, "succeeded": 2, "failed": 1, "skipped": 0}
