@@ -17,7 +17,6 @@ Run: ``.venv/bin/python -m benchmarks.azurite_partition_cost [--items 5034]``
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from typing import Any
 
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
+from benchmarks.backup_set_capture import cpu_seconds
 from localdev.azurite import start_azurite
 from shared.domain import BackupSetBatch, BackupSetItem, ItemOutcome, PolicyRef, new_run_id
 from shared.domain.backupsets import BackupSetChange, backup_set_id_for_run
@@ -35,13 +35,6 @@ from shared.storage.table_common import pack_body
 from shared.storage.table_records import TableItemRepository
 
 TENANT = "22222222-2222-2222-2222-222222222222"
-_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(name: str, azurite_pid: int, call: Callable[[], Any], repeat: int = 1) -> None:
@@ -64,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     azurite = start_azurite()
     try:
-        tables = TableServiceClient.from_connection_string(
-            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={_KEY};"
-            f"TableEndpoint=http://127.0.0.1:{azurite.table_port}/devstoreaccount1;")
+        tables = TableServiceClient.from_connection_string(azurite.connection_string)
         pid = azurite.pid
 
         print("one entity-group transaction of 100 upserts (per transaction):")

@@ -82,6 +82,7 @@ class GraphResponse:
 @dataclass
 class _Shared:
     http: ConnectionPools
+    owns_http: bool
     auth: BearerAuth
     budgets: Budgets
 
@@ -136,13 +137,14 @@ class GraphClient:
         self._sleep = sleep
         self._permission_for = permission_for
         self._rng = rng or random.Random()
+        owns = http is None
         if http is None:
             http = ConnectionPools.create(base_url=str(self.base_url), verify=verify, timeout=timeout,
                                           transport=transport)
         elif isinstance(http, httpx.AsyncClient):
-            http = ConnectionPools([http], owned=False)
+            http = ConnectionPools([http])
         shared_budgets = budgets if isinstance(budgets, Budgets) else Budgets(budgets)
-        self._shared = _Shared(http, BearerAuth(token_provider), shared_budgets)
+        self._shared = _Shared(http, owns, BearerAuth(token_provider), shared_budgets)
 
     # ------------------------------------------------------------------ lifecycle and views
     def read_only_view(self) -> GraphClient:
@@ -164,7 +166,7 @@ class GraphClient:
 
     async def aclose(self) -> None:
         """Close the connection pool (when this client created it)."""
-        if self._shared.http.owned:
+        if self._shared.owns_http:
             await self._shared.http.aclose()
 
     async def __aenter__(self) -> GraphClient:

@@ -33,15 +33,14 @@ class ConnectionPools:
     no client ever has more requests than connections.
     """
 
-    def __init__(self, clients: Sequence[httpx.AsyncClient], *, in_flight: int = MAX_REQUESTS_IN_FLIGHT,
-                 owned: bool = True) -> None:
+    def __init__(self, clients: Sequence[httpx.AsyncClient], *,
+                 in_flight: int = MAX_REQUESTS_IN_FLIGHT) -> None:
         if not clients:
             raise ValueError("at least one HTTP client is needed")
         self._clients = tuple(clients)
         self._busy = [0] * len(self._clients)
         self._in_flight = asyncio.Semaphore(in_flight)
         self._per_pool = -(-in_flight // len(self._clients))
-        self.owned = owned
 
     @classmethod
     def create(cls, *, base_url: str, verify: ssl.SSLContext | str | bool, timeout: httpx.Timeout,
@@ -67,8 +66,8 @@ class ConnectionPools:
         async with self._in_flight:
             # The first pool with a free connection: pools beyond the first open connections only while
             # the first is full, so a light load keeps few connections (each idle one costs every request).
-            pool = next((n for n, busy in enumerate(self._busy) if busy < self._per_pool),
-                        min(range(len(self._clients)), key=self._busy.__getitem__))
+            # One always has: the cap is at most the pools' combined share.
+            pool = next(n for n, busy in enumerate(self._busy) if busy < self._per_pool)
             self._busy[pool] += 1
             try:
                 return await self._clients[pool].send(request, auth=auth)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from shared.domain import BackupSet, BackupSetBatch, BackupSetItem, Page, RunCounts
 from shared.domain.backupsets import BackupSetChange
-from shared.domain.batches import TRANSACTION_ROWS, SetItemOutcome, chunked, counts_of_batches
+from shared.domain.batches import TRANSACTION_ROWS, SetItemOutcome, batch_count, chunked, counts_of_batches
 from shared.domain.schedules import BackupSchedule
 from shared.errors import ConcurrentUpdate
 from shared.ports import Stored
@@ -188,7 +188,7 @@ class InMemoryBackupSetRepository:
             raise ValueError("the changes of one set are replaced together")
         with self._lock:
             self._changes[(tenant_id, backup_set_id)] = {c.item_id: c for c in changes}
-            self.transactions += len(chunked(list(chunked(list(changes), CHANGE_LINES_PER_ROW)), 10))
+            self.transactions += batch_count(batch_count(len(changes), CHANGE_LINES_PER_ROW), 10)
 
     def list_changes(self, *, tenant_id: str, backup_set_id: str, top: int = 100,
                      continuation: str | None = None) -> Page[BackupSetChange]:

@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 
+from shared.graph import GraphClient, StaticTokenProvider
 from shared.graph.connections import CONNECTIONS_PER_POOL, MAX_REQUESTS_IN_FLIGHT, POOLS, ConnectionPools
 
 
@@ -69,15 +70,34 @@ async def test_a_light_load_uses_the_first_pool_only() -> None:
     await pools.aclose()
 
 
-async def test_a_shared_client_is_left_open_and_one_made_here_is_closed() -> None:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(204)))
-    borrowed = ConnectionPools([client], owned=False)
-    assert borrowed.owned is False
-    made = ConnectionPools.create(base_url="https://graph.test", verify=True, timeout=httpx.Timeout(5.0),
-                                  transport=httpx.MockTransport(lambda r: httpx.Response(204)))
-    assert made.owned is True
-    answer = await made.send(made.build_request("GET", "/v1.0/me"), auth=httpx.Auth())
+class ClosingTransport(httpx.MockTransport):
+    """Answers 204 and records being closed."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda request: httpx.Response(204))
+        self.closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_graph_client_closes_the_connections_it_made_and_leaves_shared_ones_open() -> None:
+    own_transport, shared_transport, borrowed_transport = (ClosingTransport() for _ in range(3))
+    own = GraphClient(base_url="https://graph.test", token_provider=StaticTokenProvider("t"),
+                      transport=own_transport)
+    shared = ConnectionPools.create(base_url="https://graph.test", verify=True, timeout=httpx.Timeout(5.0),
+                                    transport=shared_transport)
+    borrowed = httpx.AsyncClient(transport=borrowed_transport)
+    for http in (shared, borrowed):
+        await GraphClient(base_url="https://graph.test", token_provider=StaticTokenProvider("t"),
+                          http=http).aclose()
+    await own.aclose()
+    assert own_transport.closed is True
+    assert (shared_transport.closed, borrowed_transport.closed) == (False, False)
+    # The shared pools still send.
+    answer = await shared.send(shared.build_request("GET", "/v1.0/me"), auth=httpx.Auth())
     assert answer.status_code == 204
     assert str(answer.request.url) == "https://graph.test/v1.0/me"
-    await made.aclose()
-    await client.aclose()
+    await shared.aclose()
+    await borrowed.aclose()
+    assert shared_transport.closed is True
