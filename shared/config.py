@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         "limits and window by this, as the Graph simulator's throttling scale does (the rate stays the "
         "published one; only the burst a window allows shrinks).",
     )
+    graph_retry_scale: float = Field(
+        default=1.0, ge=1.0, le=100.0, description="Local development and tests only: divide the Graph "
+        "client's backoff between attempts and the wait before an item, a plan or a write is tried again "
+        "by this, when Graph named no wait (a Retry-After is always honoured in full).",
+    )
 
     # --- Backup sets ------------------------------------------------------------------------------
     backup_set_capture_chunk: int = Field(

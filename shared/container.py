@@ -14,9 +14,11 @@ from shared.auth.access import AccessService
 from shared.config import Settings, get_settings
 from shared.credentials import GraphCredential, resolve_credential
 from shared.domain import ErrorInfo, ManagedTenant, Principal, Role, RunKind, RunRecord
+from shared.domain.capture import DEFAULT_RETRY_DELAY_SECONDS
 from shared.errors import AppError, RunNotFound
 from shared.graph.budget import PUBLISHED_LIMITS
 from shared.graph.factory import GraphClientFactory
+from shared.graph.retry import RetryPolicy
 from shared.graph.shared_budget import SharedBudgetOptions
 from shared.redaction import install_log_redaction
 from shared.services.audit import AuditService
@@ -186,7 +188,13 @@ def graph_clients() -> GraphClientFactory:
                               budget_store=storage().budget_ledgers() if config.graph_shared_budget else None,
                               shared_budget=SharedBudgetOptions(
                                   fallback_share=config.graph_budget_fallback_share),
-                              budget=PUBLISHED_LIMITS.scaled(config.graph_budget_scale))
+                              budget=PUBLISHED_LIMITS.scaled(config.graph_budget_scale),
+                              retry=RetryPolicy().scaled(config.graph_retry_scale))
+
+
+def _retry_wait() -> float:
+    """The durable wait after a transient Graph failure that named no wait."""
+    return DEFAULT_RETRY_DELAY_SECONDS / settings().graph_retry_scale
 
 
 def _credential_for(tenant: ManagedTenant) -> GraphCredential:
@@ -201,7 +209,7 @@ def capture_service() -> CaptureService:
     """Listing and capturing policies."""
     return CaptureService(tenants=storage().tenants(), runs=run_service(), snapshots=storage().snapshots(),
                           blobs=storage().blobs(), graph=graph_clients(), credentials=_credential_for,
-                          clock=utcnow, backup_sets=storage().backup_sets())
+                          clock=utcnow, backup_sets=storage().backup_sets(), retry_wait=_retry_wait())
 
 
 @lru_cache(maxsize=1)
@@ -215,7 +223,8 @@ def backup_set_service() -> BackupSetService:
     """Backup sets: starts, plans, batches, finishing, reads."""
     return BackupSetService(sets=storage().backup_sets(), runs=run_service(), run_rows=storage().runs(),
                             blobs=storage().blobs(), list_policies=capture_service().list_policies,
-                            clock=utcnow, readable_types=consent_service().readable)
+                            clock=utcnow, readable_types=consent_service().readable,
+                            retry_wait=_retry_wait())
 
 
 @lru_cache(maxsize=1)
@@ -244,7 +253,7 @@ def restore_service() -> RestoreService:
     return RestoreService(runs=run_service(), run_rows=storage().runs(), sets=storage().backup_sets(),
                           restores=storage().restores(),
                           blobs=storage().blobs(), audit=storage().audit(), graph=capture_service().graph,
-                          can_read=can_read, clock=utcnow)
+                          can_read=can_read, clock=utcnow, retry_wait=_retry_wait())
 
 
 @lru_cache(maxsize=1)

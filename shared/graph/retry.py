@@ -8,24 +8,42 @@ orchestrator waits on a durable timer instead of an activity sleeping for minute
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
 
+from shared.domain.capture import DEFAULT_RETRY_DELAY_SECONDS
+from shared.graph.errors import GraphError, GraphIncompleteRead, GraphServerError, GraphThrottled
+
 __all__ = [
     "IDEMPOTENT_METHODS",
     "RETRYABLE_STATUSES",
     "SAFE_TO_RETRY_POST_STATUSES",
+    "TRANSIENT_ERRORS",
     "RetryPolicy",
     "parse_retry_after",
+    "wait_before_retry",
 ]
 
 # 429 and 503 mean "not processed, come back later"; 502/504 may hide a request that did run.
 RETRYABLE_STATUSES: Final = frozenset({429, 502, 503, 504})
 SAFE_TO_RETRY_POST_STATUSES: Final = frozenset({429, 503})
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+
+# Failures an item, a plan or a write is tried again after, on a durable timer: throttling beyond the client's
+# own retries, a server error, a read cut short.
+TRANSIENT_ERRORS: Final = (GraphThrottled, GraphServerError, GraphIncompleteRead)
+
+
+def wait_before_retry(exc: GraphError, default: float = DEFAULT_RETRY_DELAY_SECONDS) -> float:
+    """Seconds to wait on a durable timer before trying again after ``exc``, one of :data:`TRANSIENT_ERRORS`.
+
+    What Graph last asked for when it throttled, else ``default``.
+    """
+    return exc.retry_after if isinstance(exc, GraphThrottled) else default
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,14 @@ class RetryPolicy:
     max_total_sleep: float = 60.0
     backoff_base: float = 1.0
     backoff_max: float = 20.0
+
+    def scaled(self, factor: float) -> RetryPolicy:
+        """This policy with its backoffs divided by ``factor``; a ``Retry-After`` is still honoured in full.
+
+        For local runs against a simulator whose time is scaled the same way.
+        """
+        return dataclasses.replace(self, backoff_base=self.backoff_base / factor,
+                                   backoff_max=self.backoff_max / factor)
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Exponential backoff with full jitter for retry number ``attempt`` (1-based).

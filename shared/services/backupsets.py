@@ -66,11 +66,12 @@ from shared.domain.backupsets import (
     set_status_for,
 )
 from shared.domain.batches import BATCH_SIZE, BatchSummary, batch_count, chunked, spread_by_group
-from shared.domain.capture import capture_item_id
+from shared.domain.capture import DEFAULT_RETRY_DELAY_SECONDS, capture_item_id
 from shared.errors import ConcurrentUpdate, Conflict, NotFound, RunNotFound
 from shared.graph.catalog import CATALOG
-from shared.graph.errors import GraphError, GraphIncompleteRead, GraphServerError, GraphThrottled
+from shared.graph.errors import GraphError
 from shared.graph.reader import PolicySummary
+from shared.graph.retry import TRANSIENT_ERRORS, wait_before_retry
 from shared.ports import BackupSetRepository, BlobStore, RunRepository
 from shared.services.consent import ReadableTypes
 from shared.services.run_reads import RunCounter
@@ -86,7 +87,6 @@ logger = logging.getLogger(__name__)
 # ``(tenant_id, policy_type) -> the type's policies, live from Graph`` (CaptureService.list_policies).
 PolicyLister = Callable[..., Awaitable[list[PolicySummary]]]
 ReadableTypesCheck = Callable[[str, Sequence[str]], Awaitable[ReadableTypes]]
-_TRANSIENT = (GraphThrottled, GraphServerError, GraphIncompleteRead)
 _MAX_TARGET_ATTEMPTS = 8
 NOT_CAPTURED = ErrorInfo(code="item-not-captured",
                          message="The item was not captured before the run ended.")
@@ -120,7 +120,8 @@ class BackupSetService:
 
     def __init__(self, *, sets: BackupSetRepository, runs: RunService, run_rows: RunRepository,
                  blobs: BlobStore, list_policies: PolicyLister, clock: Callable[[], datetime],
-                 batch_size: int = BATCH_SIZE, readable_types: ReadableTypesCheck | None = None) -> None:
+                 batch_size: int = BATCH_SIZE, readable_types: ReadableTypesCheck | None = None,
+                 retry_wait: float = DEFAULT_RETRY_DELAY_SECONDS) -> None:
         """Create the service.
 
         Args:
@@ -133,6 +134,8 @@ class BackupSetService:
             batch_size: items per batch sub-orchestration.
             readable_types: splits types into those the tenant's consent lets a capture list and the rest
                 (no check when ``None``: Graph's refusal then leaves a type out).
+            retry_wait: seconds a plan waits before it is tried again after a transient Graph failure
+                that named no wait.
         """
         self._sets = sets
         self._runs = runs
@@ -142,6 +145,7 @@ class BackupSetService:
         self._clock = clock
         self._batch_size = batch_size
         self._readable_types = readable_types
+        self._retry_wait = retry_wait
 
     # ----------------------------------------------------------------------------------- start
 
@@ -222,8 +226,8 @@ class BackupSetService:
                               include_assignments=backup_set.include_assignments)
         try:
             refs, left_out = await self._enumerate(tenant_id, backup_set)
-        except _TRANSIENT as exc:
-            retry_after = exc.retry_after if isinstance(exc, GraphThrottled) else None
+        except TRANSIENT_ERRORS as exc:
+            retry_after = wait_before_retry(exc, self._retry_wait)
             return PlanResult(status="retry", backup_set_id=backup_set.id, error=_graph_error(exc),
                               retry_after_seconds=retry_after)
         except GraphError as exc:
@@ -277,7 +281,7 @@ class BackupSetService:
         for type_key in types:
             try:
                 listed = await self._list_policies(tenant_id=tenant_id, policy_type=type_key)
-            except _TRANSIENT:
+            except TRANSIENT_ERRORS:
                 raise
             except GraphError as exc:
                 logger.warning("backup set plan left out a type tenant_id=%s type=%s error_code=%s",
@@ -331,8 +335,8 @@ class BackupSetService:
         foundations = sorted(FOUNDATION_TYPES) if run.scope.get("includeFoundations") else []
         try:
             refs, _ = await self._list_refs(run.tenant_id, policies, foundations)
-        except _TRANSIENT as exc:
-            retry_after = exc.retry_after if isinstance(exc, GraphThrottled) else None
+        except TRANSIENT_ERRORS as exc:
+            retry_after = wait_before_retry(exc, self._retry_wait)
             return PlanResult(status="retry", backup_set_id=backup_set.id, error=_graph_error(exc),
                               retry_after_seconds=retry_after)
         except GraphError as exc:

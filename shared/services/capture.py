@@ -21,7 +21,12 @@ from datetime import datetime
 from shared.credentials import CredentialUnavailable
 from shared.domain import ErrorInfo, ItemOutcome, SnapshotRecord
 from shared.domain.batches import CaptureChunkInput, SetItemOutcome
-from shared.domain.capture import CaptureItemInput, CaptureItemResult, capture_item_id
+from shared.domain.capture import (
+    DEFAULT_RETRY_DELAY_SECONDS,
+    CaptureItemInput,
+    CaptureItemResult,
+    capture_item_id,
+)
 from shared.domain.normalise import NormalForm, normalised_hash
 from shared.errors import AppError, InvalidRequest, TenantNotFound
 from shared.graph.catalog import (
@@ -39,11 +44,10 @@ from shared.graph.errors import (
     GraphIncompleteRead,
     GraphNotFound,
     GraphPermissionMissing,
-    GraphServerError,
-    GraphThrottled,
 )
 from shared.graph.factory import GraphClientFactory
 from shared.graph.reader import CapturedPolicy, PolicyReader, PolicySummary
+from shared.graph.retry import TRANSIENT_ERRORS, wait_before_retry
 from shared.graph.tenants import TENANT_CACHE_SECONDS, CredentialResolver, TenantGraphClients
 from shared.ports import BackupSetRepository, BlobStore, SnapshotIndex, TenantRepository
 from shared.services.runs import RunService
@@ -66,7 +70,6 @@ INTERNAL_ITEM_ERROR = ErrorInfo(code="internal-error",
 # table, short enough that one slow read (a paged or retried one) does not hold its neighbours' progress back.
 RECORD_WITHIN_SECONDS = 5.0
 # Faults worth another attempt after a pause: Graph is busy or briefly broken, or a page came back short.
-_TRANSIENT = (GraphThrottled, GraphServerError, GraphIncompleteRead)
 
 # Stamped by the service on every write, at any depth (``version`` too: Graph bumps it on each update).
 _SERVICE_STAMPS = frozenset({"createdDateTime", "lastModifiedDateTime", "modifiedDateTime", "version",
@@ -148,10 +151,13 @@ class CaptureService:
                  clock: Callable[[], datetime], backup_sets: BackupSetRepository | None = None,
                  tenant_cache_seconds: float = TENANT_CACHE_SECONDS,
                  monotonic: Callable[[], float] = time.monotonic,
-                 record_within_seconds: float = RECORD_WITHIN_SECONDS) -> None:
+                 record_within_seconds: float = RECORD_WITHIN_SECONDS,
+                 retry_wait: float = DEFAULT_RETRY_DELAY_SECONDS) -> None:
         self._graph = TenantGraphClients(tenants=tenants, factory=graph, credentials=credentials,
                                          tenant_cache_seconds=tenant_cache_seconds, monotonic=monotonic)
         self._record_within_seconds = record_within_seconds
+        # The durable wait before an item is tried again when Graph named none.
+        self._retry_wait = retry_wait
         self._backup_sets = backup_sets
         self._runs = runs
         self._snapshots = snapshots
@@ -265,9 +271,9 @@ class CaptureService:
             captured = await reader.read_policy(item.policy_type, item.policy_id)
             if not captured.complete:
                 raise GraphIncompleteRead("; ".join(captured.problems) or "the read was incomplete")
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             if not item.final_attempt:
-                retry_after = exc.retry_after if isinstance(exc, GraphThrottled) else None
+                retry_after = wait_before_retry(exc, self._retry_wait)
                 logger.warning("capture will retry run_id=%s item=%s attempt=%d error_code=%s", item.run_id,
                                item_id, item.attempt, exc.instance_code)
                 return CaptureItemResult(item_id=item_id, status="retry", error=item_error_of(exc),

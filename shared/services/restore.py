@@ -38,6 +38,7 @@ from shared.domain import (
     every_page,
 )
 from shared.domain.audit import AuditAction, AuditActor, AuditEvent, new_audit_id
+from shared.domain.capture import DEFAULT_RETRY_DELAY_SECONDS
 from shared.domain.normalise import canonical_text
 from shared.domain.restore import (
     MAX_CHANGES_PER_ITEM,
@@ -69,12 +70,10 @@ from shared.errors import Conflict, InvalidRequest, NotFound, RunNotFound
 from shared.graph.catalog import CATALOG, PolicyType
 from shared.graph.errors import (
     GraphError,
-    GraphIncompleteRead,
     GraphNotFound,
-    GraphServerError,
-    GraphThrottled,
 )
 from shared.graph.reader import PolicyReader
+from shared.graph.retry import TRANSIENT_ERRORS, wait_before_retry
 from shared.graph.tenants import GraphPort
 from shared.graph.writer import PolicyWriter, unrestorable_properties
 from shared.ports import AuditRepository, BackupSetRepository, BlobStore, RestoreRepository, RunRepository
@@ -87,7 +86,6 @@ __all__ = ["RestoreService"]
 logger = logging.getLogger(__name__)
 
 RESTORE_NORMAL_FORM = restore_normal_form(POLICY_NORMAL_FORM)
-_TRANSIENT = (GraphThrottled, GraphServerError, GraphIncompleteRead)
 _READ_PAGE = 1000
 # Plans held per process, by content hash (an execution's item activities read the same plan).
 _PLAN_CACHE_SIZE = 8
@@ -101,7 +99,8 @@ class RestoreService:
 
     def __init__(self, *, runs: RunService, run_rows: RunRepository, sets: BackupSetRepository,
                  restores: RestoreRepository, blobs: BlobStore, audit: AuditRepository, graph: GraphPort,
-                 can_read: Callable[[Principal, str], bool], clock: Callable[[], datetime]) -> None:
+                 can_read: Callable[[Principal, str], bool], clock: Callable[[], datetime],
+                 retry_wait: float = DEFAULT_RETRY_DELAY_SECONDS) -> None:
         """Create the service.
 
         Args:
@@ -115,6 +114,8 @@ class RestoreService:
             graph: managed tenants' Graph clients.
             can_read: whether a caller may read a tenant (a cross-tenant restore reads the source's set).
             clock: returns the current aware UTC time.
+            retry_wait: seconds a plan or a write waits before it is tried again after a transient Graph
+                failure that named no wait.
         """
         self._runs = runs
         self._run_rows = run_rows
@@ -125,6 +126,7 @@ class RestoreService:
         self._graph = graph
         self._can_read = can_read
         self._clock = clock
+        self._retry_wait = retry_wait
         self._plans: OrderedDict[tuple[str, str], RestorePlan] = OrderedDict()
         # (tenant, run, stage) -> the id maps its items write with; see :meth:`_maps`.
         self._maps_by_stage: OrderedDict[tuple[str, str, int], IdMaps] = OrderedDict()
@@ -198,10 +200,9 @@ class RestoreService:
             return self._planned(stored.plan_hash, plan, execute)
         try:
             plan, plan_hash = await self._build(run)
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             return RestorePlanResult(status="retry", error=item_error_of(exc),
-                                     retry_after_seconds=exc.retry_after if isinstance(exc, GraphThrottled)
-                                     else None)
+                                     retry_after_seconds=wait_before_retry(exc, self._retry_wait))
         except (GraphError, NotFound) as exc:
             logger.warning("restore plan failed run_id=%s error_code=%s", run_id,
                            getattr(exc, "instance_code", type(exc).__name__))
@@ -536,9 +537,9 @@ class RestoreService:
                 action, target_id = await self._apply_assignments(cmd, run, plan, item)
             else:
                 action, target_id = await self._apply_body(cmd, run, plan, item)
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             if not cmd.final_attempt:
-                retry_after = exc.retry_after if isinstance(exc, GraphThrottled) else None
+                retry_after = wait_before_retry(exc, self._retry_wait)
                 return RestoreApplyResult(position=cmd.position, status="retry", error=item_error_of(exc),
                                           retry_after_seconds=retry_after)
             return await self._settle(cmd, item, started, "failed", None, item_error_of(exc))

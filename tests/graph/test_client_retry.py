@@ -19,7 +19,8 @@ from shared.graph import (
     GraphThrottled,
     RetryPolicy,
 )
-from shared.graph.retry import parse_retry_after
+from shared.domain.capture import DEFAULT_RETRY_DELAY_SECONDS
+from shared.graph.retry import parse_retry_after, wait_before_retry
 from tests.graph.scripted import REQUEST_ID, graph_error, make_client
 
 
@@ -85,6 +86,25 @@ async def test_missing_retry_after_backs_off_exponentially_with_jitter() -> None
     assert 0.5 <= sleeps.calls[0] <= 1.0
     assert 1.0 <= sleeps.calls[1] <= 2.0
     assert 2.0 <= sleeps.calls[2] <= 4.0
+
+
+async def test_a_scaled_policy_shortens_the_backoff_but_still_honours_retry_after_in_full() -> None:
+    policy = RetryPolicy(max_attempts=5, max_total_sleep=60.0, backoff_base=1.0, backoff_max=8.0).scaled(20)
+    client, _, sleeps, _ = make_client(scripted(
+        graph_error(503, "serviceNotAvailable"), graph_error(503, "serviceNotAvailable"),
+        graph_error(429, "TooManyRequests", **{"Retry-After": "3"}), OK), retry=policy)
+    await client.get("/beta/deviceManagement/deviceConfigurations/p1")
+    assert 0.025 <= sleeps.calls[0] <= 0.05
+    assert 0.05 <= sleeps.calls[1] <= 0.1
+    assert sleeps.calls[2] == 3.0
+
+
+def test_the_durable_wait_is_what_graph_asked_for_when_it_throttled_and_the_default_otherwise() -> None:
+    throttled = GraphThrottled("throttled", retry_after=42.0)
+    assert wait_before_retry(throttled) == 42.0
+    assert wait_before_retry(throttled, 0.75) == 42.0
+    assert wait_before_retry(GraphServerError("bad gateway")) == DEFAULT_RETRY_DELAY_SECONDS
+    assert wait_before_retry(GraphIncompleteRead("cut short"), 0.75) == 0.75
 
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
