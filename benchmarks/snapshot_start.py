@@ -11,7 +11,12 @@ policy and creates a new run, then measures:
    of that work);
 2. the wall time from POST to ``succeeded`` of one policy on an otherwise idle stack (5 times, and the
    median), and how long all runs started in step 1 took to finish;
-3. the storage round trips of one start, counted at our storage adapter: in this process, the start path
+3. the floor of this measurement on this machine: the same callers, with the same clients, sending as many
+   ``GET /api/health`` (an anonymous function that reads nothing) as there were POSTs; and the CPU budget
+   that bounds the burst: by Little's law the mean latency of N closed-loop callers is N / throughput, and
+   the throughput cannot exceed the cores divided by the CPU that one request costs every process together
+   (the callers' own CPU included);
+4. the storage round trips of one start, counted at our storage adapter: in this process, the start path
    of the trigger (authenticate, check the role, ``RunService.start``) runs against the same Azurite with a
    hook on the app's storage clients, one start at a time, for a new run, a reuse, an ``Idempotency-Key``
    replay and their variants; reads and writes per table. The durable engine's requests (its task hub)
@@ -19,13 +24,13 @@ policy and creates a new run, then measures:
    explains the method.
 
 The idle runs go first (after one cold run, printed apart), so they really see an idle stack; the
-burst follows, then the count (its runs are never launched, so they must not be listed by the burst's
-wait). The machine's load average is printed too: other processes skew every number here.
+floor follows, then the burst, then the count (its runs are never launched, so they must not be listed by
+the burst's wait). The machine's load average is printed too: other processes skew every number here.
 
 The numbers come from the local stack (Python Durable host + Azurite on this machine), not from Azure.
 
 Run: ``.venv/bin/python -m benchmarks.snapshot_start [--callers 20] [--requests 200] [--out FILE.json]``;
-``--round-trips-only`` skips steps 1 and 2.
+``--round-trips-only`` skips steps 1 to 3.
 """
 
 from __future__ import annotations
@@ -43,12 +48,12 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -63,6 +68,8 @@ from localdev.stack import (
     tenant_registration,
 )
 from shared.graph.catalog import CATALOG
+
+T = TypeVar("T")
 
 IDLE_REPEATS = 5
 # Generated policies are named "Gen - <type> <n>"; built-in objects (default scope tag, enrollment
@@ -91,6 +98,7 @@ class BurstResult:
     run_ids: list[str] = field(default_factory=list)
     started_at: float = 0.0
     wall_seconds: float = 0.0
+    callers_cpu_seconds: float = 0.0
 
 
 def api_client(info: StackInfo, token: str) -> httpx.Client:
@@ -177,9 +185,26 @@ def idle_runs(client: httpx.Client, seeded: Seeded, repeats: int) -> IdleResult:
 
 def burst(info: StackInfo, seeded: Seeded, tokens: list[str], requests: int) -> BurstResult:
     """Fire ``requests`` POSTs from ``len(tokens)`` threads at once, each to a different policy."""
-    work: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
-    for target in seeded.burst_targets[:requests]:
-        work.put(target)
+    def start(client: httpx.Client, target: tuple[str, str]) -> httpx.Response:
+        return client.post(snapshot_path(seeded.tenant_id, target))
+
+    return closed_loop(info, tokens, seeded.burst_targets[:requests], start, expect=202)
+
+
+def floor(info: StackInfo, tokens: list[str], requests: int) -> BurstResult:
+    """The same callers sending ``requests`` GETs of the health function, which reads nothing."""
+    def health(client: httpx.Client, _: int) -> httpx.Response:
+        return client.get("/health")
+
+    return closed_loop(info, tokens, list(range(requests)), health, expect=200)
+
+
+def closed_loop(info: StackInfo, tokens: list[str], jobs: list[T],
+                send: Callable[[httpx.Client, T], httpx.Response], *, expect: int) -> BurstResult:
+    """``len(tokens)`` threads, one client each, sending the next job as soon as their last one answered."""
+    work: queue.SimpleQueue[T] = queue.SimpleQueue()
+    for job in jobs:
+        work.put(job)
     result = BurstResult()
     lock = threading.Lock()
     gate = threading.Barrier(len(tokens) + 1)
@@ -191,35 +216,38 @@ def burst(info: StackInfo, seeded: Seeded, tokens: list[str], requests: int) -> 
             gate.wait()
             while True:
                 try:
-                    target = work.get_nowait()
+                    job = work.get_nowait()
                 except queue.Empty:
                     return
                 sent = time.perf_counter()
                 try:
-                    response = client.post(snapshot_path(seeded.tenant_id, target))
+                    response = send(client, job)
                 except httpx.HTTPError as exc:
                     with lock:
                         result.errors[type(exc).__name__] += 1
                     continue
                 elapsed_ms = (time.perf_counter() - sent) * 1000
                 with lock:
-                    if response.status_code == 202:
-                        result.latencies_ms.append(elapsed_ms)
+                    if response.status_code != expect:
+                        result.errors[f"HTTP {response.status_code}"] += 1
+                        continue
+                    result.latencies_ms.append(elapsed_ms)
+                    if expect == 202:
                         result.run_ids.append(str(response.json()["id"]))
                         if response.json().get("reused"):
                             result.errors["202 reused (unexpected)"] += 1
-                    else:
-                        result.errors[f"HTTP {response.status_code}"] += 1
 
     threads = [threading.Thread(target=caller, args=(t,), daemon=True) for t in tokens]
     for thread in threads:
         thread.start()
     gate.wait()
     result.started_at = time.time()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.join()
     result.wall_seconds = time.perf_counter() - started
+    # This process is the callers (the main thread only waits), so its CPU is theirs.
+    result.callers_cpu_seconds = time.process_time() - cpu
     return result
 
 
@@ -331,40 +359,61 @@ def run_idle(info: StackInfo, seeded: Seeded, token: str) -> dict[str, Any]:
             "accept_ms_median": round(statistics.median(idle.accept_ms), 1)}
 
 
-def run_burst(info: StackInfo, seeded: Seeded, tokens: list[str], requests: int,
-              finish_timeout: float) -> tuple[dict[str, Any], bool]:
-    """Step 1 and the wait for its runs: prints it, returns it for ``--out`` and whether all went well."""
-    print(f"\n[burst] {requests} snapshot POSTs, {len(tokens)} concurrent callers, "
-          "each POST a different policy")
+def measured(info: StackInfo, what: str, unit: str,
+             go: Callable[[], BurstResult]) -> tuple[BurstResult, dict[str, Any]]:
+    """Run one closed-loop burst and print its latency, throughput and CPU per request; return its report."""
     processes = stack_processes(info)
     cpu_before = cpu_snapshot(processes)
-    result = burst(info, seeded, tokens, requests)
+    result = go()
     cpu_after = cpu_snapshot(processes)
     lat = result.latencies_ms
     errors = sum(result.errors.values())
-    print(f"  202: {len(lat)}  errors: {errors}" + (f" ({dict(result.errors)})" if result.errors else ""))
+    print(f"  {what}: {len(lat)}  errors: {errors}" + (f" ({dict(result.errors)})" if result.errors else ""))
     if lat:
-        print(f"  start latency ms: p50 {percentile(lat, 50):.0f}  p90 {percentile(lat, 90):.0f}  "
+        print(f"  latency ms: p50 {percentile(lat, 50):.0f}  p90 {percentile(lat, 90):.0f}  "
               f"p99 {percentile(lat, 99):.0f}  max {max(lat):.0f}  (mean {statistics.fmean(lat):.0f})")
     throughput = len(lat) / result.wall_seconds
-    print(f"  burst wall time: {result.wall_seconds:.2f}s  throughput: {throughput:.1f} accepted starts/s")
-    # CPU of the stack's processes while the callers ran: unlike latency, it hardly depends on what else
-    # the machine is doing. It includes the launches and orchestrations that ran during the burst.
+    print(f"  wall time: {result.wall_seconds:.2f}s  throughput: {throughput:.1f} {unit}/s")
+    # CPU of the stack's processes and of the callers while they ran: unlike latency, it hardly depends on
+    # what else the machine is doing. A start's includes the launches and runs that went on meanwhile.
     cpu_ms = {name: (cpu_after[name] - cpu_before[name]) * 1000 / max(1, len(lat))
               for name in cpu_before if name in cpu_after}
-    if cpu_ms:
-        print("  CPU per accepted start during the burst (ms): "
-              + "  ".join(f"{name} {ms:.1f}" for name, ms in sorted(cpu_ms.items()))
-              + f"  (machine load average {os.getloadavg()[0]:.1f})")
+    cpu_ms["callers"] = result.callers_cpu_seconds * 1000 / max(1, len(lat))
+    total = sum(cpu_ms.values())
+    print(f"  CPU per {unit[:-1]} (ms): "
+          + "  ".join(f"{name} {ms:.1f}" for name, ms in sorted(cpu_ms.items()))
+          + f"  total {total:.1f}  (machine load average {os.getloadavg()[0]:.1f})")
+    ceiling = (os.cpu_count() or 1) * 1000 / total if total else float("inf")
     report: dict[str, Any] = {
-        "callers": len(tokens), "requests": requests, "accepted": len(lat), "errors": dict(result.errors),
-        "wall_seconds": round(result.wall_seconds, 3), "throughput_per_second": round(throughput, 2),
-        "cpu_ms_per_start": {name: round(ms, 2) for name, ms in cpu_ms.items()},
+        "accepted": len(lat), "errors": dict(result.errors), "wall_seconds": round(result.wall_seconds, 3),
+        "throughput_per_second": round(throughput, 2),
+        "cpu_ms_per_request": {name: round(ms, 2) for name, ms in cpu_ms.items()},
+        "cpu_ms_per_request_total": round(total, 2), "throughput_ceiling_per_second": round(ceiling, 1),
     }
     if lat:
         report["latency_ms"] = {"p50": round(percentile(lat, 50), 1), "p90": round(percentile(lat, 90), 1),
                                 "p99": round(percentile(lat, 99), 1), "max": round(max(lat), 1),
                                 "mean": round(statistics.fmean(lat), 1)}
+    return result, report
+
+
+def print_budget(callers: int, report: dict[str, Any], unit: str) -> None:
+    """What the CPU per request allows: the throughput ceiling and (Little's law) the lowest mean latency."""
+    ceiling = report["throughput_ceiling_per_second"]
+    print(f"  budget: {report['cpu_ms_per_request_total']:.1f} ms of CPU per {unit[:-1]} on {os.cpu_count()} "
+          f"cores allows at most {ceiling:.0f} {unit}/s, so {callers} closed-loop callers wait at least "
+          f"{callers * 1000 / ceiling:.0f} ms on average")
+
+
+def run_burst(info: StackInfo, seeded: Seeded, tokens: list[str], requests: int,
+              finish_timeout: float) -> tuple[dict[str, Any], bool]:
+    """Step 1 and the wait for its runs: prints it, returns it for ``--out`` and whether all went well."""
+    print(f"\n[burst] {requests} snapshot POSTs, {len(tokens)} concurrent callers, "
+          "each POST a different policy")
+    result, measured_report = measured(info, "202", "starts", lambda: burst(info, seeded, tokens, requests))
+    print_budget(len(tokens), measured_report, "starts")
+    errors = sum(result.errors.values())
+    report: dict[str, Any] = {"callers": len(tokens), "requests": requests, **measured_report}
 
     with api_client(info, tokens[0]) as client:
         statuses, last_finish, missing = wait_all(client, seeded.tenant_id, result.run_ids,
@@ -382,6 +431,14 @@ def run_burst(info: StackInfo, seeded: Seeded, tokens: list[str], requests: int,
               f"{finished / span:.2f} runs/s")
         report.update(finished_runs=finished, all_finished_seconds=round(span, 2))
     return report, errors == 0 and statuses["succeeded"] == len(result.run_ids)
+
+
+def run_floor(info: StackInfo, tokens: list[str], requests: int) -> dict[str, Any]:
+    """Step 3: the same callers against a function that does nothing; printed, and returned for ``--out``."""
+    print(f"\n[floor] {requests} GET /api/health (reads nothing), the same {len(tokens)} callers and clients")
+    _, report = measured(info, "200", "requests", lambda: floor(info, tokens, requests))
+    print_budget(len(tokens), report, "requests")
+    return report
 
 
 def run_round_trips(info: StackInfo, seeded: Seeded, token: str, samples: int) -> tuple[dict[str, Any], bool]:
@@ -447,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if not args.round_trips_only:
             report["idle"] = run_idle(info, seeded, tokens[0])
+            # Before the burst, whose runs keep the engine busy for a while after they end.
+            report["floor"] = run_floor(info, tokens, args.requests)
             report["burst"], ok = run_burst(info, seeded, tokens, args.requests, args.finish_timeout)
         # Last: the runs started here are never launched, so they stay active.
         report["round_trips"], counted_ok = run_round_trips(info, seeded, tokens[0], args.round_trip_samples)
