@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         "at rest (the first encrypts, any decrypts: rotation). A Key Vault reference in Azure; without it "
         "no subscription can be created.",
     )
+    webhook_delivery_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Days a delivered webhook event stays listed under its "
+        "subscription before an hourly timer deletes it (pending and parked ones are kept).",
+    )
     webhook_allow_loopback: bool = Field(
         default=False, description="Local development only: accept webhook targets on loopback (http or "
         "https). Private and link-local ranges stay refused.",

@@ -128,7 +128,8 @@ def webhook_service() -> WebhookService:
     return WebhookService(repository=storage().webhooks(), read_run=_read_run,
                           sender=HttpWebhookSender(allow_loopback=config.webhook_allow_loopback),
                           clock=utcnow, tenant_ids=storage().tenants().list_ids, box=box, api_base=api_base,
-                          allow_loopback=config.webhook_allow_loopback)
+                          allow_loopback=config.webhook_allow_loopback,
+                          delivered_retention=timedelta(days=config.webhook_delivery_retention_days))
 
 
 @lru_cache(maxsize=1)

@@ -505,6 +505,13 @@ class WebhookRepository(Protocol):
         """Return up to ``top`` pending deliveries of one tenant that are due at ``due_by``."""
         ...
 
+    def delete_delivered(self, *, tenant_id: str, written_before: datetime, top: int = 1000) -> int:
+        """Delete up to ``top`` of the tenant's delivered deliveries last written before ``written_before``.
+
+        Pending and parked ones are kept whatever their age. Returns how many were deleted.
+        """
+        ...
+
 
 class BackupSetRepository(Protocol):
     """Backup sets, their items, their batches and their changes, in the managed tenant's partition.

@@ -161,7 +161,8 @@ class WebhookService:
                  box: SecretBox | None, api_base: str, allow_loopback: bool = False,
                  max_attempts: int = 8, retry_base: timedelta = timedelta(seconds=5),
                  retry_max: timedelta = timedelta(minutes=10), lease: timedelta = timedelta(seconds=30),
-                 background: Executor | None = None, sweep_batch: int = 100) -> None:
+                 background: Executor | None = None, sweep_batch: int = 100,
+                 delivered_retention: timedelta = timedelta(days=30)) -> None:
         """Create the service.
 
         Args:
@@ -179,6 +180,8 @@ class WebhookService:
             lease: how long a sender holds a delivery before anyone else may send it.
             background: where sends run off the caller's thread (a small pool of this process by default).
             sweep_batch: most deliveries one sweep takes on.
+            delivered_retention: how long a delivered event stays listed before :meth:`prune_delivered`
+                deletes it.
         """
         self._repo = repository
         self._read_run = read_run
@@ -194,6 +197,7 @@ class WebhookService:
         self._lease = lease
         self._pool = background or ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhooks")
         self._sweep_batch = sweep_batch
+        self._delivered_retention = delivered_retention
         self._pending_lock = threading.Lock()
         self._pending: set[Future[Any]] = set()
 
@@ -378,6 +382,25 @@ class WebhookService:
         if due:
             logger.info("webhook sweep took on deliveries=%d", len(due))
         return len(due)
+
+    def prune_delivered(self) -> int:
+        """Delete every tenant's deliveries delivered longer ago than the retention; return how many.
+
+        A delivered row is kept so that a repeated fan-out sends nothing, which matters for minutes, and for
+        the deliveries listing. The due-delivery sweep reads past all of a tenant's rows every few seconds,
+        so they must not pile up. Up to 1,000 per tenant and call: a backlog drains over a few calls.
+        """
+        written_before = self._clock() - self._delivered_retention
+        deleted = 0
+        for tenant_id in self._tenant_ids():
+            try:
+                deleted += self._repo.delete_delivered(tenant_id=tenant_id, written_before=written_before)
+            except Exception as exc:  # noqa: BLE001 - one tenant's failure must not hold back the others
+                logger.warning("webhook delivery pruning failed tenant_id=%s error=%s", tenant_id,
+                               type(exc).__name__)
+        if deleted:
+            logger.info("webhook deliveries pruned count=%d", deleted)
+        return deleted
 
     def _send_group(self, rows: builtins.list[Stored[WebhookDelivery]]) -> bool:
         # Stops at the first that was not delivered: the later ones of that run wait for it.

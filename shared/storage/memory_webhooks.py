@@ -5,8 +5,8 @@ from __future__ import annotations
 import builtins
 import itertools
 import threading
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from shared.domain import Page
 from shared.domain.webhooks import DeliveryState, WebhookDelivery, WebhookSubscription, parse_event_id
@@ -31,10 +31,13 @@ def _key(delivery: WebhookDelivery) -> tuple[str, str]:
 class InMemoryWebhookRepository:
     """Subscriptions and deliveries in dictionaries, one lock for all."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        """An empty repository; ``clock`` stamps each write, as the table service's ``Timestamp`` does."""
         self._lock = threading.Lock()
+        self._clock = clock
         self._subs: dict[tuple[str, str], StoredSubscription] = {}
         self._deliveries: dict[tuple[str, str], Stored[WebhookDelivery]] = {}
+        self._written: dict[tuple[str, str], datetime] = {}
 
     def put_subscription(self, stored: StoredSubscription) -> None:
         """Create or replace a subscription."""
@@ -60,7 +63,7 @@ class InMemoryWebhookRepository:
         prefix = f"dlv|{name}|"
         with self._lock:
             for key in [k for k in self._deliveries if k[0] == tenant_id and k[1].startswith(prefix)]:
-                del self._deliveries[key]
+                del self._deliveries[key], self._written[key]
             return self._subs.pop((tenant_id, name), None) is not None
 
     def create_deliveries(self, deliveries: Sequence[WebhookDelivery],
@@ -74,6 +77,7 @@ class InMemoryWebhookRepository:
                 if key in self._deliveries:
                     continue
                 stored = self._deliveries[key] = Stored(delivery, _etag())
+                self._written[key] = self._clock()
                 created.append(stored)
         return created
 
@@ -94,6 +98,7 @@ class InMemoryWebhookRepository:
             if current is None or current.etag != etag:
                 raise ConcurrentUpdate("the delivery changed meanwhile")
             stored = self._deliveries[key] = Stored(delivery, _etag())
+            self._written[key] = self._clock()
             return stored.etag
 
     def _range(self, tenant_id: str, prefix: str) -> builtins.list[tuple[str, Stored[WebhookDelivery]]]:
@@ -121,3 +126,14 @@ class InMemoryWebhookRepository:
         """Return up to ``top`` pending deliveries of one tenant that are due."""
         return [s for _, s in self._range(tenant_id, "dlv|")
                 if s.value.state == DeliveryState.PENDING and s.value.due_at <= due_by][:top]
+
+    def delete_delivered(self, *, tenant_id: str, written_before: datetime, top: int = 1000) -> int:
+        """Delete up to ``top`` delivered deliveries of one tenant last written before ``written_before``."""
+        with self._lock:
+            doomed = [key for key, stored in sorted(self._deliveries.items())
+                      if key[0] == tenant_id and key[1].startswith("dlv|")
+                      and stored.value.state == DeliveryState.DELIVERED
+                      and self._written[key] < written_before][:top]
+            for key in doomed:
+                del self._deliveries[key], self._written[key]
+        return len(doomed)

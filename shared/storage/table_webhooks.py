@@ -44,6 +44,8 @@ _SUB_RANGE = prefix_range(SUBSCRIPTION_PREFIX)
 _DLV_RANGE = prefix_range(DELIVERY_PREFIX)
 _RANGE_FILTER = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
 _DUE_FILTER = _RANGE_FILTER + " and State eq @pending and DueAt le @due"
+# ``Timestamp`` is the service's last-modified time of the row: a delivered row is not written again.
+_DELIVERED_FILTER = _RANGE_FILTER + " and State eq @delivered and Timestamp lt @before"
 
 
 def delivery_row_key(subscription: str, run_id: str, status: str) -> str:
@@ -104,13 +106,15 @@ class TableWebhookRepository:
         bounds = prefix_range(f"{DELIVERY_PREFIX}{name}|")
         rows = self._table.query_entities(_RANGE_FILTER, parameters={"pk": tenant_id, **bounds},
                                           select=["PartitionKey", "RowKey"])
-        keys = [str(e["RowKey"]) for e in rows]
-        for start in range(0, len(keys), 100):  # at most 100 operations per transaction
-            submit_transaction(self._table, [("delete", {"PartitionKey": tenant_id, "RowKey": key})
-                                             for key in keys[start:start + 100]])
+        self._delete_rows(tenant_id, [str(e["RowKey"]) for e in rows])
         existed = get_entity(self._table, tenant_id, SUBSCRIPTION_PREFIX + name) is not None
         self._table.delete_entity(partition_key=tenant_id, row_key=SUBSCRIPTION_PREFIX + name)
         return existed
+
+    def _delete_rows(self, tenant_id: str, row_keys: Sequence[str]) -> None:
+        for start in range(0, len(row_keys), 100):  # at most 100 operations per transaction
+            submit_transaction(self._table, [("delete", {"PartitionKey": tenant_id, "RowKey": key})
+                                             for key in row_keys[start:start + 100]])
 
     def create_deliveries(self, deliveries: Sequence[WebhookDelivery],
                           ) -> builtins.list[Stored[WebhookDelivery]]:
@@ -174,3 +178,14 @@ class TableWebhookRepository:
             _DUE_FILTER, parameters={"pk": tenant_id, **_DLV_RANGE, "pending": str(DeliveryState.PENDING),
                                      "due": due_by}, results_per_page=top)
         return [Stored(_delivery_from(e), etag_of(e)) for e in itertools.islice(entities, top)]
+
+    def delete_delivered(self, *, tenant_id: str, written_before: datetime, top: int = 1000) -> int:
+        """Delete up to ``top`` delivered deliveries of one tenant last written before ``written_before``."""
+        validate_key(tenant_id, what="tenant id")
+        rows = self._table.query_entities(
+            _DELIVERED_FILTER, parameters={"pk": tenant_id, **_DLV_RANGE, "before": written_before,
+                                           "delivered": str(DeliveryState.DELIVERED)},
+            select=["PartitionKey", "RowKey"], results_per_page=min(top, 1000))
+        keys = [str(e["RowKey"]) for e in itertools.islice(rows, top)]
+        self._delete_rows(tenant_id, keys)
+        return len(keys)

@@ -9,6 +9,7 @@ from email.utils import formatdate
 import httpx
 import pytest
 
+from shared.domain.capture import DEFAULT_RETRY_DELAY_SECONDS
 from shared.graph import (
     GraphAuthError,
     GraphBadRequest,
@@ -19,7 +20,6 @@ from shared.graph import (
     GraphThrottled,
     RetryPolicy,
 )
-from shared.domain.capture import DEFAULT_RETRY_DELAY_SECONDS
 from shared.graph.retry import parse_retry_after, wait_before_retry
 from tests.graph.scripted import REQUEST_ID, graph_error, make_client
 

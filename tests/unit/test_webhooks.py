@@ -211,10 +211,11 @@ class Webhooks(RunsHarness):
     """A RunService whose sinks are the notifications and a webhook service over in-memory storage."""
 
     sender: ScriptedSender = field(default_factory=ScriptedSender)
-    repo: InMemoryWebhookRepository = field(default_factory=InMemoryWebhookRepository)
+    repo: InMemoryWebhookRepository = field(init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.repo = InMemoryWebhookRepository(clock=self.clock)
         self.box = SecretBox(SecretBox.generate_key())
         self.webhooks = WebhookService(
             repository=self.repo, read_run=self.read_run, sender=self.sender, clock=self.clock,
@@ -303,6 +304,20 @@ class TestDelivery:
         assert w.runs.list_run_outbox(tenant_id=TENANT, run_id=run.id) == []
         states = [d.state for d in w.repo.list_deliveries(tenant_id=TENANT, subscription="flow").items]
         assert states == [DeliveryState.DELIVERED] * 3
+
+    async def test_delivered_events_are_pruned_after_the_retention_and_nothing_owed_is(self, w):
+        w.subscribe()
+        old = await w.start()
+        w.service.complete(tenant_id=TENANT, run_id=old.id)
+        w.sender.answers.append(DeliveryResponse(500))
+        stuck = await w.start()  # its "queued" stays pending, owed to the receiver
+        w.clock.advance(days=29)
+        assert w.webhooks.prune_delivered() == 0
+        w.clock.advance(days=2)
+        assert w.webhooks.prune_delivered() == 2
+        left = w.repo.list_deliveries(tenant_id=TENANT, subscription="flow").items
+        assert [(d.event_id, d.state) for d in left] == [(f"{stuck.id}:queued", DeliveryState.PENDING)]
+        assert w.webhooks.prune_delivered() == 0
 
     async def test_filters_pick_events_kinds_and_statuses(self, w):
         w.subscribe("failures", events=["run.completed"], filters={"statuses": ["failed"]})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,6 +19,8 @@ from shared.errors import ConcurrentUpdate
 from shared.ports import OutboxEntry, RunRepository, StoredSubscription, WebhookRepository
 from shared.services.runs import event_slot
 from tests.unit.storage_contract import T0, TENANT, claim_for, make_run
+
+OTHER_TENANT = "33333333-3333-3333-3333-333333333333"
 
 __all__ = ["check_event_rows", "check_webhook_repository"]
 
@@ -68,6 +70,20 @@ def check_webhook_repository(repo: WebhookRepository) -> None:
     assert first.continuation is not None
     rest = repo.list_deliveries(tenant_id=TENANT, subscription="flow", top=2, continuation=first.continuation)
     assert [d.run_id for d in rest.items] == [run_b]
+
+    # Retention: delivered rows last written before the cut-off go (the store's own write time, as the
+    # table service's Timestamp); pending and parked ones stay whatever their age.
+    queued = repo.get_delivery(tenant_id=TENANT, subscription="flow", event_id=f"{run_a}:queued")
+    assert queued is not None
+    repo.update_delivery(queued.value.model_copy(update={"state": DeliveryState.DELIVERED}), etag=queued.etag)
+    hour_ago, in_an_hour = datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)
+    assert repo.delete_delivered(tenant_id=TENANT, written_before=hour_ago) == 0
+    assert repo.delete_delivered(tenant_id=OTHER_TENANT, written_before=in_an_hour) == 0
+    assert repo.delete_delivered(tenant_id=TENANT, written_before=in_an_hour) == 1
+    assert repo.get_delivery(tenant_id=TENANT, subscription="flow", event_id=f"{run_a}:queued") is None
+    kept = repo.list_deliveries(tenant_id=TENANT, subscription="flow").items
+    assert [(d.event_id, d.state) for d in kept] == [(f"{run_a}:succeeded", DeliveryState.PARKED),
+                                                      (f"{run_b}:running", DeliveryState.PENDING)]
 
     assert repo.delete_subscription(tenant_id=TENANT, name="flow") is True
     assert repo.get_subscription(tenant_id=TENANT, name="flow") is None
