@@ -146,6 +146,10 @@ def resolve(method: str, version: str, path: str) -> Resolved:
     return Resolved(spec=spec, rest=rest, write=method.upper() != "GET")
 
 
+# The app category an ``@odata.id`` names: ``.../mobileAppCategories/{id}`` or ``...Categories('{id}')``.
+_CATEGORY_REF = re.compile(r"/deviceAppManagement/mobileAppCategories(?:/|\(')(?P<id>[^/'()]+)'?\)?$")
+
+
 def _clean(obj: Item) -> Item:
     return {k: v for k, v in obj.items() if not k.startswith("_")}
 
@@ -1417,6 +1421,38 @@ class GraphRouter:
                     "dependentAppCount": 0, "supersedingAppCount": 0, "supersededAppCount": 0,
                     "categories": [], "largeIcon": obj.get("largeIcon")})
 
+    def sub_mobileApps(self, req: GraphRequest, _spec: CollectionSpec, obj: Item, rest: list[str],
+                       method: str) -> GraphResponse | None:
+        """An app's category references, 204 each.
+
+        ``POST categories/$ref`` adds the category its ``@odata.id`` names; ``DELETE categories/{id}/$ref``
+        removes one.
+        """
+        categories: list[Item] = obj.setdefault("categories", [])
+        if rest == ["categories", "$ref"]:
+            if method != "POST":
+                raise self.method_not_allowed()
+            target = str(_require_dict(req.body).get("@odata.id") or "")
+            found = _CATEGORY_REF.search(target)
+            category = req.tenant.find("mobileAppCategories", found.group("id")) if found else None
+            if category is None:
+                raise GraphError(400, "BadRequest", "The @odata.id does not name an app category of "
+                                 "this tenant.", nested=True)
+            if not any(c.get("id") == category["id"] for c in categories):
+                categories.append(dict(category))
+                self.state.mark_dirty()
+            return GraphResponse(204)
+        if len(rest) == 3 and rest[0] == "categories" and rest[2] == "$ref":
+            if method != "DELETE":
+                raise self.method_not_allowed()
+            kept = [c for c in categories if c.get("id") != rest[1]]
+            if len(kept) == len(categories):
+                raise GraphError(404, "ResourceNotFound", "The app is not in that category.", nested=True)
+            obj["categories"] = kept
+            self.state.mark_dirty()
+            return GraphResponse(204)
+        return None
+
     @staticmethod
     def init_mobileAppConfigurations(req: GraphRequest, obj: Item) -> None:
         """An app configuration targets apps of this tenant."""
@@ -1444,10 +1480,19 @@ class GraphRouter:
     def sub_windowsInformationProtectionPolicies(
             self, req: GraphRequest, spec: CollectionSpec, obj: Item, rest: list[str],
             method: str) -> GraphResponse | None:
-        """``/protectedAppLockerFiles`` and ``/exemptAppLockerFiles``: list, POST one file (201)."""
-        if len(rest) != 1 or rest[0] not in ("protectedAppLockerFiles", "exemptAppLockerFiles"):
+        """``/protectedAppLockerFiles`` and ``/exemptAppLockerFiles``: list, POST (201), DELETE one (204)."""
+        if len(rest) not in (1, 2) or rest[0] not in ("protectedAppLockerFiles", "exemptAppLockerFiles"):
             return None
         files: list[Item] = obj.setdefault(rest[0], [])
+        if len(rest) == 2:
+            if method != "DELETE":
+                raise self.method_not_allowed()
+            kept = [f for f in files if f.get("id") != rest[1]]
+            if len(kept) == len(files):
+                raise GraphError(404, "ResourceNotFound", "No such AppLocker file.", nested=True)
+            obj[rest[0]] = kept
+            self.touch(spec, obj)
+            return GraphResponse(204)
         if method == "GET":
             return self.nav_list(req, spec, obj, rest[0], files)
         if method == "POST":

@@ -317,6 +317,9 @@ _APP_READ_ONLY: Final[tuple[str, ...]] = (
     "committedContentVersion", "size", "categories", "categories@odata.context",
 )
 _WIP_APPLOCKER = "protectedAppLockerFiles,exemptAppLockerFiles"
+# Each file is posted to its collection once the policy exists.
+_WIP_APPLOCKER_WRITES = _params(protectedAppLockerFiles="protectedAppLockerFiles",
+                                exemptAppLockerFiles="exemptAppLockerFiles")
 _WIP_STRIP: Final[tuple[str, ...]] = (
     "protectedAppLockerFiles", "protectedAppLockerFiles@odata.context", "exemptAppLockerFiles",
     "exemptAppLockerFiles@odata.context", "deployedAppCount",
@@ -869,6 +872,8 @@ _TYPES: tuple[PolicyType, ...] = (
         read_steps=(ItemGet(_params(**{"$expand": "categories"})),),
         assignments=AssignmentSpec(body_key="mobileAppAssignments", write_status=204),
         strip_on_restore=_APP_READ_ONLY,
+        # Categories are references to the tenant's categories, matched by name (app categories come first).
+        child_writes=_params(categories="categories/$ref"),
         restore_order=60,
     ),
     PolicyType(
@@ -925,6 +930,7 @@ _TYPES: tuple[PolicyType, ...] = (
         read_steps=(ItemGet(_params(**{"$expand": _WIP_APPLOCKER})),),
         assignments=AssignmentSpec(write_status=204),
         strip_on_restore=_WIP_STRIP,
+        child_writes=_WIP_APPLOCKER_WRITES,
     ),
     PolicyType(
         key="mdmWipPolicy",
@@ -937,6 +943,7 @@ _TYPES: tuple[PolicyType, ...] = (
         read_steps=(ItemGet(_params(**{"$expand": _WIP_APPLOCKER})),),
         assignments=AssignmentSpec(write_status=204),
         strip_on_restore=_WIP_STRIP,
+        child_writes=_WIP_APPLOCKER_WRITES,
     ),
     # ---------------------------------------------------------------- Apple updates and enrollment
     PolicyType(

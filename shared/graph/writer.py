@@ -24,6 +24,12 @@ logger = logging.getLogger(__name__)
 _SUB_OBJECT_STAMPS = frozenset({"id", "createdDateTime", "lastModifiedDateTime", "version", "status",
                                 "errorCode"})
 _GRAPH = "https://graph.microsoft.com"
+# An app's categories: references to the tenant's app categories, added one by one.
+_CATEGORY_REFS = "categories/$ref"
+_APP_CATEGORIES = "deviceAppManagement/mobileAppCategories"
+# A WIP policy's AppLocker files: navigation collections, one POST per file.
+_APPLOCKER_FILES = frozenset({"protectedAppLockerFiles", "exemptAppLockerFiles"})
+_APPLOCKER_FIELDS = ("displayName", "fileHash", "file", "version")
 
 
 class GraphWriteApi(Protocol):
@@ -43,6 +49,14 @@ class GraphWriteApi(Protocol):
 
     async def put(self, url: str, *, json_body: Any) -> GraphResponse:
         """PUT."""
+        ...
+
+    async def delete(self, url: str) -> GraphResponse:
+        """DELETE."""
+        ...
+
+    async def get_all(self, url: str, *, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """GET every page of a collection."""
         ...
 
 
@@ -166,6 +180,18 @@ def _child_requests(path: str, value: Any, captured: Mapping[str, Any],
                 calls.append(("PATCH", f"{path}/{found['id']}",
                               {k: v for k, v in body.items() if k != "locale"}))
         return calls
+    if path in _APPLOCKER_FILES:
+        # Files are posted one by one and have no natural key but what they hold.
+        def identity(file: Mapping[str, Any]) -> tuple[Any, ...]:
+            return tuple(file.get(k) for k in _APPLOCKER_FIELDS)
+
+        present = {identity(f): f for f in (current or {}).get(path) or [] if isinstance(f, dict)}
+        wanted = {identity(f) for f in value if isinstance(f, dict)}
+        calls = [("POST", path, {k: f[k] for k in _APPLOCKER_FIELDS if k in f})
+                 for f in value if isinstance(f, dict) and identity(f) not in present]
+        calls += [("DELETE", f"{path}/{f['id']}", None) for key, f in present.items()
+                  if key not in wanted and f.get("id")]
+        return calls
     if path == "update":
         items = [str(i["id"]) for i in (current or {}).get("items") or [] if "id" in i]
         return [("POST", path, {"addedPolicySetItems": _clean(value), "updatedPolicySetItems": [],
@@ -196,6 +222,8 @@ class PolicyWriter:
             return await self._client.post(url, json_body=body, idempotent=idempotent)
         if method == "PATCH":
             return await self._client.patch(url, json_body=body)
+        if method == "DELETE":
+            return await self._client.delete(url)
         return await self._client.put(url, json_body=body)
 
     async def create(self, type_key: str, captured: Mapping[str, Any]) -> str:
@@ -246,8 +274,38 @@ class PolicyWriter:
         for prop, path in policy_type.child_writes.items():
             if prop in sent or prop not in captured:
                 continue
+            if path == _CATEGORY_REFS:
+                await self._categories(item_url, captured[prop], current)
+                continue
             for method, relative, body in _child_requests(path, captured[prop], captured, current):
                 await self._write(method, f"{item_url}/{relative}", body, idempotent=True)
+
+    async def _categories(self, item_url: str, captured: Any, current: Mapping[str, Any] | None) -> None:
+        """File an app under the categories it had, and only those, matched by display name.
+
+        An app's categories are references (``categories/$ref``), and a category's id is the tenant's own:
+        in another tenant, or once a deleted category was restored anew, the backup's ids name nothing. A
+        category the tenant does not have is left out (a whole-set restore writes categories first).
+        """
+        wanted = {str(c["displayName"]) for c in captured or []
+                  if isinstance(c, dict) and c.get("displayName")}
+        filed = {str(c["displayName"]): str(c["id"]) for c in (current or {}).get("categories") or []
+                 if isinstance(c, dict) and c.get("displayName") and c.get("id")}
+        if wanted == set(filed):
+            return
+        if wanted - set(filed):
+            tenant = {str(c["displayName"]): str(c["id"])
+                      for c in await self._client.get_all(f"/beta/{_APP_CATEGORIES}")
+                      if c.get("displayName") and c.get("id")}
+            missing = wanted - set(filed) - set(tenant)
+            if missing:
+                logger.warning("app categories not in the tenant, left out count=%d", len(missing))
+            for name in sorted(wanted - set(filed) - missing):
+                await self._write("POST", f"{item_url}/{_CATEGORY_REFS}",
+                                  {"@odata.id": f"{_GRAPH}/beta/{_APP_CATEGORIES}/{tenant[name]}"},
+                                  idempotent=True)
+        for name in sorted(set(filed) - wanted):
+            await self._write("DELETE", f"{item_url}/categories/{filed[name]}/$ref", None)
 
     async def assign(self, type_key: str, target_id: str, odata_type: str | None,
                      assignments: list[dict[str, Any]], *,

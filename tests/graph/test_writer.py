@@ -32,6 +32,8 @@ class RecordingClient:
     new_id: str = "new-1"
     calls: list[Call] = field(default_factory=list)
     answer_body: Any = None
+    # What a collection read (``get_all``) answers.
+    collection: list[dict[str, Any]] = field(default_factory=list)
 
     async def get(self, url: str, *, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         self.calls.append(Call("GET", url, params))
@@ -52,6 +54,14 @@ class RecordingClient:
     async def put(self, url: str, *, json_body: Any) -> GraphResponse:
         self.calls.append(Call("PUT", url, json_body))
         return GraphResponse(status_code=204, headers=httpx.Headers(), body=None)
+
+    async def delete(self, url: str) -> GraphResponse:
+        self.calls.append(Call("DELETE", url, None))
+        return GraphResponse(status_code=204, headers=httpx.Headers(), body=None)
+
+    async def get_all(self, url: str, *, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        self.calls.append(Call("GET", url, params))
+        return list(self.collection)
 
     def requests(self) -> list[tuple[str, str]]:
         return [(c.method, c.url) for c in self.calls]
@@ -632,6 +642,87 @@ async def test_tenant_settings_are_written_through_device_management(
     }
 
 
+APPS = "/beta/deviceAppManagement/mobileApps"
+CATEGORIES = "/beta/deviceAppManagement/mobileAppCategories"
+WEB_APP = {**STAMPS, "@odata.type": "#microsoft.graph.webApp", "displayName": "Portal", "publisher": "Us",
+           "appUrl": "https://portal.example.com", "categories@odata.context": "x"}
+
+
+def _category(category_id: str, name: str) -> dict[str, Any]:
+    return {"@odata.type": "#microsoft.graph.mobileAppCategory", "id": category_id, "displayName": name}
+
+
+async def test_a_created_app_is_filed_under_the_target_tenants_categories_of_the_same_names(
+        writer: PolicyWriter, client: RecordingClient) -> None:
+    # The backup's category ids are another tenant's; only the names mean the same thing here.
+    client.collection = [_category("t-hr", "HR"), _category("t-it", "IT"), _category("t-ops", "Ops")]
+    captured = {**WEB_APP, "categories": [_category("s-it", "IT"), _category("s-hr", "HR"),
+                                          _category("s-gone", "Not here")]}
+    assert await writer.create("mobileApp", captured) == "new-1"
+    post = client.calls[0]
+    assert (post.method, post.url) == ("POST", APPS)
+    assert "categories" not in post.body
+    assert client.requests()[1:] == [("GET", CATEGORIES), ("POST", f"{APPS}/new-1/categories/$ref"),
+                                     ("POST", f"{APPS}/new-1/categories/$ref")]
+    assert [c.body for c in client.calls[2:]] == [
+        {"@odata.id": f"{GRAPH}/beta/deviceAppManagement/mobileAppCategories/t-hr"},
+        {"@odata.id": f"{GRAPH}/beta/deviceAppManagement/mobileAppCategories/t-it"}]
+
+
+async def test_an_updated_app_gains_and_loses_categories_to_match_the_backup(
+        writer: PolicyWriter, client: RecordingClient) -> None:
+    client.collection = [_category("t-hr", "HR"), _category("t-it", "IT"), _category("t-ops", "Ops")]
+    captured = {**WEB_APP, "categories": [_category("s-it", "IT"), _category("s-hr", "HR")]}
+    current = {**WEB_APP, "id": "a-1", "categories": [_category("t-it", "IT"), _category("t-ops", "Ops")]}
+    await writer.update("mobileApp", "a-1", captured, current)
+    assert client.requests() == [("PATCH", f"{APPS}/a-1"), ("GET", CATEGORIES),
+                                 ("POST", f"{APPS}/a-1/categories/$ref"),
+                                 ("DELETE", f"{APPS}/a-1/categories/t-ops/$ref")]
+    assert client.calls[2].body == {"@odata.id": f"{GRAPH}/beta/deviceAppManagement/mobileAppCategories/t-hr"}
+
+
+async def test_an_app_already_in_its_categories_reads_and_writes_nothing_more(
+        writer: PolicyWriter, client: RecordingClient) -> None:
+    captured = {**WEB_APP, "categories": [_category("s-it", "IT")]}
+    await writer.update("mobileApp", "a-1", captured, {"categories": [_category("t-it", "IT")]})
+    assert client.requests() == [("PATCH", f"{APPS}/a-1")]
+
+
+WIP = "/beta/deviceAppManagement/windowsInformationProtectionPolicies"
+
+
+def _applocker(name: str, file_hash: str, file_id: str | None = None) -> dict[str, Any]:
+    return {"@odata.type": "#microsoft.graph.windowsInformationProtectionAppLockerFile",
+            "displayName": name, "fileHash": file_hash, "file": "PEFwcExvY2tlcj4=", "version": "1",
+            **({"id": file_id} if file_id else {})}
+
+
+async def test_a_created_wip_policy_gets_its_applocker_files_one_by_one(
+        writer: PolicyWriter, client: RecordingClient) -> None:
+    captured = {**STAMPS, "@odata.type": "#microsoft.graph.windowsInformationProtectionPolicy",
+                "displayName": "WIP", "protectedAppLockerFiles": [_applocker("Allow", "h1", "s-1")],
+                "exemptAppLockerFiles": [_applocker("Exempt", "h2", "s-2")],
+                "protectedAppLockerFiles@odata.context": "x"}
+    await writer.create("wipPolicy", captured)
+    assert "protectedAppLockerFiles" not in client.calls[0].body
+    assert client.requests()[1:] == [("POST", f"{WIP}/new-1/protectedAppLockerFiles"),
+                                     ("POST", f"{WIP}/new-1/exemptAppLockerFiles")]
+    assert client.calls[1].body == {k: v for k, v in _applocker("Allow", "h1").items() if k != "@odata.type"}
+
+
+async def test_a_wip_update_adds_missing_applocker_files_and_removes_the_others(
+        writer: PolicyWriter, client: RecordingClient) -> None:
+    captured = {"@odata.type": "#microsoft.graph.windowsInformationProtectionPolicy", "displayName": "WIP",
+                "protectedAppLockerFiles": [_applocker("Keep", "h1", "s-1"), _applocker("New", "h3", "s-3")],
+                "exemptAppLockerFiles": []}
+    current = {"protectedAppLockerFiles": [_applocker("Keep", "h1", "t-1"), _applocker("Old", "h9", "t-9")],
+               "exemptAppLockerFiles": []}
+    await writer.update("wipPolicy", "w-1", captured, current)
+    assert client.requests() == [("PATCH", f"{WIP}/w-1"), ("POST", f"{WIP}/w-1/protectedAppLockerFiles"),
+                                 ("DELETE", f"{WIP}/w-1/protectedAppLockerFiles/t-9")]
+    assert client.calls[1].body["displayName"] == "New"
+
+
 def test_body_builders_follow_the_catalog_strip_lists() -> None:
     compliance = CATALOG["compliancePolicy"]
     captured = {
@@ -664,6 +755,10 @@ def test_unrestorable_properties_leave_out_what_other_calls_write() -> None:
     assert "roleScopeTags" not in unrestorable_properties(CATALOG["roleAssignment"])
     assert "settingCount" in unrestorable_properties(CATALOG["settingsCatalog"])
     assert unrestorable_properties(CATALOG["deviceConfiguration"]) == frozenset()
+    assert "categories" not in unrestorable_properties(CATALOG["mobileApp"])
+    assert "categories" in unrestorable_properties(CATALOG["contentApp"])
+    assert unrestorable_properties(CATALOG["wipPolicy"]) == frozenset(
+        {"protectedAppLockerFiles@odata.context", "exemptAppLockerFiles@odata.context", "deployedAppCount"})
 
 
 # ------------------------------------------------------------------------------ assignments

@@ -162,6 +162,35 @@ def test_app_creates_need_what_locates_the_app(graph):
                                                   "uploadState": 1}).status_code == 400
 
 
+def test_apps_are_filed_under_categories_by_reference(graph, sim):
+    client = graph()
+    categories = {c["displayName"]: c["id"] for c in client.get(f"{DAM}/mobileAppCategories").json()["value"]}
+    first, second = sorted(categories)[:2]
+    created = client.post(f"{DAM}/mobileApps", json={
+        "@odata.type": "#microsoft.graph.webApp", "displayName": "Filed", "publisher": "Contoso",
+        "appUrl": "https://filed.example"}).json()
+    app = f"{DAM}/mobileApps/{created['id']}"
+
+    def filed() -> list[str]:
+        expanded = client.get(app, params={"$expand": "categories"}).json()
+        return sorted(c["displayName"] for c in expanded["categories"])
+
+    refs = f"{app}/categories/$ref"
+    for name, form in ((first, "{base}/beta/deviceAppManagement/mobileAppCategories/{id}"),
+                       (second, "{base}/beta/deviceAppManagement/mobileAppCategories('{id}')")):
+        odata_id = form.format(base="https://graph.microsoft.com", id=categories[name])
+        assert client.post(refs, json={"@odata.id": odata_id}).status_code == 204
+    assert filed() == [first, second]
+    unknown = "https://graph.microsoft.com/beta/deviceAppManagement/mobileAppCategories/nope"
+    assert client.post(refs, json={"@odata.id": unknown}).status_code == 400
+    assert client.post(refs, json={"@odata.id": f"https://graph.microsoft.com/beta/{DM}/deviceCategories/"
+                                                f"{categories[first]}"}).status_code == 400
+    assert client.delete(f"{app}/categories/{categories[first]}/$ref").status_code == 204
+    assert filed() == [second]
+    assert client.delete(f"{app}/categories/{categories[first]}/$ref").status_code == 404
+    assert client.get(refs).status_code == 405
+
+
 def test_device_app_configurations_must_target_apps_of_the_tenant(graph):
     client = graph()
     body = {"@odata.type": "#microsoft.graph.iosMobileAppConfiguration", "displayName": "Cfg",
@@ -190,6 +219,9 @@ def test_wip_applocker_files_are_navigations_written_one_by_one(graph, sim):
         assert listed["@odata.context"] == (f"{sim.base_url}/beta/$metadata#deviceAppManagement/"
                                             f"{collection}('{policy['id']}')/exemptAppLockerFiles")
         assert [f["displayName"] for f in listed["value"]] == ["Exempt"]
+        assert client.delete(f"{files}/{listed['value'][0]['id']}").status_code == 204
+        assert client.get(files).json()["value"] == []
+        assert client.delete(f"{files}/{listed['value'][0]['id']}").status_code == 404
         bad = client.post(f"{DAM}/{collection}", json={"displayName": "WIP", "enforcementLevel": "strict"})
         assert bad.status_code == 400
 
