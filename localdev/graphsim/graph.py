@@ -293,6 +293,10 @@ class GraphRouter:
                         "scheduledActionConfigurations", [])
                 rules.append(r)
             return rules
+        if nav == "categories" and spec.name == "mobileApps":
+            # References: what each category is now, and nothing of one deleted since.
+            found = [req.tenant.find("mobileAppCategories", str(c.get("id", ""))) for c in obj.get(nav, [])]
+            return [_clean(c) for c in found if c is not None]
         if nav == "categories" and spec.name == "intents":
             template = req.tenant.find("templates", obj.get("templateId", ""))
             return [_clean(c) for c in (template or {}).get("categories", [])]

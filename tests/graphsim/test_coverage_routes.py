@@ -189,6 +189,12 @@ def test_apps_are_filed_under_categories_by_reference(graph, sim):
     assert filed() == [second]
     assert client.delete(f"{app}/categories/{categories[first]}/$ref").status_code == 404
     assert client.get(refs).status_code == 405
+    # References, not copies: a renamed category shows its new name, a deleted one is gone.
+    category = f"{DAM}/mobileAppCategories/{categories[second]}"
+    assert client.patch(category, json={"displayName": "Renamed"}).status_code == 204
+    assert filed() == ["Renamed"]
+    assert client.delete(category).status_code == 204
+    assert filed() == []
 
 
 def test_device_app_configurations_must_target_apps_of_the_tenant(graph):
