@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,6 +87,9 @@ logger = logging.getLogger(__name__)
 
 RESTORE_NORMAL_FORM = restore_normal_form(POLICY_NORMAL_FORM)
 _READ_PAGE = 1000
+# Apps are filed under app categories by name (``categories/$ref``).
+_APP_TYPE = "mobileApp"
+_CATEGORY_TYPE = "mobileAppCategory"
 # Plans held per process, by content hash (an execution's item activities read the same plan).
 _PLAN_CACHE_SIZE = 8
 _BUILTIN_SCOPE_TAG = "0"
@@ -286,6 +289,7 @@ class RestoreService:
             scope_tags = await self._scope_tag_map(source, reader, bodies.values())
             foundation_targets["scope_tags"] = {**scope_tags, **foundation_targets["scope_tags"]}
         definitions, missing = ({}, {}) if same_tenant else await self._definition_map(client, bodies)
+        app_categories = await self._app_category_names(items, bodies, live, reader)
         planned: list[PlanItem] = []
         for item in items:
             planned_item = await self._plan_item(
@@ -300,6 +304,13 @@ class RestoreService:
                     *planned_item.warnings,
                     "scope tags with no counterpart of the same name in the tenant are left out: "
                     + ", ".join(lost_tags)]})
+            lost_categories = sorted(_category_names(bodies[item.item_id]) - app_categories) \
+                if item.policy_type == _APP_TYPE and planned_item.action in ("create", "update") else []
+            if lost_categories:
+                planned_item = planned_item.model_copy(update={"warnings": [
+                    *planned_item.warnings,
+                    "app categories with no counterpart of the same name in the tenant are left out: "
+                    + ", ".join(lost_categories)]})
             if missing.get(item.item_id) and planned_item.action in ("create", "update"):
                 planned_item = planned_item.model_copy(update={
                     "action": "conflict",
@@ -313,6 +324,24 @@ class RestoreService:
                            scope_tag_map=scope_tags,
                            set_fingerprint=set_fingerprint,
                            live_fingerprint=live_fingerprint), ""
+
+    @staticmethod
+    async def _app_category_names(items: Sequence[BackupSetItem], bodies: Mapping[str, Mapping[str, Any]],
+                                  live: Mapping[str, tuple[set[str], dict[str, list[str]]]],
+                                  reader: PolicyReader) -> set[str]:
+        """The app categories an app may be filed under once the plan ran: the tenant's and the plan's own.
+
+        The writer files apps by category name (see :meth:`PolicyWriter._categories`); the tenant's
+        categories are read only when the plan has apps but no categories of its own to list them.
+        """
+        if not any(i.policy_type == _APP_TYPE for i in items):
+            return set()
+        if _CATEGORY_TYPE in live:
+            names = set(live[_CATEGORY_TYPE][1])
+        else:
+            names = {s.name for s in await reader.list_policies(_CATEGORY_TYPE)}
+        return names | {str(bodies[i.item_id].get("displayName")) for i in items
+                        if i.policy_type == _CATEGORY_TYPE}
 
     async def _plan_item(self, item: BackupSetItem, body: dict[str, Any],
                          live: Mapping[str, tuple[set[str], dict[str, list[str]]]],
@@ -864,6 +893,12 @@ def _after_hash(item: PlanItem, action: AuditAction, written: Mapping[str, Any])
         return hashlib.sha256(canonical_text(written).encode("utf-8")).hexdigest()
     return normal_hash(written, RESTORE_NORMAL_FORM,
                        unwritable=unrestorable_properties(CATALOG[item.policy_type]))
+
+
+def _category_names(body: Mapping[str, Any]) -> set[str]:
+    """The names of the app categories a captured app is filed under."""
+    return {str(c["displayName"]) for c in body.get("categories") or []
+            if isinstance(c, dict) and c.get("displayName")}
 
 
 def _scope_tags_of(body: Mapping[str, Any]) -> list[str]:

@@ -183,6 +183,38 @@ def test_cross_tenant_restore_remaps_groups_filters_and_scope_tags_and_reports_w
     assert admin_oid
 
 
+def test_an_app_is_filed_under_the_categories_the_tenant_has_and_the_preview_names_the_others(
+        stack: Stack, tenant: str, backup: dict[str, Any]) -> None:
+    # Another tenant with the same names; the category of one app is gone there, and only the app is restored.
+    other = stack.new_customer_tenant(seed=3)
+    api, oid = stack.user(other, "admin", name="Ada Admin")
+    stack.grant(tenant, oid, "reader")
+    categories = {c["id"]: c["displayName"] for c in stack.objects(tenant, "mobileAppCategory")}
+    app = next(a for a in stack.objects(tenant, "mobileApp")
+               if a.get("categories") and all(c["id"] in categories for c in a["categories"]))
+    [lost] = [categories[c["id"]] for c in app["categories"]]
+    kept = next(name for name in categories.values() if name != lost)
+    target_categories = _by_name(stack.objects(other, "mobileAppCategory"))
+    stack.mutate(other, {"op": "delete", "type": "mobileAppCategory", "id": target_categories[lost]["id"]})
+    twin = _by_name(stack.objects(other, "mobileApp"))[app["displayName"]]
+    # The twin is filed under another category, which the backup's app does not have.
+    stack.mutate(other, {"op": "edit", "type": "mobileApp", "id": twin["id"],
+                         "patch": {"categories": [target_categories[kept]]}})
+
+    body = {"backupSetId": backup["id"], "sourceTenantId": tenant, "itemIds": [f"mobileApp:{app['id']}"]}
+    preview = _run(api, other, "restores/previews", body)
+    [item] = _plan(api, other, preview["id"])["items"]
+    assert item["action"] == "update", item
+    assert item["warnings"] == [
+        f"app categories with no counterpart of the same name in the tenant are left out: {lost}"]
+
+    done = _run(api, other, "restores", {**body, "previewRunId": preview["id"]})
+    assert done["status"] == "succeeded", done
+    refiled = next(a for a in stack.objects(other, "mobileApp") if a["id"] == twin["id"])
+    # Taken out of the category the backup does not have; the lost one could not be added.
+    assert refiled.get("categories") == []
+
+
 def test_a_second_restore_while_one_runs_is_409_and_lower_roles_are_403(
         stack: Stack, admin: Api, tenant: str, backup: dict[str, Any]) -> None:
     operator, _ = stack.user(tenant, "operator")
