@@ -30,6 +30,8 @@ _APP_CATEGORIES = "deviceAppManagement/mobileAppCategories"
 # A WIP policy's AppLocker files: navigation collections, one POST per file.
 _APPLOCKER_FILES = frozenset({"protectedAppLockerFiles", "exemptAppLockerFiles"})
 _APPLOCKER_FIELDS = ("displayName", "fileHash", "file", "version")
+# Child writes that POST a new member to a collection (not an action that replaces a whole part).
+_COLLECTION_POSTS = frozenset({"localizedNotificationMessages", *_APPLOCKER_FILES})
 
 
 class GraphWriteApi(Protocol):
@@ -278,7 +280,11 @@ class PolicyWriter:
                 await self._categories(item_url, captured[prop], current)
                 continue
             for method, relative, body in _child_requests(path, captured[prop], captured, current):
-                await self._write(method, f"{item_url}/{relative}", body, idempotent=True)
+                # Actions replace what they write, so a repeat is harmless; a POST to a collection adds
+                # one more, so it is repeated only when Graph did not process it (429, 503). Any other
+                # failure fails the item, whose next attempt reads what is there first.
+                await self._write(method, f"{item_url}/{relative}", body,
+                                  idempotent=not (method == "POST" and relative in _COLLECTION_POSTS))
 
     async def _categories(self, item_url: str, captured: Any, current: Mapping[str, Any] | None) -> None:
         """File an app under the categories it had, and only those, matched by display name.
@@ -301,9 +307,9 @@ class PolicyWriter:
             if missing:
                 logger.warning("app categories not in the tenant, left out count=%d", len(missing))
             for name in sorted(wanted - set(filed) - missing):
+                # Not repeated blindly: a reference that got through is refused the second time.
                 await self._write("POST", f"{item_url}/{_CATEGORY_REFS}",
-                                  {"@odata.id": f"{_GRAPH}/beta/{_APP_CATEGORIES}/{tenant[name]}"},
-                                  idempotent=True)
+                                  {"@odata.id": f"{_GRAPH}/beta/{_APP_CATEGORIES}/{tenant[name]}"})
         for name in sorted(set(filed) - wanted):
             await self._write("DELETE", f"{item_url}/categories/{filed[name]}/$ref", None)
 

@@ -667,6 +667,7 @@ async def test_a_created_app_is_filed_under_the_target_tenants_categories_of_the
     assert [c.body for c in client.calls[2:]] == [
         {"@odata.id": f"{GRAPH}/beta/deviceAppManagement/mobileAppCategories/t-hr"},
         {"@odata.id": f"{GRAPH}/beta/deviceAppManagement/mobileAppCategories/t-it"}]
+    assert [c.idempotent for c in client.calls[2:]] == [False, False]
 
 
 async def test_an_updated_app_gains_and_loses_categories_to_match_the_backup(
@@ -708,6 +709,8 @@ async def test_a_created_wip_policy_gets_its_applocker_files_one_by_one(
     assert client.requests()[1:] == [("POST", f"{WIP}/new-1/protectedAppLockerFiles"),
                                      ("POST", f"{WIP}/new-1/exemptAppLockerFiles")]
     assert client.calls[1].body == {k: v for k, v in _applocker("Allow", "h1").items() if k != "@odata.type"}
+    # A file that got through would be added twice by a blind repeat.
+    assert [c.idempotent for c in client.calls[1:]] == [False, False]
 
 
 async def test_a_wip_update_adds_missing_applocker_files_and_removes_the_others(
