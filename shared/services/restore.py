@@ -624,6 +624,11 @@ class RestoreService:
             summaries = await PolicyReader(client, include_assignments=False).list_policies(item.policy_type)
             adopted = [s.id for s in summaries if s.name == item.display_name]
             if len(adopted) == 1:
+                # The create got through, but its answer was lost or a part written after it (settings,
+                # files, category references) failed: bring what was made to the backup before recording it.
+                made = (await PolicyReader(client, include_assignments=False).read_policy(
+                    item.policy_type, adopted[0])).body
+                await PolicyWriter(client).update(item.policy_type, adopted[0], body, made)
                 await self._audit_write(cmd, run, item, AuditAction.RESTORE_CREATE, adopted[0], before=None,
                                         after=body)
                 await asyncio.to_thread(self._ledger_done, cmd, plan, item, adopted[0])

@@ -16,7 +16,7 @@ import pytest
 
 from localdev.stack import kill_host, restart_host, running_stack, sim_client
 from shared.graph.catalog import CATALOG
-from tests.e2e.conftest import Api, Stack, wait_terminal
+from tests.e2e.conftest import RETRY_SCALE, Api, Stack, wait_terminal
 from tests.planted_upstream_text import leaks, planted_message
 
 pytestmark = pytest.mark.e2e
@@ -28,8 +28,8 @@ _WRITES = ("POST", "PATCH", "PUT", "DELETE")
 def own_stack(azurite_connection_string: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir: Path = tmp_path_factory.mktemp("restore-stack")
     demo_secret = secrets.token_urlsafe(24)
-    with running_stack(storage=azurite_connection_string, state_dir=state_dir,
-                       demo_secret=demo_secret) as info, sim_client(info) as sim:
+    with running_stack(storage=azurite_connection_string, state_dir=state_dir, demo_secret=demo_secret,
+                       extra_env={"GRAPH_RETRY_SCALE": str(RETRY_SCALE)}) as info, sim_client(info) as sim:
         yield Stack(info=info, sim=sim, demo_secret=demo_secret)
 
 
@@ -62,6 +62,38 @@ def _items(api: Api, tenant: str, run_id: str) -> list[dict[str, Any]]:
 
 def _names(stack: Stack, tenant: str, type_key: str, prop: str = "displayName") -> Counter[str]:
     return Counter(str(o.get(prop)) for o in stack.objects(tenant, type_key))
+
+
+def test_a_create_whose_later_part_failed_is_completed_on_the_items_next_attempt(own_stack: Stack) -> None:
+    stack = own_stack
+    tenant = stack.new_customer_tenant()
+    admin, _ = stack.user(tenant, "admin")
+    app = next(a for a in stack.objects(tenant, "mobileApp")
+               if CATALOG["mobileApp"].keeps(a) and a.get("categories"))
+    filed = sorted(c["displayName"] for c in app["categories"])
+    set_id = _backup(admin, tenant)
+    stack.mutate(tenant, {"op": "delete", "type": "mobileApp", "id": app["id"]})
+    # Graph creates the app, then answers its category reference with a gateway error once: a POST that
+    # the client does not repeat, so the item is tried again and finds the app it made.
+    stack.sim.put("/_sim/faults", json={"rules": [
+        {"kind": "502", "method": "POST", "path": r"/categories/\$ref$", "tenant": tenant, "times": 1}]})
+    try:
+        started = admin.post(f"/tenants/{tenant}/restores",
+                             json={"backupSetId": set_id, "itemIds": [f"mobileApp:{app['id']}"]})
+        assert started.status_code == 202, started.text
+        done = wait_terminal(admin, started.headers["Location"], timeout=120)
+        fired = stack.sim.get("/_sim/faults").json()["rules"][0]["fired"]
+    finally:
+        stack.sim.delete("/_sim/faults")
+
+    assert fired == 1
+    assert done["status"] == "succeeded", done
+    [item] = _items(admin, tenant, done["id"])
+    assert (item["status"], item["action"], item["attempts"]) == ("succeeded", "created", 2)
+    [made] = [a for a in stack.objects(tenant, "mobileApp") if a.get("displayName") == app["displayName"]]
+    assert made["id"] == item["targetId"]
+    categories = {c["id"]: c["displayName"] for c in stack.objects(tenant, "mobileAppCategory")}
+    assert sorted(categories[c["id"]] for c in made["categories"]) == filed
 
 
 def test_refused_and_throttled_writes_end_partial_with_safe_errors_and_a_rerun_completes_them(
