@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from shared.graph.catalog import CATALOG, PolicyType
 from shared.graph.client import GraphResponse
 
-__all__ = ["GraphWriteApi", "PolicyWriter", "create_body", "unrestorable_properties", "update_body"]
+__all__ = ["GraphWriteApi", "PolicyWriter", "app_category_names", "create_body", "unrestorable_properties",
+           "update_body"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,11 @@ class GraphWriteApi(Protocol):
     async def get_all(self, url: str, *, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """GET every page of a collection."""
         ...
+
+
+def app_category_names(categories: Any) -> set[str]:
+    """The names of the app categories in an app's ``categories`` (what a restore files it under)."""
+    return {str(c["displayName"]) for c in categories or [] if isinstance(c, dict) and c.get("displayName")}
 
 
 def _clean(value: Any) -> Any:
@@ -293,8 +299,7 @@ class PolicyWriter:
         in another tenant, or once a deleted category was restored anew, the backup's ids name nothing. A
         category the tenant does not have is left out (a whole-set restore writes categories first).
         """
-        wanted = {str(c["displayName"]) for c in captured or []
-                  if isinstance(c, dict) and c.get("displayName")}
+        wanted = app_category_names(captured)
         filed = {str(c["displayName"]): str(c["id"]) for c in (current or {}).get("categories") or []
                  if isinstance(c, dict) and c.get("displayName") and c.get("id")}
         if wanted == set(filed):

@@ -75,7 +75,7 @@ from shared.graph.errors import (
 from shared.graph.reader import PolicyReader
 from shared.graph.retry import TRANSIENT_ERRORS, wait_before_retry
 from shared.graph.tenants import GraphPort
-from shared.graph.writer import PolicyWriter, unrestorable_properties
+from shared.graph.writer import PolicyWriter, app_category_names, unrestorable_properties
 from shared.ports import AuditRepository, BackupSetRepository, BlobStore, RestoreRepository, RunRepository
 from shared.services.backupsets import BackupSetNotFound
 from shared.services.capture import POLICY_NORMAL_FORM, item_error_of
@@ -304,7 +304,8 @@ class RestoreService:
                     *planned_item.warnings,
                     "scope tags with no counterpart of the same name in the tenant are left out: "
                     + ", ".join(lost_tags)]})
-            lost_categories = sorted(_category_names(bodies[item.item_id]) - app_categories) \
+            filed = app_category_names(bodies[item.item_id].get("categories"))
+            lost_categories = sorted(filed - app_categories) \
                 if item.policy_type == _APP_TYPE and planned_item.action in ("create", "update") else []
             if lost_categories:
                 planned_item = planned_item.model_copy(update={"warnings": [
@@ -621,13 +622,13 @@ class RestoreService:
         if entry is not None and entry.state == "done" and entry.target_id:
             return entry.target_id
         if entry is not None:
-            summaries = await PolicyReader(client, include_assignments=False).list_policies(item.policy_type)
+            reader = PolicyReader(client, include_assignments=False)
+            summaries = await reader.list_policies(item.policy_type)
             adopted = [s.id for s in summaries if s.name == item.display_name]
             if len(adopted) == 1:
                 # The create got through, but its answer was lost or a part written after it (settings,
                 # files, category references) failed: bring what was made to the backup before recording it.
-                made = (await PolicyReader(client, include_assignments=False).read_policy(
-                    item.policy_type, adopted[0])).body
+                made = (await reader.read_policy(item.policy_type, adopted[0])).body
                 await PolicyWriter(client).update(item.policy_type, adopted[0], body, made)
                 await self._audit_write(cmd, run, item, AuditAction.RESTORE_CREATE, adopted[0], before=None,
                                         after=body)
@@ -898,12 +899,6 @@ def _after_hash(item: PlanItem, action: AuditAction, written: Mapping[str, Any])
         return hashlib.sha256(canonical_text(written).encode("utf-8")).hexdigest()
     return normal_hash(written, RESTORE_NORMAL_FORM,
                        unwritable=unrestorable_properties(CATALOG[item.policy_type]))
-
-
-def _category_names(body: Mapping[str, Any]) -> set[str]:
-    """The names of the app categories a captured app is filed under."""
-    return {str(c["displayName"]) for c in body.get("categories") or []
-            if isinstance(c, dict) and c.get("displayName")}
 
 
 def _scope_tags_of(body: Mapping[str, Any]) -> list[str]:

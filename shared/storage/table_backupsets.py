@@ -31,7 +31,7 @@ from shared.errors import ConcurrentUpdate, InvalidRequest
 from shared.ports import Stored
 from shared.storage.keys import decode_token, encode_token, validate_key
 from shared.storage.rows import prefix_range
-from shared.storage.table_batch import submit_transaction
+from shared.storage.table_batch import delete_rows, submit_transaction
 from shared.storage.table_common import body_json, etag_of, get_entity, pack_body, page_query
 
 __all__ = [
@@ -293,9 +293,7 @@ class TableBackupSetRepository:
             _RANGE_FILTER, parameters={"pk": partition, "lo": change_row_key(backup_set_id, len(pages)),
                                        "hi": prefix_range(_change_prefix(backup_set_id))["hi"]},
             select=["RowKey"])
-        for keys in chunked([str(row["RowKey"]) for row in stale], TRANSACTION_ROWS):
-            submit_transaction(self._table, [("delete", {"PartitionKey": partition, "RowKey": key})
-                                             for key in keys])
+        delete_rows(self._table, partition, [str(row["RowKey"]) for row in stale])
 
     def list_changes(self, *, tenant_id: str, backup_set_id: str, top: int = 100,
                      continuation: str | None = None) -> Page[BackupSetChange]:
@@ -368,10 +366,7 @@ class TableBackupSetRepository:
             rows = self._table.query_entities(
                 _RANGE_FILTER, parameters={"pk": partition, **prefix_range(f"{prefix}{set_id}|")},
                 select=["PartitionKey", "RowKey"])
-            keys = [str(row["RowKey"]) for row in rows]
-            for chunk in chunked(keys, TRANSACTION_ROWS):
-                submit_transaction(self._table, [("delete", {"PartitionKey": partition, "RowKey": key})
-                                                 for key in chunk])
+            delete_rows(self._table, partition, [str(row["RowKey"]) for row in rows])
         self._table.delete_entity(partition_key=partition, row_key=row_key)  # a missing row is not an error
 
     def get_schedule(self, tenant_id: str) -> Stored[BackupSchedule] | None:

@@ -32,7 +32,7 @@ from azure.data.tables._table_batch import TableBatchOperations, TransactionOper
 
 from shared.storage.errors import storage_errors
 
-__all__ = ["InsertConflict", "insert_batch", "read_answers", "submit_transaction"]
+__all__ = ["InsertConflict", "delete_rows", "insert_batch", "read_answers", "submit_transaction"]
 
 # A status line of one operation's answer inside the multipart body. JSON bodies escape CR and LF, so a line
 # that starts this way is always a status line.
@@ -138,6 +138,13 @@ def submit_transaction(client: TableClient,
             # not be sent again.
             raise HttpResponseError(message="The transaction's answer could not be read.", response=response)
         return [dict(result) for result in client.submit_transaction(operations)]
+
+
+def delete_rows(client: TableClient, partition: str, row_keys: Sequence[str]) -> None:
+    """Delete rows of one partition, 100 to an entity-group transaction (a missing row fails its chunk)."""
+    for start in range(0, len(row_keys), 100):
+        submit_transaction(client, [("delete", {"PartitionKey": partition, "RowKey": key})
+                                    for key in row_keys[start:start + 100]])
 
 
 def read_answers(content: bytes) -> list[tuple[int, str]]:

@@ -33,7 +33,7 @@ from shared.errors import ConcurrentUpdate
 from shared.ports import Stored, StoredSubscription
 from shared.storage.keys import validate_key
 from shared.storage.rows import prefix_range
-from shared.storage.table_batch import submit_transaction
+from shared.storage.table_batch import delete_rows
 from shared.storage.table_common import body_json, etag_of, get_entity, pack_body, page_query
 
 __all__ = ["TableWebhookRepository", "delivery_row_key"]
@@ -106,15 +106,10 @@ class TableWebhookRepository:
         bounds = prefix_range(f"{DELIVERY_PREFIX}{name}|")
         rows = self._table.query_entities(_RANGE_FILTER, parameters={"pk": tenant_id, **bounds},
                                           select=["PartitionKey", "RowKey"])
-        self._delete_rows(tenant_id, [str(e["RowKey"]) for e in rows])
+        delete_rows(self._table, tenant_id, [str(e["RowKey"]) for e in rows])
         existed = get_entity(self._table, tenant_id, SUBSCRIPTION_PREFIX + name) is not None
         self._table.delete_entity(partition_key=tenant_id, row_key=SUBSCRIPTION_PREFIX + name)
         return existed
-
-    def _delete_rows(self, tenant_id: str, row_keys: Sequence[str]) -> None:
-        for start in range(0, len(row_keys), 100):  # at most 100 operations per transaction
-            submit_transaction(self._table, [("delete", {"PartitionKey": tenant_id, "RowKey": key})
-                                             for key in row_keys[start:start + 100]])
 
     def create_deliveries(self, deliveries: Sequence[WebhookDelivery],
                           ) -> builtins.list[Stored[WebhookDelivery]]:
@@ -187,5 +182,5 @@ class TableWebhookRepository:
                                            "delivered": str(DeliveryState.DELIVERED)},
             select=["PartitionKey", "RowKey"], results_per_page=min(top, 1000))
         keys = [str(e["RowKey"]) for e in itertools.islice(rows, top)]
-        self._delete_rows(tenant_id, keys)
+        delete_rows(self._table, tenant_id, keys)
         return len(keys)
